@@ -1,0 +1,95 @@
+"""Shared test fixtures and the engine/browser markers.
+
+``@pytest.mark.engine`` tests need a Docker engine: they skip with a reason when
+none answers, and fail instead when ``RUNBOOK_REQUIRE_ENGINE=1`` (CI sets it),
+so a green CI means the real thing ran. ``@pytest.mark.browser`` works the same
+way with Debian's Chromium and ``RUNBOOK_REQUIRE_BROWSER=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_APP = ROOT / "tests" / "fixtures" / "sample-app"
+CHROMIUM = os.environ.get("RUNBOOK_CHROMIUM", "/usr/bin/chromium")
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+@functools.cache
+def engine_problem() -> str | None:
+    """Why the Docker engine cannot be used, or None when it answers."""
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    try:
+        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "`docker info` timed out"
+    if proc.returncode != 0:
+        return f"no Docker engine answers ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'docker info failed'})"
+    return None
+
+
+@functools.cache
+def browser_problem() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, problem, require in (
+            ("engine", engine_problem, "RUNBOOK_REQUIRE_ENGINE"),
+            ("browser", browser_problem, "RUNBOOK_REQUIRE_BROWSER"),
+        ):
+            if item.get_closest_marker(marker) is None:
+                continue
+            reason = problem()
+            if reason is None:
+                continue
+            if _truthy(require):
+                item.add_marker(pytest.mark.usefixtures("_fail_missing_" + marker))
+            else:
+                item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
+
+
+@pytest.fixture
+def _fail_missing_engine() -> None:
+    pytest.fail(f"RUNBOOK_REQUIRE_ENGINE=1 but {engine_problem()}")
+
+
+@pytest.fixture
+def _fail_missing_browser() -> None:
+    pytest.fail(f"RUNBOOK_REQUIRE_BROWSER=1 but {browser_problem()}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """A fresh, git-initialised copy of the sample app fixture (the team's Implementation-2 repo)."""
+    dest = tmp_path / "app"
+    shutil.copytree(FIXTURE_APP, dest, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "commit", "-q", "-m", "Implementation 2 baseline"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    return dest
