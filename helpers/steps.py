@@ -23,8 +23,13 @@ from helpers.display import show_table, show_text
 Status = Literal["ok", "changed", "would change", "skipped", "failed"]
 STATUSES: tuple[str, ...] = ("ok", "changed", "would change", "skipped", "failed")
 MIME = "application/vnd.runbook.steps+json"
-ICONS = {"ok": "🟢 ok", "changed": "🟡 changed", "would change": "🔵 would change",
-         "skipped": "⚪ skipped", "failed": "🔴 failed"}
+ICONS = {
+    "ok": "🟢 ok",
+    "changed": "🟡 changed",
+    "would change": "🔵 would change",
+    "skipped": "⚪ skipped",
+    "failed": "🔴 failed",
+}
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,18 @@ class StepFailed(RuntimeError):
         super().__init__("; ".join(f"{r.name}: {r.detail}" for r in bad))
 
 
-def report(results: StepResult | Iterable[StepResult], title: str = "Steps", show_diffs: bool = True) -> list[StepResult]:
+def report(
+    results: StepResult | Iterable[StepResult], title: str = "Steps", show_diffs: bool = True
+) -> list[StepResult]:
     """Show the results as a table (and their diffs); raise :class:`StepFailed` if one failed."""
     items = [results] if isinstance(results, StepResult) else list(results)
     payload = {MIME: {"title": title, "steps": [asdict(r) for r in items]}}
-    show_table(("status", "step", "detail"), [(ICONS[r.status], r.name, r.detail) for r in items],
-               title=title, extra=payload)
+    show_table(
+        ("status", "step", "detail"),
+        [(ICONS[r.status], r.name, r.detail) for r in items],
+        title=title,
+        extra=payload,
+    )
     if show_diffs:
         for r in items:
             if r.diff:

@@ -32,12 +32,14 @@ def engine_problem() -> str | None:
     if shutil.which("docker") is None:
         return "the docker CLI is not installed"
     try:
-        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return "`docker info` timed out"
     if proc.returncode != 0:
-        return f"no Docker engine answers ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'docker info failed'})"
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "docker info failed"
+        return f"no Docker engine answers ({last})"
     return None
 
 
@@ -87,9 +89,17 @@ def app_copy(tmp_path: Path) -> Path:
     """A fresh, git-initialised copy of the sample app fixture (the team's Implementation-2 repo)."""
     dest = tmp_path / "app"
     shutil.copytree(FIXTURE_APP, dest, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "Implementation 2 baseline"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "Implementation 2 baseline"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
