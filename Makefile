@@ -1,0 +1,73 @@
+# The runbook's everyday commands. `make help` lists them; every target works from a fresh clone.
+#
+#   make phase1 APP_DIR=~/src/app     run phase 1 against your app repository
+#   make test                         the whole test suite (engine tests skip without a Docker engine)
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.PHONY: help install provision test lint phase1 docs
+
+VENV := .venv
+STAMP := $(VENV)/.install-stamp
+IMAGES_ENV := .work/images.env
+# The first Python that is 3.11 or newer (override: make install PYTHON=/path/to/python3.12).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+# Extra arguments: make test ARGS="-k compose", make phase1 ARGS="--dry-run"
+ARGS ?=
+
+# Export the service images chosen by `scripts/provision.sh images` (POSTGRES_IMAGE=..., REDIS_IMAGE=...),
+# unless the environment already sets them.
+define load_images_env
+if [[ -f $(IMAGES_ENV) ]]; then \
+	while IFS='=' read -r key value; do \
+		[[ -z "$$key" || "$$key" == \#* ]] && continue; \
+		[[ -n "$${!key:-}" ]] || export "$$key=$$value"; \
+	done < $(IMAGES_ENV); \
+fi
+endef
+
+help: ## list the targets
+	@echo "usage: make TARGET [APP_DIR=...] [ARGS=...]"
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  \1\t\2/' | expand -t 14
+
+install: $(STAMP) ## create .venv (Python 3.11+) and install the runbook with its dev tools
+
+$(STAMP): pyproject.toml
+	@if [[ ! -x $(VENV)/bin/python ]]; then \
+		if [[ -z "$(PYTHON)" ]]; then \
+			echo "make install: no Python 3.11 or newer found (install python3.11, or make install PYTHON=...)" >&2; \
+			exit 1; \
+		fi; \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV); \
+		$(VENV)/bin/python -m pip install -q --upgrade pip; \
+	fi
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+provision: ## Docker engine, compose plugin and service images (scripts/provision.sh; the browser: provision.sh browser)
+	scripts/provision.sh engine compose images
+
+test: install ## run the tests (.venv/bin/pytest; ARGS="-k ..." to choose)
+	@$(load_images_env); rc=0; $(VENV)/bin/pytest $(ARGS) || rc=$$?; \
+	if [[ $$rc -eq 5 ]]; then echo "make test: pytest collected no tests (exit code 5): nothing was tested" >&2; fi; \
+	exit $$rc
+
+lint: install ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+phase1: install ## run phase 1 with the runner (APP_DIR=path of the app repository, ARGS="--dry-run" ...)
+	scripts/provision.sh engine compose images
+	@$(load_images_env); \
+	$(if $(APP_DIR),export RUNBOOK_APP_DIR="$(abspath $(APP_DIR))";) \
+	if [[ ! -x $(VENV)/bin/runbook ]]; then \
+		echo "make phase1: $(VENV)/bin/runbook is missing (helpers.cli not installed?): run make install" >&2; exit 1; \
+	fi; \
+	$(VENV)/bin/runbook run phase1 $(ARGS)
+
+docs: install ## build the documentation site into site/ (mkdocs build --strict)
+	$(VENV)/bin/mkdocs build --strict
