@@ -1,0 +1,166 @@
+"""helpers.compose without an engine: finding the file, reading compose's own config, ps output, diagnoses.
+
+``docker compose config`` needs the CLI and its plugin but no engine, so the project model
+is read from the real top-level docker-compose.yml, resolved by compose itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import ROOT
+
+from helpers import compose
+from helpers.checks import Checklist
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+needs_compose = pytest.mark.skipif(
+    shutil.which("docker") is None or not COMPOSE_FILE.is_file(),
+    reason="docker CLI or docker-compose.yml missing",
+)
+
+
+def test_empty_app_dir_says_which_parameter(tmp_path):
+    with pytest.raises(compose.ComposeError) as err:
+        compose.find_compose_file("")
+    assert "app_dir" in err.value.problem and "RUNBOOK_APP_DIR" in err.value.next_step
+
+
+def test_missing_app_dir(tmp_path):
+    with pytest.raises(compose.ComposeError, match="does not exist"):
+        compose.find_compose_file(tmp_path / "nope")
+
+
+def test_missing_compose_file_says_run_task_1_7(tmp_path):
+    with pytest.raises(compose.ComposeError) as err:
+        compose.find_compose_file(tmp_path)
+    assert "no docker-compose.yml" in err.value.problem and "task 1.7" in err.value.next_step
+    check = Checklist("pre-flight")
+    assert compose.check_preflight(check, tmp_path) is None
+    assert check.failures[0].name == "compose file present and valid" and "task 1.7" in check.failures[0].hint
+
+
+def test_compose_yaml_names_are_found(tmp_path):
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    assert compose.find_compose_file(tmp_path).name == "compose.yaml"
+
+
+@needs_compose
+def test_load_resolves_environment_and_maps_variables(tmp_path, monkeypatch):
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", "rb-engine-unit")
+    monkeypatch.setenv("POSTGRES_PORT", "25432")
+    monkeypatch.setenv("REDIS_IMAGE", "example/redis:7")
+    monkeypatch.delenv("REDIS_PORT", raising=False)
+    monkeypatch.delenv("POSTGRES_IMAGE", raising=False)
+    project = compose.load(tmp_path)
+    assert project.name == "rb-engine-unit"
+    pg, rd = project.services["postgres"], project.services["redis"]
+    assert pg.image == "postgres:15-alpine" and pg.image_variable == "POSTGRES_IMAGE"
+    assert rd.image == "example/redis:7" and rd.image_variable == "REDIS_IMAGE"
+    assert pg.ports == (compose.PortSpec("127.0.0.1", 25432, 5432, "POSTGRES_PORT"),)
+    assert rd.ports == (compose.PortSpec("127.0.0.1", 6379, 6379, "REDIS_PORT"),)
+    assert pg.healthcheck and rd.healthcheck
+    assert (pg.url_key, rd.url_key) == ("DATABASE_URL", "REDIS_URL")
+    args = project.args("ps")
+    assert args[-3:] == ["-p", "rb-engine-unit", "ps"] and str(tmp_path / "docker-compose.yml") in args
+
+
+@needs_compose
+def test_an_invalid_file_is_reported_with_compose_own_error(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text("services:\n  db:\n    image: [not, a, string]\n")
+    with pytest.raises(compose.ComposeError) as err:
+        compose.load(tmp_path)
+    assert "rejects" in err.value.problem and "1.7" in err.value.next_step
+
+
+def test_parse_config_without_ports_or_healthcheck(tmp_path):
+    resolved = {"name": "p", "services": {"web": {"image": "nginx"}}}
+    project = compose.parse_config(
+        resolved, {"services": {"web": {"image": "nginx"}}}, tmp_path, tmp_path / "f"
+    )
+    assert project.services["web"] == compose.ServiceSpec("web", "nginx")
+
+
+PS_ROW = {
+    "Name": "p-postgres-1",
+    "Service": "postgres",
+    "State": "running",
+    "Health": "healthy",
+    "Publishers": [
+        {"URL": "127.0.0.1", "TargetPort": 5432, "PublishedPort": 5432, "Protocol": "tcp"},
+        {"URL": "", "TargetPort": 8080, "PublishedPort": 0, "Protocol": "tcp"},
+    ],
+}
+
+
+def test_parse_ps_reads_lines_and_arrays():
+    line = json.dumps(PS_ROW)
+    assert compose.parse_ps(line + "\n" + line) == [PS_ROW, PS_ROW]
+    assert compose.parse_ps(json.dumps([PS_ROW])) == [PS_ROW]
+    assert compose.parse_ps("  \n") == []
+
+
+@pytest.mark.parametrize(
+    ("state", "health", "ready"),
+    [
+        ("running", "healthy", True),
+        ("running", "", True),
+        ("running", "starting", False),
+        ("running", "unhealthy", False),
+        ("exited", "", False),
+        ("created", "", False),
+    ],
+)
+def test_ready_means_running_and_healthy_when_checked(state, health, ready):
+    assert compose.ServiceState("s", "c", state, health).ready is ready
+
+
+def _project(tmp_path):
+    pg = compose.ServiceSpec(
+        "postgres",
+        "postgres:15-alpine",
+        "POSTGRES_IMAGE",
+        (compose.PortSpec("127.0.0.1", 15432, 5432, "POSTGRES_PORT"),),
+        True,
+    )
+    rd = compose.ServiceSpec("redis", "redis:7-alpine", "REDIS_IMAGE", (), True)
+    return compose.Project(tmp_path, tmp_path / "docker-compose.yml", "demo", {"postgres": pg, "redis": rd})
+
+
+def test_diagnose_port_conflict_names_the_variable(tmp_path):
+    out = (
+        "Error response from daemon: driver failed programming external connectivity on endpoint "
+        "demo-postgres-1: Bind for 127.0.0.1:15432 failed: port is already allocated"
+    )
+    message = compose.diagnose_up_failure(_project(tmp_path), out)
+    assert "port 15432 is taken" in message and "POSTGRES_PORT" in message and "DATABASE_URL" in message
+
+
+def test_diagnose_pull_failure_names_the_image_variables(tmp_path):
+    out = "Error response from daemon: pull access denied for postgres, repository does not exist"
+    message = compose.diagnose_up_failure(_project(tmp_path), out)
+    assert "POSTGRES_IMAGE / REDIS_IMAGE" in message and "docker image ls" in message
+
+
+def test_diagnose_unhealthy_points_at_the_logs(tmp_path):
+    message = compose.diagnose_up_failure(_project(tmp_path), "container demo-postgres-1 is unhealthy")
+    assert "demo-postgres-1 did not become healthy" in message and "docker compose -p demo logs" in message
+
+
+def test_diagnose_scrubs_passwords(tmp_path):
+    message = compose.diagnose_up_failure(_project(tmp_path), "bad url postgres://u:s3cr3tpass@db/app")
+    assert "s3cr3tpass" not in message
+
+
+def test_up_with_missing_app_dir_is_a_failed_step_not_a_traceback(tmp_path):
+    results = compose.up(tmp_path / "missing")
+    assert [r.status for r in results] == ["failed"] and "does not exist" in results[0].detail
+
+
+def test_check_services_without_compose_file_fails_with_hint(tmp_path):
+    check = Checklist("services")
+    compose.check_services(check, tmp_path)
+    assert check.failures and "task 1.7" in check.failures[0].hint
