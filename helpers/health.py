@@ -1,0 +1,124 @@
+"""The app's health URL: one request, read as the app means it.
+
+The sample app's web process answers ``GET /api/health`` with
+``{"status": "ok", "database": "connected", "redis": "connected"}`` (200) when it reaches both
+services, and 503 with the failing part otherwise. :func:`probe` never raises: a refused
+connection is a result with ``error`` set, so a verification table can show it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+DEFAULT_URL = "http://localhost:3000/api/health"
+
+
+class BadHealthUrl(ValueError):
+    pass
+
+
+def validate_url(url: str) -> str:
+    """Return ``url`` if it is an absolute http(s) URL; raise with the next step otherwise."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadHealthUrl(
+            f"health_url {url!r} is not an http(s) URL; pass the app's health endpoint, "
+            f"for example {DEFAULT_URL}"
+        )
+    return url
+
+
+@dataclass
+class Health:
+    url: str
+    status_code: int | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.status_code is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == 200 and self.body.get("status") == "ok"
+
+    def part(self, name: str) -> str:
+        """The state the app reports for one dependency (``database``, ``redis``), or why unknown."""
+        if not self.answered:
+            return f"no answer ({self.error})"
+        value = self.body.get(name)
+        return str(value) if value is not None else f"not reported (body: {self.body or self.error})"
+
+    def connected(self, name: str) -> bool:
+        return self.body.get(name) == "connected"
+
+    def summary(self) -> str:
+        if not self.answered:
+            return f"{self.url}: no answer ({self.error})"
+        return f"{self.url}: HTTP {self.status_code} {self.body or self.error}"
+
+
+def probe(url: str, timeout: float = 5.0) -> Health:
+    """One GET on the health URL; never raises."""
+    validate_url(url)
+    result = Health(url)
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return result
+    result.status_code = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        result.error = f"the answer is not JSON: {response.text[:200]!r}"
+    else:
+        if isinstance(body, dict):
+            result.body = body
+        else:
+            result.error = f"the answer is JSON but not an object: {body!r}"
+    return result
+
+
+def wait_healthy(url: str, timeout: float = 60.0, interval: float = 0.5, alive: Any = None) -> Health:
+    """Poll until the URL reports ok or ``timeout`` passes; return the last probe.
+
+    ``alive`` (optional callable) is asked between probes; when it returns a message (a started
+    process died, say) the wait stops early and that message becomes the result's error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe(url, timeout=min(5.0, max(timeout, 0.5)))
+        if result.ok:
+            return result
+        problem = alive() if alive else None
+        if problem:
+            result.error = problem
+            return result
+        if time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
+
+
+def check_health(check: Any, url: str, timeout: float = 10.0) -> Health:
+    """Task 1.15: the health URL answers 200 and reports the database and Redis connected."""
+    result = probe(url, timeout=timeout)
+    check(
+        "health URL answers 200",
+        result.status_code == 200,
+        result.summary(),
+        hint="start the app (`pnpm dev` in the app directory, or the app_commands parameter) and check "
+        "health_url; a 503 names the part that fails",
+    )
+    for part, fix in (
+        ("database", "DATABASE_URL in the app's .env must point at the local PostgreSQL (task 1.9, 1.4)"),
+        ("redis", "REDIS_URL in the app's .env must point at the local Redis (task 1.9, 1.4)"),
+    ):
+        check(f"the app reports {part} connected", result.connected(part), result.part(part), hint=fix)
+    return result
