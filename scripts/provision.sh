@@ -67,7 +67,7 @@ do_engine() {
         fi
         fail engine "no Docker engine answers. Install Docker Engine (Linux: https://docs.docker.com/engine/install/; as root on Debian this script does it) or Docker Desktop with WSL integration (Windows), start it, and run this again"
     fi
-    local did=()
+    local did=() pid=""
     if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
         apt_install docker.io || fail engine "apt-get install docker.io failed (is Debian's mirror reachable? see the apt output above)"
         did+=("installed docker.io")
@@ -84,10 +84,15 @@ do_engine() {
         mkdir -p "$(dirname "$DOCKERD_LOG")"
         # setsid + nohup: the engine outlives this script and the shell that started it
         nohup setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        pid=$!
         did+=("started dockerd (log: $DOCKERD_LOG)")
     fi
     local waited=0
     until engine_answers; do
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null && ! pgrep -x dockerd >/dev/null; then
+            tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true
+            fail engine "dockerd exited at start; see $DOCKERD_LOG (last lines above)"
+        fi
         if ((waited >= ENGINE_TIMEOUT)); then
             tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true
             fail engine "the engine did not answer within ${ENGINE_TIMEOUT}s; see $DOCKERD_LOG (last lines above)"
