@@ -552,6 +552,34 @@ def check_token_scopes(check: Any, client: Client) -> list[str]:
     return missing
 
 
+def check_token_and_account(check: Any, droplets_needed: int = 1) -> Client | None:
+    """Task 2.1's whole verification: token configured and accepted, account able, read scopes granted."""
+    configured = secrets.has(TOKEN_NAME)
+    check("token is configured", configured, token_source(), hint=token_help())
+    if not configured:
+        return None
+    token = secrets.get(TOKEN_NAME)
+    check(
+        "token has the shape of a personal access token",
+        token.startswith("dop_v1_") and token == token.strip(),
+        "as expected" if token.startswith("dop_v1_") else "unexpected shape",
+        hint="personal access tokens start with dop_v1_; copy the whole token, without quotes or spaces",
+    )
+    client = Client(token, api_url())
+    account = check_account(check, client, droplets_needed)
+    if not account:
+        return client
+    check_token_scopes(check, client)
+    limit = client.rate_limit
+    check(
+        "API rate limit leaves room for the runbook",
+        limit is not None and limit.remaining >= 100,
+        f"{limit.remaining} of {limit.limit} requests left this hour" if limit else "no rate-limit headers",
+        hint="wait for the hourly window to move on (ratelimit-reset) or stop other scripts using this token",
+    )
+    return client
+
+
 def token_source() -> str:
     """Where the token comes from (never its value)."""
     if os.environ.get(TOKEN_NAME):
@@ -1168,6 +1196,7 @@ def check_droplet(
     spec: DropletSpec,
     fw_spec: FirewallSpec,
     recorded: Mapping[str, Any] | None = None,
+    key_fingerprint: str = "",
 ) -> dict[str, Any] | None:
     """Re-read DigitalOcean's real state and record task 2.2's checks on ``check``."""
     matches = find_droplets(client, spec)
@@ -1238,6 +1267,9 @@ def check_droplet(
             fw["status"],
             hint="wait a minute and re-run the verification",
         )
+    if key_fingerprint:
+        check("our SSH key is registered (by fingerprint)", client.ssh_key(key_fingerprint) is not None,
+              key_fingerprint, hint="re-run task 2.2: it registers the key")  # fmt: skip
     if recorded is not None:
         check(
             "state file records this droplet",
@@ -1246,6 +1278,18 @@ def check_droplet(
             hint="re-run the 'record' cell",
         )
     return d
+
+
+def check_plan(check: Any, results: Sequence[StepResult]) -> None:
+    """Dry-run verification: nothing changed, nothing failed, every step said what it would do."""
+    changed = [r.name for r in results if r.status == "changed"]
+    failed = [r.name for r in results if r.status == "failed"]
+    check("dry-run changed nothing", not changed, ", ".join(changed) or "no step changed anything",
+          hint="a step ignored dry_run: report it as a bug")  # fmt: skip
+    check("no step failed", not failed, ", ".join(failed) or "none",
+          hint="fix what the failed step says, then run the dry-run again")  # fmt: skip
+    planned = [r.name for r in results if r.status == "would change"]
+    check("the plan", True, "; ".join(planned) or "nothing to do: everything already exists")
 
 
 def droplet_record(
@@ -1268,7 +1312,7 @@ def droplet_record(
         "tag": spec.tag,
         "ssh_key_id": key["id"] if key else None,
         "ssh_key_fingerprint": key_fingerprint,
-        "ssh_private_key": str(Path(private_key).expanduser()),
+        "ssh_key_path": str(Path(private_key).expanduser()),
         "firewall_id": firewall["id"] if firewall else None,
         "firewall_ports": list(firewall_ports_of(firewall)) if firewall else [],
     }
