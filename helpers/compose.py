@@ -261,6 +261,14 @@ def _check_image(check: Checklist, docker_client: Any, svc: ServiceSpec) -> None
     check(name, True, f"{svc.image} (not local yet; the registry has it, compose will pull it)")
 
 
+def _tail(text: str, limit: int) -> str:
+    """The last words of ``text`` within ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return cut.split(" ", 1)[-1]
+
+
 def _oneline(text: object, limit: int) -> str:
     return " ".join(str(text).split())[:limit]
 
@@ -335,7 +343,7 @@ def _state_text(state: ServiceState | None) -> str:
 def diagnose_up_failure(project: Project, output: str) -> str:
     """Turn compose's error into what happened and the next step."""
     text = scrub(" ".join(output.split()))
-    tail = text[-400:]
+    tail = _tail(text, 400)
     port_match = re.search(r"(?:Bind for|listen tcp4?|bind) [^ ]*?:(\d+)[^a-z]*(?:failed|: bind)", text)
     if port_match or "port is already allocated" in text or "address already in use" in text:
         port = int(port_match.group(1)) if port_match else None
@@ -348,10 +356,13 @@ def diagnose_up_failure(project: Project, output: str) -> str:
         problem, next_step = ports.describe_taken(port, ports.holders(port), variable, url_key)
         return f"{problem}. Next step: {next_step}"
     if "pull access denied" in text or "manifest unknown" in text or "no such host" in text:
-        names = " / ".join(s.image_variable for s in project.services.values() if s.image_variable)
+        absent = [s for s in project.services.values() if not run_cli("image", "inspect", s.image).ok]
+        which = ", ".join(f"{s.image} ({s.image_variable or s.name})" for s in absent) or "an image"
+        names = " / ".join(s.image_variable for s in absent if s.image_variable) or "the images"
         return (
-            f"an image could not be pulled ({tail}). Next step: set {names or 'the images'} to local "
-            "images (`docker image ls`) or pull them where a registry is reachable"
+            f"{which}: not present locally and the pull failed (…{_tail(text, 200)}). "
+            f"Next step: set {names} to "
+            "images you have (`docker image ls`), or pull them where a registry is reachable"
         )
     unhealthy = re.findall(r"container ([\w.-]+) (?:is unhealthy|exited)", text)
     if unhealthy:

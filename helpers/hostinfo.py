@@ -251,3 +251,20 @@ def show_instructions(host: Host | None = None) -> str:
     else:
         print(text)
     return text
+
+
+# One machine of each kind, for "show the instructions for every platform".
+EXAMPLE_HOSTS: tuple[Host, ...] = (
+    Host(
+        kind="wsl",
+        system="Linux",
+        distro_id="ubuntu",
+        distro_like=("debian",),
+        distro_name="Ubuntu",
+        codename="jammy",
+        wsl_distro="Ubuntu",
+    ),
+    Host(kind="linux", system="Linux", distro_id="debian", distro_name="Debian", codename="bookworm"),
+    Host(kind="linux", system="Linux", distro_id="fedora", distro_name="Fedora"),
+    Host(kind="macos", system="Darwin"),
+)

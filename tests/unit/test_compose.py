@@ -10,8 +10,8 @@ import json
 import shutil
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from helpers import compose
 from helpers.checks import Checklist
 
@@ -121,12 +121,12 @@ def test_ready_means_running_and_healthy_when_checked(state, health, ready):
 def _project(tmp_path):
     pg = compose.ServiceSpec(
         "postgres",
-        "postgres:15-alpine",
+        "rb-engine-absent/postgres:15",
         "POSTGRES_IMAGE",
         (compose.PortSpec("127.0.0.1", 15432, 5432, "POSTGRES_PORT"),),
         True,
     )
-    rd = compose.ServiceSpec("redis", "redis:7-alpine", "REDIS_IMAGE", (), True)
+    rd = compose.ServiceSpec("redis", "rb-engine-absent/redis:7", "REDIS_IMAGE", (), True)
     return compose.Project(tmp_path, tmp_path / "docker-compose.yml", "demo", {"postgres": pg, "redis": rd})
 
 
@@ -143,6 +143,7 @@ def test_diagnose_pull_failure_names_the_image_variables(tmp_path):
     out = "Error response from daemon: pull access denied for postgres, repository does not exist"
     message = compose.diagnose_up_failure(_project(tmp_path), out)
     assert "POSTGRES_IMAGE / REDIS_IMAGE" in message and "docker image ls" in message
+    assert "rb-engine-absent/postgres:15 (POSTGRES_IMAGE)" in message
 
 
 def test_diagnose_unhealthy_points_at_the_logs(tmp_path):

@@ -234,3 +234,44 @@ def test_a_failing_stop_stops_the_chain(tmp_path, monkeypatch):
     assert statuses(results)[-1] == ("stop VM coolify-vm", "failed")
     assert "stop failed: timed out" in results[-1].detail
     assert fake.instances == {"coolify-vm": "Running"}
+
+
+@pytest.mark.slow
+def test_notebook_1_1_refuses_by_default_then_removes_and_is_idempotent(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    from helpers.steps import MIME
+    from helpers.tasks import PROJECT_ROOT, get
+
+    fake = FakeMultipass(tmp_path, monkeypatch, {"coolify-vm": "Running"})
+    source = str(PROJECT_ROOT / get("1.1").notebook)
+
+    def run(tag: str, **parameters) -> list[str]:
+        out = tmp_path / f"1.1-{tag}.ipynb"
+        papermill.execute_notebook(
+            source,
+            str(out),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(PROJECT_ROOT),
+        )
+        nb = nbformat.read(out, as_version=4)
+        return [
+            s["status"]
+            for c in nb.cells
+            for o in c.get("outputs", [])
+            if MIME in o.get("data", {})
+            for s in o["data"][MIME]["steps"]
+        ]
+
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        run("default")
+    assert "still exists: state Running" in str(err.value) and "remove_vm True" in str(err.value)
+    assert fake.mutating_calls() == []
+
+    assert run("remove", remove_vm=True) == ["ok", "changed", "changed", "skipped"]
+    assert fake.instances == {"coolify-vm": "Deleted"}
+    assert set(run("again", remove_vm=True)) <= {"ok", "skipped"}
+    assert fake.mutating_calls() == ["stop coolify-vm", "delete coolify-vm"]
