@@ -179,6 +179,8 @@ def describe_run(manifest: Mapping[str, Any]) -> str:
         parts.append(f"Docker Engine {run['engine']}")
     if run.get("compose"):
         parts.append(f"Compose {run['compose']}")
+    if run.get("images"):
+        parts.append("images " + " and ".join(sorted(run["images"].values())))
     if run.get("commit"):
         parts.append(f"runbook commit {run['commit']}")
     return ", ".join(parts)
@@ -693,8 +695,8 @@ def banner_html(page: TaskPage, url_of: Any) -> str:
         outputs = (
             '<div class="admonition success runbook-outputs"><p class="admonition-title">Expected output</p>'
             f"<p>The outputs below are real: a reference run executed this notebook {esc(page.reason)}, "
-            "with the stand-in PostgreSQL 15 and Redis 7 images, a temporary copy of the sample app and a "
-            "compose project of its own on free ports. Secrets are replaced with "
+            "on a temporary copy of the sample app and with a compose project of its own on free ports "
+            "(so ports and names differ from the defaults). Secrets are replaced with "
             "<code>[REDACTED]</code>; the "
             f"run's temporary paths are shown as <code>{PLACEHOLDER_APP}</code> and "
             f"<code>{PLACEHOLDER_WORK}</code>.</p></div>"
@@ -708,6 +710,32 @@ def banner_html(page: TaskPage, url_of: Any) -> str:
             "(needs a Docker engine) before building the docs.</p></div>"
         )
     return meta + outputs
+
+
+HEADING = re.compile(r"<h([1-6])\b[^>]*\bid=\"([^\"]+)\"[^>]*>(.*?)</h\1>", re.S)
+
+
+def html_toc_tokens(html_text: str, max_level: int = 3) -> list[dict[str, Any]]:
+    """Table-of-contents tokens from the headings' real ids.
+
+    mkdocs-jupyter derives the TOC from a Markdown conversion whose slugs differ from nbconvert's ids
+    when a heading holds inline code (``## Step 3: the `~/.ssh/config` entry``), which leaves
+    broken ``#anchors`` in the sidebar; the rendered HTML is the truth.
+    """
+    root: list[dict[str, Any]] = []
+    stack: list[dict[str, Any]] = []
+    for m in HEADING.finditer(html_text):
+        level = int(m.group(1))
+        if level > max_level:
+            continue
+        inner = re.sub(r"<a class=\"anchor-link\".*?</a>", "", m.group(3), flags=re.S)
+        name = html.escape(html.unescape(re.sub(r"<[^>]+>", "", inner)).strip())
+        token = {"level": level, "id": html.unescape(m.group(2)), "name": name, "children": []}
+        while stack and stack[-1]["level"] >= level:
+            stack.pop()
+        (stack[-1]["children"] if stack else root).append(token)
+        stack.append(token)
+    return root
 
 
 def insert_after_title(content: str, block: str) -> str:
@@ -729,6 +757,9 @@ def on_page_content(html_text: str, page: Any, config: Any, files: Any) -> str:
             raise DocsiteError(f"no page {src_uri} in this build")
         return get_relative_url(target.url, page.file.url)
 
+    from mkdocs.structure.toc import get_toc
+
+    page.toc = get_toc(html_toc_tokens(html_text))  # type: ignore[arg-type]
     return insert_after_title(strip_cdn_scripts(html_text), banner_html(task_page_, url_of))
 
 
@@ -849,6 +880,8 @@ def cleanup_project(project: str) -> list[str]:
 def declared_parameters(notebook: Path) -> dict[str, Any]:
     import papermill
 
+    # papermill cannot type defaults like `os.environ.get(...)` and warns per line; the names are all we need
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     return papermill.inspect_notebook(str(notebook))
 
 
@@ -934,6 +967,20 @@ def _error_text(exc: BaseException) -> str:
     return f"{name}: {value}".strip()[:500]
 
 
+# A task is not run when one of its prerequisites (direct or not) ended like this.
+BLOCKING = {"failed": "failed", "missing": "notebook not written yet", "not-run": "not run"}
+
+
+def blocked_reason(blocked: list[str], results: Mapping[str, Mapping[str, Any]]) -> str:
+    """``1.6, 1.7 (notebook not written yet); 1.4 (failed)``: the root causes, not the tasks they stopped."""
+    groups: dict[str, list[str]] = {}
+    for dep in blocked:
+        status = results[dep]["status"]
+        if status != "not-run":
+            groups.setdefault(BLOCKING[status], []).append(dep)
+    return "; ".join(f"{', '.join(ids)} ({why})" for why, ids in groups.items()) or "an earlier task"
+
+
 def reference_run(
     phase: str = "phase1",
     only: Iterable[str] | None = None,
@@ -986,18 +1033,17 @@ def reference_run(
             for n, task in enumerate(tasks, start=1):
                 bare = PROJECT_ROOT / task.notebook
                 blocked = sorted(
-                    d for d in registry.ancestors(task.id) if results.get(d, {}).get("status") == "failed"
+                    (d for d in registry.ancestors(task.id) if results.get(d, {}).get("status") in BLOCKING),
+                    key=lambda d: registry.get(d).key,
                 )
                 if not bare.is_file():
                     results[task.id] = {"status": "missing"}
                     echo(f"[{n}/{len(tasks)}] {task.label}: notebook not written yet, skipped")
                     continue
                 if blocked:
-                    results[task.id] = {
-                        "status": "not-run",
-                        "error": f"needs {', '.join(blocked)}, which failed",
-                    }
-                    echo(f"[{n}/{len(tasks)}] {task.label}: not run (needs {', '.join(blocked)})")
+                    why = blocked_reason(blocked, results)
+                    results[task.id] = {"status": "not-run", "error": f"needs {why}"}
+                    echo(f"[{n}/{len(tasks)}] {task.label}: not run (needs {why})")
                     continue
                 echo(f"[{n}/{len(tasks)}] {task.label} ...")
                 executed = executed_dir / f"{task.stem}.ipynb"

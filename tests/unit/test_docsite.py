@@ -418,3 +418,21 @@ def test_mermaid_comes_from_the_cache_or_the_override(tmp_path, monkeypatch):
     monkeypatch.setenv(docsite.ENV_MERMAID, str(tmp_path / "nope.js"))
     with pytest.raises(docsite.DocsiteError, match=docsite.ENV_MERMAID):
         docsite.ensure_mermaid(cache)
+
+
+def test_toc_is_read_from_the_rendered_headings():
+    rendered = (
+        '<h1 id="23-configure-ssh-access">2.3 Configure SSH access<a class="anchor-link" href="#x">¶</a></h1>'
+        '<h2 id="step-3-the-sshconfig-entry">Step 3: the <code>~/.ssh/config</code> entry</h2>'
+        '<h3 id="a-b">A &amp; B</h3><h4 id="deep">too deep</h4><h2 id="verification">Verification</h2>'
+    )
+    (title,) = docsite.html_toc_tokens(rendered)
+    assert (title["id"], title["name"], title["level"]) == (
+        "23-configure-ssh-access",
+        "2.3 Configure SSH access",
+        1,
+    )
+    step, verification = title["children"]
+    assert (step["id"], step["name"]) == ("step-3-the-sshconfig-entry", "Step 3: the ~/.ssh/config entry")
+    assert step["children"][0]["name"] == "A &amp; B" and step["children"][0]["children"] == []
+    assert verification["id"] == "verification"
