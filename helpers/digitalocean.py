@@ -67,6 +67,25 @@ TOKEN_SCOPES: tuple[str, ...] = (
     "actions:read",
 )
 
+# Why each scope is needed (shown by task 2.1).
+SCOPE_REASONS: dict[str, str] = {
+    "account:read": "2.1 checks the account: status, email verified, droplet limit",
+    "droplet:create": "2.2 creates the droplet",
+    "droplet:read": "2.2 looks for an existing droplet first and waits until it is active",
+    "droplet:delete": "to destroy the droplet when the project ends (no task deletes it by itself)",
+    "ssh_key:create": "2.2 registers your public SSH key once",
+    "ssh_key:read": "2.2 finds the key by fingerprint instead of adding it twice",
+    "firewall:create": "2.2 creates the cloud firewall (22, 80, 443, 8000)",
+    "firewall:read": "2.2 finds the firewall by name and compares its rules",
+    "firewall:update": "2.2 corrects the rules (e.g. closes 8000 once a domain is set)",
+    "tag:create": "2.2 creates the tag that identifies the droplet and attaches the firewall",
+    "tag:read": "2.2 finds droplets and the firewall's attachment by tag",
+    "regions:read": "2.2 validates the region against the API's list",
+    "sizes:read": "2.2 validates the size (and its price) against the API's list",
+    "image:read": "2.2 validates the image against the API's list",
+    "actions:read": "2.2 follows the droplet's create action",
+}
+
 # What a read-only probe of each read scope calls (task 2.1 verifies the token with these).
 READ_PROBES: tuple[tuple[str, str], ...] = (
     ("account:read", "/v2/account"),
@@ -580,6 +599,10 @@ def check_token_and_account(check: Any, droplets_needed: int = 1) -> Client | No
     return client
 
 
+def scope_rows() -> list[tuple[str, str]]:
+    return [(scope, SCOPE_REASONS[scope]) for scope in TOKEN_SCOPES]
+
+
 def token_source() -> str:
     """Where the token comes from (never its value)."""
     if os.environ.get(TOKEN_NAME):
@@ -832,6 +855,18 @@ def fingerprint(public_key: str) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
+def default_ssh_key() -> Path:
+    """The private key whose public half 2.2 registers: ``RUNBOOK_SSH_KEY``, else task 2.3's default
+    (``helpers.ssh.default_key_path``: ``RUNBOOK_SSH_DIR``, a rehearsal's own folder, or ``~/.ssh``)."""
+    if os.environ.get("RUNBOOK_SSH_KEY"):
+        return Path(os.environ["RUNBOOK_SSH_KEY"]).expanduser()
+    try:
+        from helpers.ssh import default_key_path
+    except ImportError:
+        return Path("~/.ssh/id_ed25519").expanduser()
+    return default_key_path()
+
+
 def read_public_key(path: str | Path) -> str:
     """The one-line OpenSSH public key in ``path``, checked; clear errors for the usual mistakes."""
     p = Path(path).expanduser()
@@ -974,6 +1009,29 @@ def require_paid_permission(
             "or with dry_run=True to see the exact request first"
         )
     return f"a droplet costing {price} will be created (allow_create_paid=True)"
+
+
+def check_preflight(
+    check: Any, choice: Choice, existing: Sequence[Mapping[str, Any]], allow_create_paid: bool, dry_run: bool
+) -> None:
+    """Task 2.2's checks before anything changes: size fit for Coolify, no ambiguity, permission to buy."""
+    check(
+        "size is big enough for Coolify",
+        not choice.problems,
+        "; ".join(choice.problems) or choice.size["slug"],
+        hint="choose a size with 2 vCPU, 2 GB RAM and 30 GB disk or more (e.g. s-2vcpu-4gb)",
+    )
+    check(
+        "at most one droplet has this name or tag",
+        len(existing) <= 1,
+        ", ".join(f"{d['id']} {d['name']}" for d in existing) or "none yet",
+        hint="delete the extra droplets in the control panel, then re-run",
+    )
+    check.call(
+        "allowed to create what is missing",
+        lambda: require_paid_permission(existing, choice, allow_create_paid, dry_run),
+        hint="set allow_create_paid = True to buy the droplet, or dry_run = True to see the plan",
+    )
 
 
 def create_droplet_once(
