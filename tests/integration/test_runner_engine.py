@@ -1,0 +1,189 @@
+"""The warm-kernel papermill engine: isolation between notebooks, and failures still reported per cell.
+
+These tests are the reason ``runbook`` (one kernel, reused) is the runner's default engine: nothing a
+notebook defines, sets or imports from the project leaks into the next one, and a failure names its
+cell exactly as papermill's default engine does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from helpers.runner.engine import KernelSession
+
+sys.modules.setdefault("rfc3987_syntax", None)  # as the CLI does (see helpers/cli.py)
+
+
+def notebook(path: Path, *cells: str, params: str | None = None, metadata: dict | None = None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.metadata.update(metadata or {})
+    if params is not None:
+        cell = nbformat.v4.new_code_cell(params)
+        cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def session():
+    s = KernelSession()
+    yield s
+    s.shutdown(now=True)
+
+
+def run(path: Path, out: Path, session: KernelSession, engine: str = "runbook", **params):
+    return papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters=params,
+        engine_name=engine,
+        progress_bar=False,
+        session=session,
+        kernel_env={"RB_TEST": "1"},
+    )
+
+
+def outputs(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+LEAKER = """
+import os, sys, warnings, logging, socket
+import localmod  # beside the notebook, imported from the working directory
+secret_variable = 41
+os.environ["LEAKED_VAR"] = "yes"
+os.environ.pop("HOME", None)
+os.chdir("/")
+sys.path.insert(0, "/leaked/path")
+warnings.simplefilter("error")
+logging.getLogger().addHandler(logging.NullHandler())
+socket.setdefaulttimeout(3)
+localmod.STATE.append("from A")
+print("A ran", localmod.STATE)
+"""
+
+CHECKER = """
+import os, sys, warnings, logging, socket
+problems = []
+if "secret_variable" in globals(): problems.append("variable leaked")
+if "LEAKED_VAR" in os.environ: problems.append("environment leaked")
+if "HOME" not in os.environ: problems.append("removed variable not restored")
+if os.getcwd() != here: problems.append(f"cwd is {os.getcwd()}")
+if "/leaked/path" in sys.path: problems.append("sys.path leaked")
+if any(f[0] == "error" and f[2] is Warning for f in warnings.filters): problems.append("warnings leaked")
+if any(type(h).__name__ == "NullHandler" for h in logging.getLogger().handlers): problems.append("log handler leaked")
+if socket.getdefaulttimeout() is not None: problems.append("socket timeout leaked")
+import localmod
+if localmod.STATE: problems.append(f"module state leaked: {localmod.STATE}")
+if os.environ.get("RB_TEST") != "1": problems.append("per-notebook variable missing")
+assert not problems, problems
+print("clean", get_ipython().execution_count)
+"""
+
+
+def test_nothing_leaks_from_one_notebook_to_the_next(tmp_path, session) -> None:
+    (tmp_path / "localmod.py").write_text("STATE = []\n")
+    a = notebook(tmp_path / "a.ipynb", LEAKER)
+    b = notebook(tmp_path / "b.ipynb", CHECKER, params=f"here = {str(tmp_path)!r}")
+    first = run(a, tmp_path / "out-a.ipynb", session)
+    assert "A ran ['from A']" in outputs(first)
+    pid = session.pid
+    second = run(b, tmp_path / "out-b.ipynb", session, here=str(tmp_path))
+    assert "clean" in outputs(second)
+    assert session.pid == pid and session.starts == 1  # same kernel: the speed-up is real
+    counts = [c.execution_count for c in second.cells if c.cell_type == "code"]
+    assert counts == [1, 2, 3]  # In [1] again, as in a fresh kernel
+
+
+def test_the_checker_does_catch_leaks_without_the_reset(tmp_path, session) -> None:
+    """Control experiment: the same two cells in ONE notebook fail, so the test above can fail."""
+    (tmp_path / "localmod.py").write_text("STATE = []\n")
+    both = notebook(tmp_path / "both.ipynb", LEAKER, f"here = {str(tmp_path)!r}", CHECKER)
+    with pytest.raises(PapermillExecutionError) as err:
+        run(both, tmp_path / "out.ipynb", session)
+    for leak in (
+        "variable leaked",
+        "environment leaked",
+        "cwd is /",
+        "sys.path leaked",
+        "module state leaked",
+    ):
+        assert leak in err.value.evalue
+
+
+def test_a_failure_names_its_cell_and_the_next_notebook_gets_a_new_kernel(tmp_path, session) -> None:
+    bad = notebook(
+        tmp_path / "bad.ipynb", "x = 1", "raise RuntimeError('step 2 broke: compose up failed')", "x = 3"
+    )
+    with pytest.raises(PapermillExecutionError) as err:
+        run(bad, tmp_path / "out-bad.ipynb", session)
+    assert err.value.ename == "RuntimeError" and "compose up failed" in err.value.evalue
+    assert err.value.exec_count == 2 and "raise RuntimeError" in err.value.source
+    executed = json.loads((tmp_path / "out-bad.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["exception"] is True
+    assert any("papermill-error-cell-tag" in c["metadata"].get("tags", []) for c in executed["cells"])
+    pid = session.pid
+    good = notebook(tmp_path / "good.ipynb", "print('fine')")
+    assert "fine" in outputs(run(good, tmp_path / "out-good.ipynb", session))
+    assert session.pid != pid and session.starts == 2
+
+
+def test_fresh_kernel_metadata_and_the_fresh_engine(tmp_path, session) -> None:
+    show = "import os\nprint(os.getpid())"
+    plain = notebook(tmp_path / "plain.ipynb", show)
+    wants_fresh = notebook(tmp_path / "fresh.ipynb", show, metadata={"runbook": {"fresh_kernel": True}})
+    pids = [
+        outputs(run(plain, tmp_path / "o1.ipynb", session)),
+        outputs(run(plain, tmp_path / "o2.ipynb", session)),
+        outputs(run(wants_fresh, tmp_path / "o3.ipynb", session)),
+    ]
+    assert pids[0] == pids[1] != pids[2]
+    fresh = KernelSession(fresh=True)
+    try:
+        a = outputs(run(plain, tmp_path / "o4.ipynb", fresh, engine="runbook-fresh"))
+        b = outputs(run(plain, tmp_path / "o5.ipynb", fresh, engine="runbook-fresh"))
+    finally:
+        fresh.shutdown(now=True)
+    assert a != b
+
+
+def test_threads_left_running_are_reported(tmp_path, session) -> None:
+    lingering = notebook(
+        tmp_path / "t.ipynb",
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(30,), name='lingering-worker').start()",
+    )
+    run(lingering, tmp_path / "o1.ipynb", session)
+    run(notebook(tmp_path / "n.ipynb", "1"), tmp_path / "o2.ipynb", session)
+    assert "lingering-worker" in session.last_reset["state"]["leftover_threads"]
+
+
+def test_engine_works_without_a_session_as_plain_papermill(tmp_path) -> None:
+    """``papermill -e runbook`` style use: the engine keeps a kernel per thread by itself."""
+    nb = notebook(tmp_path / "x.ipynb", "import os\nprint(os.getcwd())")
+    out = papermill.execute_notebook(
+        str(nb), str(tmp_path / "o.ipynb"), engine_name="runbook", progress_bar=False
+    )
+    assert outputs(out).strip() == str(tmp_path)
+    from helpers.runner import engine
+
+    engine._local.session.shutdown(now=True)
+    del engine._local.session
+
+
+def test_cwd_is_the_notebooks_folder_like_jupyterlab_and_nbval(tmp_path, session) -> None:
+    nb = notebook(tmp_path / "sub" / "x.ipynb", "import os\nprint(os.getcwd())")
+    assert outputs(run(nb, tmp_path / "o.ipynb", session)).strip() == str(tmp_path / "sub")
+    assert os.getcwd() != str(tmp_path / "sub")  # the runner's own working directory is untouched
