@@ -13,6 +13,7 @@ Task 1.4 calls :func:`check_preflight`, :func:`up`, :func:`show_ps` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -91,11 +92,23 @@ class ServiceState:
     state: str
     health: str
     publishers: tuple[tuple[str, int, int], ...] = ()  # (host ip, published, target)
+    image: str = ""
 
     @property
     def ready(self) -> bool:
         """Running, and healthy when the service has a healthcheck."""
         return self.state == "running" and self.health in ("", "healthy")
+
+
+def drift(svc: ServiceSpec, state: ServiceState) -> str:
+    """How the running container differs from the file (image, published ports); "" when it matches."""
+    reasons = []
+    if state.image and svc.image and state.image != svc.image:
+        reasons.append(f"runs image {state.image}, the file says {svc.image}")
+    for port in svc.ports:
+        if not any(p == port.published and t == port.target for _, p, t in state.publishers):
+            reasons.append(f"does not publish {port.host_ip or '0.0.0.0'}:{port.published}->{port.target}")
+    return "; ".join(reasons)
 
 
 def find_compose_file(app_dir: str | Path) -> Path:
@@ -167,11 +180,32 @@ def parse_config(resolved: dict[str, Any], raw: dict[str, Any], app_dir: Path, f
     return Project(app_dir=app_dir, file=file, name=resolved.get("name", ""), services=services)
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+_LOADED: dict[tuple[Any, ...], Project] = {}
+
+
 def load(app_dir: str | Path) -> Project:
-    """Resolve the app's compose project as compose sees it (environment and ``.env`` applied)."""
+    """Resolve the app's compose project as compose sees it (environment and ``.env`` applied).
+
+    Remembered while the file, the folder's ``.env`` and this process's environment stay the same,
+    so a notebook's several steps ask ``docker compose config`` once.
+    """
     file = find_compose_file(app_dir)
     folder = file.parent.resolve()
-    return parse_config(_config(folder, file), _config(folder, file, "--no-interpolate"), folder, file)
+    key = (str(file.resolve()), _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
+    if key not in _LOADED:
+        if len(_LOADED) > 16:
+            _LOADED.clear()
+        raw = _config(folder, file, "--no-interpolate")
+        _LOADED[key] = parse_config(_config(folder, file), raw, folder, file)
+    return _LOADED[key]
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:
@@ -202,6 +236,7 @@ def states(project: Project) -> dict[str, ServiceState]:
             state=row.get("State", ""),
             health=row.get("Health", ""),
             publishers=pubs,
+            image=row.get("Image", ""),
         )
     return out
 
@@ -300,7 +335,16 @@ def up(
         before = states(project)
     except (ComposeError, EngineUnavailable) as exc:
         return [steps.failed("docker compose up", str(exc))]
-    waiting = [s for s in project.services if not (s in before and before[s].ready)]
+    why: dict[str, str] = {}
+    for s, svc in project.services.items():
+        state = before.get(s)
+        if state is None:
+            why[s] = "not created"
+        elif not state.ready:
+            why[s] = f"{state.state} {state.health}".strip()
+        elif reason := drift(svc, state):
+            why[s] = f"recreate: {reason}"
+    waiting = list(why)
     if not waiting:
         return [steps.ok(f"service {s}", _state_text(before[s])) for s in project.services]
     if dry_run:
@@ -308,7 +352,9 @@ def up(
             steps.ok(f"service {s}", _state_text(before[s]))
             if s not in waiting
             else steps.changed(
-                f"service {s}", f"would start: docker compose -p {project.name} up -d --wait", dry_run=True
+                f"service {s}",
+                f"would run `docker compose -p {project.name} up -d --wait` ({why[s]})",
+                dry_run=True,
             )
             for s in project.services
         ]
@@ -326,7 +372,8 @@ def up(
                 steps.failed(f"service {s}", f"{_state_text(state)}; see `docker compose logs {s}`")
             )
         elif s in waiting:
-            results.append(steps.changed(f"service {s}", f"started: {_state_text(state)}"))
+            verb = "recreated" if why[s].startswith("recreate") else "started"
+            results.append(steps.changed(f"service {s}", f"{verb}: {_state_text(state)}"))
         else:
             results.append(steps.ok(f"service {s}", _state_text(state)))
     return results
@@ -373,8 +420,8 @@ def diagnose_up_failure(project: Project, output: str) -> str:
     return f"{tail}. Next step: `docker compose -p {project.name} logs` and `docker compose ps -a`"
 
 
-def ps_rows(app_dir: str | Path) -> list[tuple[str, str, str, str, str]]:
-    project = load(app_dir)
+def ps_rows(app_dir: str | Path | Project) -> list[tuple[str, str, str, str, str]]:
+    project = app_dir if isinstance(app_dir, Project) else load(app_dir)
     current = states(project)
     rows = []
     for name in project.services:
@@ -392,7 +439,7 @@ def show_ps(app_dir: str | Path) -> None:
     project = load(app_dir)
     show_table(
         ("service", "container", "state", "health", "ports"),
-        ps_rows(app_dir),
+        ps_rows(project),
         title=f"docker compose ps (project {project.name})",
     )
 
@@ -434,17 +481,17 @@ def check_services(check: Checklist, app_dir: str | Path, services: list[str] | 
             hint=f"run task 1.4 (`docker compose -p {project.name} up -d --wait`); "
             f"`docker compose -p {project.name} logs {name}` shows why it is not healthy",
         )
+        if state is None or state.state != "running":
+            continue  # the row above already fails; port rows would only repeat it
         for port in svc.ports:
-            host = port.host_ip or "127.0.0.1"
-            published = state is not None and any(
-                p == port.published and t == port.target for _, p, t in state.publishers
-            )
+            host = port.host_ip or "0.0.0.0"
+            published = any(p == port.published and t == port.target for _, p, t in state.publishers)
             check(
-                f"{name} published on {host}:{port.published}",
+                f"{name} published on 127.0.0.1:{port.published}",
                 published and host == "127.0.0.1",
                 _state_text(state),
-                hint="publish ports on 127.0.0.1 only (docker-compose.yml) and recreate: "
-                f"`docker compose -p {project.name} up -d --wait`",
+                hint=f"the file wants {host}:{port.published}->{port.target}; keep ports on 127.0.0.1 only "
+                f"in docker-compose.yml, then recreate: `docker compose -p {project.name} up -d --wait`",
             )
             check(
                 f"{name} accepts connections on 127.0.0.1:{port.published}",

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from services_support import notebook_outputs, run_notebook, services_env
 
+from conftest import free_port
 from helpers import compose
 from helpers.checks import MIME as CHECKS_MIME
 from helpers.checks import Checklist
@@ -69,14 +70,33 @@ def test_a_stopped_service_fails_the_check_and_is_started_again(tmp_path):
             "redis running and healthy" in failed and "exited" in failed["redis running and healthy"].detail
         )
         assert "task 1.4" in failed["redis running and healthy"].hint
-        assert f"redis accepts connections on 127.0.0.1:{env.redis_port}" in failed
-        assert not any(name.startswith("postgres") for name in failed)
+        assert list(failed) == ["redis running and healthy"], "port rows of a stopped service only repeat it"
 
         again = compose.up(env.app_dir, wait_timeout=120)
         assert [(r.name, r.status) for r in again] == [
             ("service postgres", "ok"),
             ("service redis", "changed"),
         ]
+
+
+def test_a_changed_port_is_drift_that_fails_the_check_and_up_recreates(tmp_path, monkeypatch):
+    with services_env(tmp_path, start=True) as env:
+        new_port = free_port()
+        monkeypatch.setenv("POSTGRES_PORT", str(new_port))
+        check = Checklist("services")
+        compose.check_services(check, env.app_dir)
+        assert [r.name for r in check.failures] == [
+            f"postgres published on 127.0.0.1:{new_port}",
+            f"postgres accepts connections on 127.0.0.1:{new_port}",
+        ]
+        plan = compose.up(env.app_dir, dry_run=True)
+        assert [r.status for r in plan] == ["would change", "ok"] and "recreate" in plan[0].detail
+        again = compose.up(env.app_dir, wait_timeout=120)
+        assert [r.status for r in again] == ["changed", "ok"]
+        assert again[0].detail.startswith("recreated") and f"127.0.0.1:{new_port}->5432" in again[0].detail
+        check = Checklist("services")
+        compose.check_services(check, env.app_dir)
+        assert not check.failures, check.failures
 
 
 @pytest.mark.slow

@@ -165,3 +165,17 @@ def test_check_services_without_compose_file_fails_with_hint(tmp_path):
     check = Checklist("services")
     compose.check_services(check, tmp_path)
     assert check.failures and "task 1.7" in check.failures[0].hint
+
+
+def test_drift_compares_image_and_published_ports(tmp_path):
+    pg = _project(tmp_path).services["postgres"]
+    same = compose.ServiceState(
+        "postgres", "c", "running", "healthy", (("127.0.0.1", 15432, 5432),), pg.image
+    )
+    assert compose.drift(pg, same) == ""
+    moved = compose.ServiceState(
+        "postgres", "c", "running", "healthy", (("127.0.0.1", 5432, 5432),), pg.image
+    )
+    assert "does not publish 127.0.0.1:15432->5432" in compose.drift(pg, moved)
+    other = compose.ServiceState("postgres", "c", "running", "healthy", same.publishers, "postgres:14")
+    assert "runs image postgres:14" in compose.drift(pg, other)
