@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -633,6 +634,7 @@ class StandInProcess:
         self.cwd = cwd
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
+        self._output: Any = None  # a temporary file: a pipe nobody reads could fill and block the server
 
     @property
     def url(self) -> str:
@@ -640,8 +642,9 @@ class StandInProcess:
 
     def start(self) -> StandInProcess:
         cmd = [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - open for the process lifetime
         self.proc = subprocess.Popen(
-            cmd, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd, env=self.env, cwd=self.cwd, stdout=self._output, stderr=subprocess.STDOUT
         )
         try:
             wait_until_up(self.url, self.timeout)
@@ -651,22 +654,29 @@ class StandInProcess:
             raise TimeoutError(message) from None
         return self
 
-    def stop(self) -> str:
-        """Terminate the process (SIGTERM, then SIGKILL) and return its output."""
+    def stop(self, timeout: float = 60.0) -> str:
+        """Terminate the process (SIGTERM, then SIGKILL after ``timeout``) and return its output.
+
+        The timeout is generous: on SIGTERM a stand-in releases what it holds (droplet containers).
+        """
         if self.proc is None:
             return ""
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
-        if proc.stdout:
-            proc.stdout.close()
-        return out
+        return self.output()
+
+    def output(self) -> str:
+        """What the process printed so far (stdout and stderr)."""
+        if self._output is None:
+            return ""
+        self._output.seek(0)
+        return self._output.read().decode("utf-8", "replace")
 
     def control(self) -> httpx.Client:
         """A client for the process's ``/_standin`` control API."""

@@ -784,7 +784,10 @@ class DigitalOceanStandIn(StandIn):
                 print(f"digitalocean stand-in: droplet backend failed for {name}: {exc}", file=sys.stderr)
                 return
             with self.lock:
+                cancelled = state.get("cancelled", False)
                 state.update(state="ready", host=host, port=int(port))
+            if cancelled:  # the droplet was deleted while its container started
+                backend.stop(name)
 
         thread = threading.Thread(target=run, name=f"droplet-backend:{name}", daemon=True)
         self._backend_threads.append(thread)
@@ -796,7 +799,9 @@ class DigitalOceanStandIn(StandIn):
         for fw in self.firewalls.values():
             if droplet["id"] in fw["droplet_ids"]:
                 fw["droplet_ids"].remove(droplet["id"])
-        if self.backend is not None and meta.get("backend", {}).get("state") in ("ready", "starting"):
+        if meta.get("backend", {}).get("state") == "starting":
+            meta["backend"]["cancelled"] = True  # its thread stops the container once it has started
+        elif self.backend is not None and meta.get("backend", {}).get("state") == "ready":
             try:
                 self.backend.stop(droplet["name"])
             except Exception as exc:  # the droplet is gone from the API either way

@@ -403,3 +403,14 @@ def test_container_backend_says_clearly_when_the_module_is_missing(monkeypatch: 
     monkeypatch.setattr(module.importlib, "import_module", fake_import)
     with pytest.raises(RuntimeError, match="--droplet-backend none"):
         module.container_backend()
+
+
+def test_deleting_a_droplet_while_its_container_starts_does_not_leak_it() -> None:
+    backend = RecordingBackend()
+    fake, c = make(droplet_backend=backend)
+    droplet_id = c.post("/v2/droplets", json=DROPLET).json()["droplet"]["id"]
+    assert c.delete(f"/v2/droplets/{droplet_id}").status_code == 204
+    assert backend.stopped == []  # still starting: nothing to stop yet
+    backend.release.set()
+    fake.wait_for_backends()
+    assert backend.stopped == ["web-1"]  # stopped as soon as it had started

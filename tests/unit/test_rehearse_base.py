@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -13,6 +16,7 @@ from helpers.rehearse.base import (
     Request,
     Response,
     StandIn,
+    StandInProcess,
     compile_template,
     empty_response,
     json_response,
@@ -246,3 +250,25 @@ def test_compile_template() -> None:
     assert {k: converters[k](v) for k, v in m.groupdict().items()} == {"droplet_id": 42, "action": "boot"}
     assert regex.match("/v2/droplets/x/actions/boot") is None
     assert compile_template("/a/{rest:path}")[0].match("/a/b/c") is not None
+
+
+def test_a_stand_in_runs_as_a_process_with_the_same_control_api() -> None:
+    proc = StandInProcess("helpers.rehearse.digitalocean", env={"DIGITALOCEAN_TOKEN": TOKEN})
+    with proc:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(f"{proc.url}/v2/account", headers=auth).status_code == 200
+        with proc.control() as control:
+            control.post("/faults", json={"path": "/v2/account", "status": 503})
+            assert httpx.get(f"{proc.url}/v2/account", headers=auth).status_code == 503
+            assert [e["status"] for e in control.get("/requests").json()["requests"]] == [200, 503]
+        process = proc.proc
+    assert process is not None and process.returncode is not None  # stopped on SIGTERM
+    assert f"listening on {proc.url}" in proc.output()
+
+
+def test_the_process_refuses_to_start_without_a_token() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DIGITALOCEAN_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "helpers.rehearse.digitalocean", "--port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "set DIGITALOCEAN_TOKEN in the environment" in done.stderr
