@@ -16,8 +16,8 @@ machinery:
 * fault injection: the next N requests to a route answer an error, before or
   *after* the route did its work (a lost response: the resource exists but the
   client saw a 500) (:meth:`StandIn.inject`);
-* a request log (method, path, query, JSON body, status; never headers, so
-  never a token) for tests that prove what was (not) sent;
+* a request log (method, path, query, JSON body with secret-named fields redacted, status;
+  never headers, so never a token) for tests that prove what was (not) sent;
 * a small control API under ``/_standin/`` (faults, log) for stand-ins that run
   as separate processes.
 
@@ -229,6 +229,21 @@ class LoggedRequest:
         return self.method in MUTATING_METHODS
 
 
+def redact_secret_fields(value: Any) -> Any:
+    """``value`` with the values of secret-named keys (``*password*``, ``*token*``...) replaced.
+
+    The request log is for proving what was sent, and may be printed: secrets stay out of it. A
+    stand-in keeps what it needs (e.g. a database password) in its own state, not in the log.
+    """
+    from helpers.secrets import REDACTED, is_secret_name
+
+    if isinstance(value, dict):
+        return {k: REDACTED if is_secret_name(str(k)) else redact_secret_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secret_fields(v) for v in value]
+    return value
+
+
 # --------------------------------------------------------------------------- the stand-in
 
 
@@ -415,7 +430,7 @@ class StandIn:
 
     def _record(self, request: Request, response: Response, fault: bool) -> None:
         try:
-            body = request.json()
+            body = redact_secret_fields(request.json())
         except ValueError:
             body = request.body.decode("utf-8", "replace")
         entry = LoggedRequest(
@@ -746,6 +761,7 @@ __all__ = [
     "int_arg",
     "iter_pages",
     "json_response",
+    "redact_secret_fields",
     "serve",
     "wait_until_up",
 ]

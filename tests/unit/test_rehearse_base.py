@@ -180,6 +180,11 @@ def test_request_log_records_bodies_and_status_but_never_headers(server: Items, 
     assert len(server.requests(path="/items/{item_id:int}")) == 1
     assert len(server.requests(path="/items*")) == 3
     assert TOKEN not in repr(log)
+    client.post(
+        "/items", json={"name": "db", "postgres_password": "s3cret-value", "nested": [{"api_token": "t"}]}
+    )
+    assert server.requests()[-1].body == {"name": "db", "postgres_password": "[REDACTED]",
+                                          "nested": [{"api_token": "[REDACTED]"}]}  # fmt: skip
     server.clear_log()
     assert server.requests() == []
 
