@@ -298,7 +298,7 @@ def _thread_session(kernel_name: str, fresh: bool) -> KernelSession:
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = KernelSession(kernel_name=kernel_name, fresh=fresh)
-        atexit.register(lambda: session.kill())
+        atexit.register(session.shutdown, now=True)
     return session
 
 

@@ -83,7 +83,8 @@ if "HOME" not in os.environ: problems.append("removed variable not restored")
 if os.getcwd() != here: problems.append(f"cwd is {os.getcwd()}")
 if "/leaked/path" in sys.path: problems.append("sys.path leaked")
 if any(f[0] == "error" and f[2] is Warning for f in warnings.filters): problems.append("warnings leaked")
-if any(type(h).__name__ == "NullHandler" for h in logging.getLogger().handlers): problems.append("log handler leaked")
+if any(type(h).__name__ == "NullHandler" for h in logging.getLogger().handlers):
+    problems.append("log handler leaked")
 if socket.getdefaulttimeout() is not None: problems.append("socket timeout leaked")
 import localmod
 if localmod.STATE: problems.append(f"module state leaked: {localmod.STATE}")
@@ -187,3 +188,39 @@ def test_cwd_is_the_notebooks_folder_like_jupyterlab_and_nbval(tmp_path, session
     nb = notebook(tmp_path / "sub" / "x.ipynb", "import os\nprint(os.getcwd())")
     assert outputs(run(nb, tmp_path / "o.ipynb", session)).strip() == str(tmp_path / "sub")
     assert os.getcwd() != str(tmp_path / "sub")  # the runner's own working directory is untouched
+
+
+@pytest.mark.parametrize("first", ["helpers.runner.engine", "papermill", "helpers.cli"])
+def test_entry_points_load_whatever_is_imported_first(first: str) -> None:
+    """papermill loads its engine entry points while importing itself: no circular import either way."""
+    import subprocess
+
+    code = f"import {first}, papermill\nprint(papermill.engines.papermill_engines.get_engine('runbook'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(".RunbookEngine'>")
+
+
+def test_papermill_command_line_with_the_runbook_engine(tmp_path) -> None:
+    import subprocess
+
+    nb = notebook(tmp_path / "x.ipynb", "print(greeting)", params="greeting = 'hi'")
+    papermill_cli = Path(sys.executable).with_name("papermill")
+    proc = subprocess.run(
+        [
+            str(papermill_cli),
+            str(nb),
+            str(tmp_path / "o.ipynb"),
+            "--engine",
+            "runbook",
+            "-p",
+            "greeting",
+            "hello from the warm engine",
+            "--no-progress-bar",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "hello from the warm engine" in (tmp_path / "o.ipynb").read_text()
