@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from helpers import steps
 from helpers.steps import StepResult
@@ -260,3 +261,60 @@ def tree_hash(app_dir: str | os.PathLike[str], exclude: Sequence[str] = ()) -> s
         specs = ["--", ".", *(f":(exclude){e}" for e in exclude)]
         git(app_dir, "add", "-A", *specs, env=env)
         return git(app_dir, "write-tree", env=env).stdout.strip()
+
+
+def check_committed(
+    check: Any, before: CommitPlan, head_before: str | None, allowed: bool, dry_run: bool = False
+) -> CommitPlan:
+    """Task 1.14's verification, read back from git: returns the plan as it stands now.
+
+    Nothing of the runbook's is left uncommitted; a new commit holds exactly the planned paths;
+    the paths left alone are as they were; ``.env`` is not tracked.
+    """
+    app = before.app_dir
+    after = plan_phase1_commit(app)
+    head_after = head(app)
+    check(
+        "no runbook change left uncommitted",
+        not after.to_commit,
+        ", ".join(after.paths) or f"clean at {str(head_after)[:12]}",
+        hint="run this notebook with commit = True (or RUNBOOK_ALLOW_COMMIT=1) to commit them",
+    )
+    if head_after != head_before:
+        paths = committed_paths(app)
+        check(
+            "the new commit holds exactly the planned paths",
+            paths == sorted(before.paths),
+            ", ".join(paths),
+            hint="inspect it with `git show --stat HEAD`; amend or revert it by hand",
+        )
+    else:
+        check(
+            "HEAD did not move (nothing to commit, or committing not allowed)",
+            not before.to_commit or not allowed or dry_run,
+            f"HEAD {str(head_after)[:12]}",
+            hint="the commit step reported success but HEAD did not move: run `git log -1` in the app",
+        )
+    same = [c for c, _ in after.left_alone] == [c for c, _ in before.left_alone]
+    check(
+        "paths left alone are untouched",
+        same,
+        f"{len(after.left_alone)} dirty path(s) as before",
+        hint="compare `git status` with the table above",
+    )
+    tracked = git(app, "ls-files", "--", *NEVER_COMMIT).stdout.split()
+    check(
+        ".env is not tracked by git",
+        not tracked,
+        ", ".join(tracked) or "not tracked",
+        hint="`git rm --cached .env` and list it in .gitignore: it holds local secrets",
+    )
+    return after
+
+
+def show_plan(plan: CommitPlan) -> None:
+    """The dirty paths with their decision (commit / leave alone), as a table."""
+    from helpers.display import show_table
+
+    title = f"{plan.app_dir}: {len(plan.to_commit)} to commit, {len(plan.left_alone)} left alone"
+    show_table(("path", "change", "decision"), plan.rows() or [("—", "—", "nothing is dirty")], title=title)

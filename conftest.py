@@ -1,0 +1,273 @@
+"""The nbval harness: every task notebook runs, in the registry's order, against a disposable app.
+
+``pytest --nbval-lax notebooks/phase1`` (the README's test command, once ``notebooks/phase1`` is in
+``testpaths``) executes each notebook with its parameter defaults, which come from environment
+variables. Before any kernel starts (nbval starts one per notebook, when the notebook's first cell
+is set up), this file:
+
+* sorts the notebook cells by the task registry's dependency order (``helpers.tasks.order``), so
+  1.7 writes the compose file before 1.4 starts the services;
+* prepares a git-initialised copy of the sample app fixture in a temporary folder, with a ``.env``
+  pointing at the services, and points the notebooks at it through the environment the kernels
+  inherit: ``RUNBOOK_APP_DIR``, a compose project of its own (``COMPOSE_PROJECT_NAME=rb-nbval-<pid>``),
+  free ``POSTGRES_PORT`` / ``REDIS_PORT``, the stand-in app's ``RUNBOOK_APP_COMMANDS`` and
+  ``RUNBOOK_HEALTH_URL`` on a free port, and ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is
+  disposable; nothing else ever sets it by default);
+* uses the service images from the environment, else ``.work/images.env`` (``scripts/provision.sh
+  images``), else the local stand-ins when the official images are absent;
+* needs the Docker engine like ``@pytest.mark.engine`` tests: without one the notebooks are skipped
+  with the reason, or fail when ``RUNBOOK_REQUIRE_ENGINE=1``;
+* at the end of the session stops the app processes 1.15 started, runs ``docker compose down -v`` for
+  its own project only, and removes the temporary folder.
+
+A developer's own ``RUNBOOK_APP_DIR`` and services are never touched: the variables are replaced for the
+session and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+IMAGES_ENV = ROOT / ".work" / "images.env"
+STANDIN_IMAGES = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
+OFFICIAL_IMAGES = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
+# Variables a developer may have set that must not steer the test run.
+CLEARED = (
+    "RUNBOOK_DRY_RUN",
+    "RUNBOOK_ENV_FILE",
+    "RUNBOOK_VM_NAME",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "QUEUE_NAME",
+)
+
+
+def _tests_conftest():
+    """tests/conftest.py (engine_problem, _truthy), loaded under a name of its own."""
+    name = "_runbook_tests_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _notebook_cells(items: list[pytest.Item]) -> list[pytest.Item]:
+    try:
+        from nbval.plugin import IPyNbCell
+    except ImportError:  # nbval not installed: nothing to do
+        return []
+    return [item for item in items if isinstance(item, IPyNbCell)]
+
+
+def _notebook_of(item: pytest.Item) -> Path:
+    return Path(str(item.path)).resolve()
+
+
+def _registry_positions() -> dict[Path, int]:
+    from helpers import tasks
+
+    ordered = [t for phase in tasks.phases() for t in tasks.order(phase)]
+    return {(ROOT / t.notebook).resolve(): n for n, t in enumerate(ordered)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _image_present(image: str) -> bool:
+    proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def service_images() -> dict[str, str]:
+    """POSTGRES_IMAGE, REDIS_IMAGE: the environment, else .work/images.env, else the local stand-ins."""
+    from dotenv import dotenv_values
+
+    chosen: dict[str, str] = {}
+    from_file = dotenv_values(IMAGES_ENV) if IMAGES_ENV.is_file() else {}
+    for key, official in OFFICIAL_IMAGES.items():
+        value = os.environ.get(key) or from_file.get(key)
+        if not value and not _image_present(official) and _image_present(STANDIN_IMAGES[key]):
+            value = STANDIN_IMAGES[key]
+        if value:
+            chosen[key] = value
+    return chosen
+
+
+@dataclass
+class NbvalRun:
+    """The disposable world the notebooks run in, and how to take it down."""
+
+    work: Path
+    app_dir: Path
+    project: str
+    env: dict[str, str]
+    saved: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls) -> NbvalRun:
+        from helpers import apprun, sampleapp
+
+        work = Path(tempfile.mkdtemp(prefix="rb-nbval-"))
+        app_dir, _ = sampleapp.prepare(work / "app")
+        postgres_port, redis_port, web_port = free_port(), free_port(), free_port()
+        project = f"rb-nbval-{os.getpid()}"
+        env = {
+            "RUNBOOK_APP_DIR": str(app_dir),
+            "COMPOSE_PROJECT_NAME": project,
+            "POSTGRES_PORT": str(postgres_port),
+            "REDIS_PORT": str(redis_port),
+            apprun.ENV_COMMANDS: "; ".join(sampleapp.commands(sys.executable, web_port)),
+            "RUNBOOK_HEALTH_URL": f"http://localhost:{web_port}/api/health",
+            "RUNBOOK_ALLOW_COMMIT": "1",
+            apprun.ENV_LOG_DIR: str(work / "logs"),
+            "RUNBOOK_STATE_DIR": str(work / "state"),
+            **service_images(),
+        }
+        run = cls(work=work, app_dir=app_dir, project=project, env=env)
+        run.apply()
+        sampleapp.write_local_env(app_dir, postgres_port, redis_port)
+        return run
+
+    def apply(self) -> None:
+        for key in (*self.env, *CLEARED):
+            self.saved.setdefault(key, os.environ.get(key))
+        for key in CLEARED:
+            os.environ.pop(key, None)
+        os.environ.update(self.env)
+
+    def teardown(self) -> list[str]:
+        """Stop the app, remove this project's containers and volumes, restore the environment."""
+        from helpers import apprun
+
+        problems = []
+        try:
+            apprun.stop_recorded(self.work / "logs")
+        except Exception as exc:  # keep tearing down
+            problems.append(f"stopping the app: {exc}")
+        command = [
+            "docker",
+            "compose",
+            "-p",
+            self.project,
+            "down",
+            "-v",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+        ]
+        compose_file = self.app_dir / "docker-compose.yml"
+        if compose_file.is_file():
+            command[2:2] = ["-f", str(compose_file)]
+        proc = subprocess.run(command, cwd=self.work, capture_output=True, text=True, env={**os.environ})
+        if proc.returncode != 0:
+            problems.append(f"`{' '.join(command)}` failed: {proc.stderr.strip()[-500:]}")
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(self.work, ignore_errors=True)
+        return problems
+
+
+_RUN_KEY = pytest.StashKey[NbvalRun]()
+_FAILED_KEY = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    cells = _notebook_cells(items)
+    if not cells:
+        return
+    positions = _registry_positions()
+    cell_ids = {id(item) for item in cells}
+    others = [item for item in items if id(item) not in cell_ids]
+    order = {id(item): n for n, item in enumerate(cells)}
+    cells.sort(
+        key=lambda item: (
+            positions.get(_notebook_of(item), len(positions)),
+            str(_notebook_of(item)),
+            order[id(item)],
+        )
+    )
+    items[:] = others + cells
+    for item in cells:
+        item.add_marker(pytest.mark.engine)
+    problem = _tests_conftest().engine_problem()
+    if problem is not None:
+        return  # the engine marker skips them (or the setup hook below fails them)
+    config.stash[_RUN_KEY] = NbvalRun.create()
+
+
+def _task_of(notebook: Path):
+    from helpers import tasks
+
+    for task in tasks.all_tasks():
+        if (ROOT / task.notebook).resolve() == notebook:
+            return task
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a notebook cell (and before its kernel starts):
+
+    * with RUNBOOK_REQUIRE_ENGINE=1 and no engine, fail;
+    * after a failed cell of the same notebook, skip (later cells build on it);
+    * when a task this notebook needs has a failed notebook, skip (the runner would not run it either).
+    """
+    if not _notebook_cells([item]):
+        return
+    conf = _tests_conftest()
+    problem = conf.engine_problem()
+    if problem is not None and conf._truthy("RUNBOOK_REQUIRE_ENGINE"):
+        pytest.fail(f"RUNBOOK_REQUIRE_ENGINE=1 but {problem}", pytrace=False)
+    failed: set[Path] = item.config.stash.get(_FAILED_KEY, set())
+    notebook = _notebook_of(item)
+    if notebook in failed:
+        pytest.skip(f"an earlier cell of {notebook.name} failed")
+    task = _task_of(notebook)
+    if task is not None:
+        from helpers import tasks
+
+        blocked = sorted(
+            (t for t in failed if (dep := _task_of(t)) is not None and dep.id in tasks.ancestors(task.id)),
+            key=str,
+        )
+        if blocked:
+            pytest.skip(f"task {task.id} needs {', '.join(p.name for p in blocked)}, which failed")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and _notebook_cells([item]):
+        item.config.stash.setdefault(_FAILED_KEY, set()).add(_notebook_of(item))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(_RUN_KEY, None)
+    if run is None:
+        return
+    del session.config.stash[_RUN_KEY]
+    for problem in run.teardown():
+        print(f"\nnbval harness teardown: {problem}", file=sys.stderr)
