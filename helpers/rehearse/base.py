@@ -50,9 +50,10 @@ from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
+if TYPE_CHECKING:  # imported where used: the Coolify stand-in also runs on a droplet without httpx
+    import httpx
 
 CONTROL_PREFIX = "/_standin"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -476,6 +477,7 @@ class StandIn:
 
     def transport(self) -> httpx.MockTransport:
         """An httpx transport that answers through :meth:`dispatch`, no socket involved."""
+        import httpx
 
         def handle(req: httpx.Request) -> httpx.Response:
             headers = Message()
@@ -614,6 +616,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_until_up(url: str, timeout: float = 15.0) -> None:
     """Poll ``{url}/_standin/health`` until it answers; raise with a clear message otherwise."""
+    import httpx
+
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -695,6 +699,8 @@ class StandInProcess:
 
     def control(self) -> httpx.Client:
         """A client for the process's ``/_standin`` control API."""
+        import httpx
+
         return httpx.Client(base_url=f"{self.url}{CONTROL_PREFIX}", timeout=10)
 
     def __enter__(self) -> StandInProcess:
