@@ -428,17 +428,11 @@ PRODUCTION_ENV: tuple[EnvVar, ...] = (
         secret_name="PROD_REDIS_URL",
     ),
     EnvVar(
-        "APP_SECRET",
-        ("web",),
-        True,
-        "a random string of 32 or more characters (session signing)",
-        secret_name="APP_SECRET",
-    ),
-    EnvVar(
         "SESSION_SECRET",
-        ("web",),
+        ("web", "worker"),
         True,
-        "the same value as APP_SECRET, for code that reads this older name",
+        "32 random bytes, base64 (the app refuses fewer than 16 characters; the worker validates the "
+        "same settings at start, so it needs it too)",
         secret_name="APP_SECRET",
     ),
     EnvVar("NODE_ENV", ("web", "worker"), False, "`production`", "fixed"),
@@ -447,20 +441,13 @@ PRODUCTION_ENV: tuple[EnvVar, ...] = (
         ("web",),
         False,
         "`3000`",
-        "fixed; must equal the port Coolify exposes for the web app (task 2.14)",
-    ),
-    EnvVar(
-        "HOSTNAME",
-        ("web",),
-        False,
-        "`0.0.0.0`",
-        "fixed; the Next.js standalone server listens on this address inside the container",
+        "fixed; `next start` listens on it; Coolify's exposed port for the web app (task 2.14) must match",
     ),
     EnvVar(
         "NEXT_PUBLIC_APP_URL",
         ("web",),
         False,
-        "`https://DOMAIN`, or `http://DROPLET_IP:8000` before a domain is set",
+        "`https://DOMAIN`, or `http://DROPLET_IP:PORT` before a domain is set",
         "the web app's public URL from task 2.14",
         build_time=True,
     ),
@@ -468,10 +455,30 @@ PRODUCTION_ENV: tuple[EnvVar, ...] = (
         "QUEUE_NAME",
         ("web", "worker"),
         False,
-        "the BullMQ queue name, identical in web and worker",
-        "the app's `.env.example` (the web enqueues on it, the worker consumes it)",
+        "`jobs` (the app's default); identical in web and worker",
+        "the app's `.env.example`: the web app enqueues on it, the worker consumes it",
+    ),
+    EnvVar("WORKER_CONCURRENCY", ("worker",), False, "`5` (the app's default)", "the app's `.env.example`"),
+    EnvVar(
+        "LOG_LEVEL", ("web", "worker"), False, "`info` (`debug`, `info`, `warn` or `error`)", "your choice"
     ),
 )
+
+# Variables of the app's development setup that production does not get, and why.
+NOT_IN_PRODUCTION: dict[str, str] = {
+    "COOLIFY_URL": "the dashboard of the Coolify inside the Multipass VM; phase 1 removes it",
+    "POSTGRES_USER": "local compose services only",
+    "POSTGRES_PASSWORD": "local compose services only",
+    "POSTGRES_DB": "local compose services only",
+    "POSTGRES_PORT": "local compose services only",
+    "REDIS_PORT": "local compose services only",
+}
+
+
+def not_in_production_markdown() -> str:
+    rows = ["| variable | why production does not get it |", "|---|---|"]
+    rows += [f"| `{name}` | {why} |" for name, why in NOT_IN_PRODUCTION.items()]
+    return "\n".join(rows)
 
 
 def production_env_markdown() -> str:
@@ -642,6 +649,8 @@ def expand_markers(markdown: str, src_uri: str, pages: Mapping[str, TaskPage]) -
             return secrets_markdown()
         if name == "production-env":
             return production_env_markdown()
+        if name == "not-in-production":
+            return not_in_production_markdown()
         if name == "task-count":
             return str(len(registry.in_phase(args[0])) if args else len(registry.all_tasks()))
         raise DocsiteError(f"{src_uri}: unknown marker <!-- runbook:{name} -->")
@@ -824,28 +833,6 @@ def pick_images() -> dict[str, str]:
     return chosen
 
 
-def copy_sample_app(dest: Path) -> Path:
-    """A git-initialised copy of the sample app (the team's Implementation-2 repository)."""
-    fixture = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
-    if not (fixture / "package.json").is_file():
-        raise DocsiteError(f"the sample app fixture {fixture} is missing or incomplete (no package.json)")
-    shutil.copytree(fixture, dest, ignore=shutil.ignore_patterns("__pycache__", "node_modules", ".git"))
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Runbook docs",
-        "GIT_AUTHOR_EMAIL": "docs@example.invalid",
-        "GIT_COMMITTER_NAME": "Runbook docs",
-        "GIT_COMMITTER_EMAIL": "docs@example.invalid",
-    }
-    for cmd in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "Implementation 2 baseline"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
-    return dest
-
-
 @contextlib.contextmanager
 def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
@@ -892,10 +879,8 @@ def reference_parameters(ctx: RunContext, declared: Mapping[str, Any]) -> dict[s
     wanted: dict[str, Any] = {
         "app_dir": str(ctx.app_dir),
         "dry_run": False,
-        "compose_project": ctx.project,
-        "project_name": ctx.project,
         "commit": True,  # 1.14 commits only in the run's own copy of the app
-        "allow_commit": True,
+        "rewrite_env": True,  # 1.9 may fix the VM addresses in that copy's own .env
     }
     return {k: v for k, v in wanted.items() if k in declared}
 
@@ -1007,16 +992,21 @@ def reference_run(
     project = work.name.lower().replace("_", "-")
     password = generate(18)
     ctx = RunContext(work=work, app_dir=work / "app", project=project, env={}, secret_values=[password])
+    from helpers import apprun, sampleapp
+
+    web_port = _free_port()
     ctx.env = {
         **images,
         "COMPOSE_PROJECT_NAME": project,
         "POSTGRES_PORT": str(_free_port()),
         "REDIS_PORT": str(_free_port()),
         "POSTGRES_PASSWORD": password,
-        "RUNBOOK_APP_DIR": str(ctx.app_dir),
         "RUNBOOK_DRY_RUN": "",
+        "RUNBOOK_ALLOW_COMMIT": "1",  # 1.14 commits, in the run's own copy of the app only
         "RUNBOOK_SECRETS_FILE": str(work / "secrets.env"),
-        "RUNBOOK_APP_LOG_DIR": str(work / "app-logs"),
+        apprun.ENV_LOG_DIR: str(work / "app-logs"),
+        "RUNBOOK_HEALTH_URL": f"http://localhost:{web_port}/api/health",
+        **sampleapp.environment(ctx.app_dir, port=web_port),  # RUNBOOK_APP_DIR, RUNBOOK_APP_COMMANDS
     }
     executed_dir = work / "executed"
     executed_dir.mkdir()
@@ -1028,8 +1018,11 @@ def reference_run(
     results: dict[str, dict[str, Any]] = {}
     started = _dt.datetime.now(_dt.UTC)
     try:
-        copy_sample_app(ctx.app_dir)
         with patched_environ(ctx.env):
+            sampleapp.prepare(ctx.app_dir)
+            # the developer's own .env (git-ignored) with the local URLs, as `helpers.sampleapp prepare`
+            # writes it for `make phase1`: task 1.5 reads it before task 1.9 rewrites .env.example
+            sampleapp.write_local_env(ctx.app_dir)
             for n, task in enumerate(tasks, start=1):
                 bare = PROJECT_ROOT / task.notebook
                 blocked = sorted(
@@ -1073,10 +1066,9 @@ def reference_run(
                     + (f": {entry['error']}" if "error" in entry else "")
                 )
     finally:
-        with contextlib.suppress(Exception):
-            from helpers import apprun
-
-            apprun.stop_recorded(Path(ctx.env["RUNBOOK_APP_LOG_DIR"]))  # type: ignore[attr-defined]
+        stopped = apprun.stop_recorded(Path(ctx.env[apprun.ENV_LOG_DIR]))  # app processes a kernel left
+        if stopped:
+            echo(f"stopped {len(stopped)} app processes left running: {', '.join(stopped)}")
         removed = cleanup_project(project)
         if removed:
             echo(f"cleaned up {len(removed)} Docker objects of compose project {project}")
@@ -1122,6 +1114,11 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_REFERENCE_DIR})")
     ref.add_argument("--keep-work", action="store_true", help="keep the temporary app copy and raw outputs")
     ref.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    ref.add_argument(
+        "--if-engine",
+        action="store_true",
+        help="without a Docker engine, say so and exit 0 (the build then renders bare notebooks)",
+    )
     sub.add_parser("fetch-mermaid", help=f"cache mermaid.min.js {MERMAID_VERSION} from the npm registry")
     sub.add_parser("status", help="how each task page would be rendered")
     args = parser.parse_args(argv)
@@ -1132,6 +1129,10 @@ def main(argv: list[str] | None = None) -> int:
             for task_id, page in task_pages(reference_dir()).items():
                 print(f"{task_id:>5}  {page.state:<9}  {page.src_uri}  {page.reason}")
         else:
+            problem = engine_problem()
+            if problem and args.if_engine:
+                print(f"no reference run: {problem}; the docs will show the notebooks without outputs")
+                return 0
             manifest = reference_run(args.phase, args.only, args.out, args.keep_work, args.timeout)
             statuses = [v["status"] for v in manifest["tasks"].values()]
             print(", ".join(f"{s}: {statuses.count(s)}" for s in sorted(set(statuses))))

@@ -267,9 +267,22 @@ def test_production_env_reads_secret_sources_from_helpers_secrets():
         else:
             assert "| no |" in row
     names = [v.name for v in docsite.PRODUCTION_ENV]
-    for required in ("DATABASE_URL", "REDIS_URL", "NODE_ENV", "PORT", "NEXT_PUBLIC_APP_URL", "QUEUE_NAME"):
-        assert required in names
     assert len(names) == len(set(names))
+    assert not set(names) & set(docsite.NOT_IN_PRODUCTION)
+
+
+def test_every_variable_the_sample_app_reads_is_documented_for_production():
+    app = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
+    env_ts = (app / "src" / "lib" / "env.ts").read_text(encoding="utf-8")
+    schema = dict(re.findall(r"^\s+([A-Z][A-Z0-9_]+): (z\..*)$", env_ts, re.M))  # name -> zod rule
+    example = re.findall(r"^([A-Z][A-Z0-9_]+)=", (app / ".env.example").read_text(encoding="utf-8"), re.M)
+    assert "DATABASE_URL" in schema and "DATABASE_URL" in example  # the patterns do read the files
+    documented = {v.name for v in docsite.PRODUCTION_ENV} | set(docsite.NOT_IN_PRODUCTION)
+    assert set(schema) | set(example) <= documented
+    # web and worker parse the same schema: what it requires without a default, both apps get
+    both = {v.name for v in docsite.PRODUCTION_ENV if set(v.apps) == {"web", "worker"}}
+    required = {name for name, rule in schema.items() if ".default(" not in rule}
+    assert required and required <= both
 
 
 def test_production_env_refuses_a_secret_the_runbook_does_not_know(monkeypatch):
@@ -436,3 +449,27 @@ def test_toc_is_read_from_the_rendered_headings():
     assert (step["id"], step["name"]) == ("step-3-the-sshconfig-entry", "Step 3: the ~/.ssh/config entry")
     assert step["children"][0]["name"] == "A &amp; B" and step["children"][0]["children"] == []
     assert verification["id"] == "verification"
+
+
+def test_the_runners_failure_summary_links_to_these_anchors():
+    from helpers.runner.ledger import troubleshooting_anchor as runner_anchor
+
+    for task in tasks.all_tasks():
+        assert runner_anchor(task.id) == docsite.troubleshooting_anchor(task.id)
+
+
+def test_reference_run_without_an_engine_says_what_happens(monkeypatch, capsys):
+    monkeypatch.setattr(docsite, "engine_problem", lambda: "no Docker engine answers (test)")
+    assert docsite.main(["reference-run", "--if-engine"]) == 0
+    assert "without outputs" in capsys.readouterr().out
+    assert docsite.main(["reference-run"]) == 2
+    err = capsys.readouterr().err
+    assert "no Docker engine answers (test)" in err and "without outputs" in err
+
+
+def test_blocked_reason_names_the_root_causes():
+    results = {"1.7": {"status": "missing"}, "1.4": {"status": "not-run"}, "1.3": {"status": "failed"}}
+    assert (
+        docsite.blocked_reason(["1.3", "1.4", "1.7"], results)
+        == "1.3 (failed); 1.7 (notebook not written yet)"
+    )
