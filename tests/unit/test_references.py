@@ -1,0 +1,329 @@
+"""helpers.references: finding and rewriting Multipass/VM references (tasks 1.6 and 1.12)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+from helpers import appfiles, apptasks, references
+from helpers.appfiles import Tree
+from helpers.checks import Checklist
+from helpers.references import Rules
+
+# --------------------------------------------------------------------------- scan
+
+
+def test_scan_finds_each_kind_with_file_and_line(app_copy):
+    hits = references.scan(app_copy)
+    where = {h.where: h.what for h in hits}
+    assert where[".env.example:8"] == "VM address"  # DATABASE_URL on the VM
+    assert where[".env.example:25"] == "Coolify on the VM"
+    assert where["package.json:20"] == "multipass"
+    assert "VM address" in where["CLAUDE.md:21"] and "multipass" in where["CLAUDE.md:21"]
+    assert not [h for h in hits if h.path in ("docs/queues.md", "src/db/schema.ts")]
+    only_docs = references.scan(app_copy, under="docs")
+    assert only_docs and all(h.path.startswith("docs/") for h in only_docs)
+
+
+def test_scan_skips_ignored_binary_and_dependency_files(app_copy):
+    (app_copy / ".env").write_text("DATABASE_URL=postgresql://u:p@192.168.64.5:5432/app\n")
+    (app_copy / "node_modules" / "m").mkdir(parents=True)
+    (app_copy / "node_modules" / "m" / "x.js").write_text("multipass\n")
+    (app_copy / "blob.bin").write_bytes(b"\0multipass 192.168.64.5")
+    paths = {h.path for h in references.scan(app_copy)}
+    assert not paths & {".env", "node_modules/m/x.js", "blob.bin"}
+
+
+def test_hit_rows_mask_passwords():
+    rows = references.hit_rows(
+        [references.Hit("a", 1, "postgresql://u:s3cret@192.168.64.5/app", "VM address")]
+    )
+    assert "s3cret" not in rows[0][2]
+
+
+def test_vm_address_does_not_match_longer_numbers():
+    assert references.find_in_text("x 192.168.64.51 y")  # still a VM address
+    assert not references.find_in_text("10.192.168.64")
+    assert not references.find_in_text("192.168.640.5 and 192.168.65.2")
+
+
+def test_rules_from_params_validate_patterns():
+    rules = Rules.from_params(vm_ip=r"10\.0\.0\.\d+", extra_patterns=["coolify-vm"], replacements={"a": "b"})
+    assert rules.vm_ip == r"10\.0\.0\.\d+" and rules.replacements == (("a", "b"),)
+    assert references.find_in_text("ssh coolify-vm", rules)
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        Rules.from_params(extra_patterns=["(unclosed"])
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        (
+            "DATABASE_URL=postgresql://postgres:pw@192.168.64.5:5432/app",
+            "postgresql://postgres:pw@localhost:5432/app",
+        ),
+        ("REDIS_URL=redis://192.168.64.12:6379/0", "redis://localhost:6379/0"),
+        ("pg_isready -h 192.168.64.5", "pg_isready -h localhost"),
+        ("open http://192.168.64.5:8000/login now", f"open {references.COOLIFY_PLACEHOLDER} now"),
+    ],
+)
+def test_addresses(line, want):
+    assert want in references.rewrite_addresses(line)
+
+
+@pytest.mark.parametrize(
+    ("command", "want"),
+    [
+        ("multipass launch 22.04 --name vm", "docker compose up -d --wait"),
+        ("sudo multipass start coolify-vm", "docker compose up -d --wait"),
+        ("multipass stop coolify-vm", "docker compose stop"),
+        ("multipass info coolify-vm", "docker compose ps"),
+        ("multipass list", "docker compose ps"),
+        ("multipass delete coolify-vm", "docker compose down -v"),
+        ("multipass exec vm -- psql -U postgres app", "docker compose exec postgres psql -U postgres app"),
+        ("multipass exec vm -- sudo redis-cli ping", "docker compose exec redis redis-cli ping"),
+        ("multipass exec vm -- bash -c 'curl x | sh'", None),
+        ("multipass purge", None),
+        ("multipass shell coolify-vm", None),
+    ],
+)
+def test_map_command(command, want):
+    assert references.map_command(command) == want
+
+
+def test_command_lines_keep_prompt_and_newline_and_drop_unmappable():
+    assert references.rewrite_command_line("$ multipass start vm\r\n") == "$ docker compose up -d --wait\r\n"
+    assert references.rewrite_command_line("brew install --cask multipass\n") is None
+    assert references.rewrite_command_line("multipass stop vm && multipass set local.vm.disk=40G\n") == (
+        "docker compose stop\n"
+    )
+    assert references.rewrite_command_line("psql -h 192.168.64.5\n") == "psql -h localhost\n"
+
+
+def test_prose_rules_and_case():
+    rp = references.rewrite_prose
+    assert rp("PostgreSQL runs in the Multipass VM.") == "PostgreSQL runs in Docker."
+    assert rp("Start the Multipass VM first.") == "Start the Docker services first."
+    assert rp("Connect to a Multipass VM `coolify-vm` now") == "Connect to the Docker services now"
+    assert rp("Install [Multipass](https://multipass.run/install)") == (
+        f"Install [Docker]({references.DOCKER_INSTALL_URL})"
+    )
+    assert rp("MULTIPASS_HOME and multipass") == "DOCKER_HOME and docker"
+    # a ruled comment keeps its width
+    old = "# --- Services in the Multipass VM -------------"
+    assert len(rp(old)) == len(old) and rp(old).startswith("# --- Services in Docker ---")
+
+
+def test_inline_code_spans_are_mapped():
+    line = "Stop it with `multipass stop coolify-vm`, check `multipass list`."
+    assert (
+        references.rewrite_inline_code(line)
+        == "Stop it with `docker compose stop`, check `docker compose ps`."
+    )
+
+
+def test_markdown_code_block_emptied_is_removed_and_prose_rewritten():
+    text = (
+        "# Title\n\nLaunch it:\n\n```bash\nmultipass shell vm\nsudo snap install multipass\n```\n\n"
+        "Then:\n\n```bash\nmultipass start vm\necho ok\n```\n\nThe Multipass VM is at 192.168.64.5.\n"
+    )
+    out = references.rewrite_markdown(text)
+    assert "multipass" not in out.lower() and "192.168.64" not in out
+    assert out.count("```") == 2, "the block that became empty is gone, the other stays"
+    assert "docker compose up -d --wait\necho ok" in out
+    assert "The Docker services is at localhost." in out
+    assert "\n\n\n" not in out
+
+
+def test_markdown_keeps_crlf():
+    text = "Run `multipass info vm`.\r\n\r\n```\r\nmultipass stop vm\r\n```\r\n"
+    out = references.rewrite_markdown(text)
+    assert out == "Run `docker compose ps`.\r\n\r\n```\r\ndocker compose stop\r\n```\r\n"
+
+
+def test_code_comments_and_shell_scripts():
+    ts = "// Points at the Multipass VM\n// run `multipass info vm` for the IP\nconst h = '192.168.64.5';\n"
+    assert references.rewrite_code("a.ts", ts) == "// Points at the Docker services\nconst h = 'localhost';\n"
+    sh = (
+        "#!/bin/sh\n# start the VM first\nmultipass start vm\nIP=$(multipass info vm | grep IPv4)\necho $IP\n"
+    )
+    assert (
+        references.rewrite_code("s.sh", sh)
+        == "#!/bin/sh\n# start the VM first\ndocker compose up -d --wait\necho $IP\n"
+    )
+
+
+def test_package_json_scripts_using_multipass_are_removed():
+    text = '{\n  "scripts": {\n    "dev": "next dev",\n    "vm": "multipass start vm"\n  }\n}\n'
+    assert references.rewrite("package.json", text) == '{\n  "scripts": {\n    "dev": "next dev"\n  }\n}\n'
+
+
+def test_replacements_run_first():
+    rules = Rules.from_params(replacements={r"coolify-vm": "the services"})
+    assert references.rewrite("notes.txt", "ssh coolify-vm\n", rules) == "ssh the services\n"
+
+
+# --------------------------------------------------------------------------- pages and links
+
+
+@pytest.mark.parametrize(
+    ("rel", "text", "want"),
+    [
+        ("docs/vm-setup.md", "# Setup", True),
+        ("docs/multipass.md", "# Anything", True),
+        ("docs/coolify-local.md", "# Coolify in the VM", True),
+        ("docs/architecture.md", "# Architecture\n\nruns in the Multipass VM", False),
+        ("docs/queues.md", "# Jobs and queues", False),
+        ("README.md", "# Setting up the VM", False),  # not under docs/
+        ("docs/vm-setup.txt", "# x", False),
+        ("docs/troubleshooting-docker.md", "# Troubleshooting the local Docker services", False),
+    ],
+)
+def test_is_vm_page(rel, text, want):
+    assert references.is_vm_page(rel, text) is want
+
+
+def test_drop_links():
+    removed = {"docs/vm-setup.md"}
+    text = (
+        "- [Architecture](docs/architecture.md)\n"
+        "- [Setting up the VM](docs/vm-setup.md)\n"
+        "- VM details: docs/vm-setup.md\n"
+        "Read [the guide](docs/vm-setup.md#launch) first.\n"
+        "It runs locally (see [VM setup](docs/vm-setup.md)).\n"
+        "See [setup][vm].\n\n[vm]: docs/vm-setup.md\n"
+    )
+    out = references.drop_links("README.md", text, removed)
+    assert out == (
+        "- [Architecture](docs/architecture.md)\nRead the guide first.\nIt runs locally.\nSee setup.\n\n"
+    )
+    assert references.links_to("README.md", text, removed)
+    assert not references.links_to("README.md", out, removed)
+    # relative links from inside docs/
+    assert references.drop_links("docs/a.md", "- [VM](vm-setup.md)\n- [Q](./queues.md)\n", removed) == (
+        "- [Q](./queues.md)\n"
+    )
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_cleanup_all_leaves_zero_hits_and_is_idempotent(app_copy):
+    changes = references.plan_cleanup(app_copy, scope="all")
+    deleted = {c.path for c in changes if c.after is None}
+    assert deleted == {"docs/vm-setup.md", "docs/coolify-local.md", "scripts/multipass-cloud-init.yaml"}
+    appfiles.apply(app_copy, changes)
+    assert references.scan(app_copy) == []
+    assert references.plan_cleanup(app_copy, scope="all") == []
+    check = Checklist("1.12")
+    references.check_no_references(check, app_copy)
+    assert not check.failures
+    assert (app_copy / "docs" / "queues.md").read_bytes() == (
+        Path(__file__).parents[1] / "fixtures/sample-app/docs/queues.md"
+    ).read_bytes()
+
+
+def test_cleanup_docs_touches_docs_and_links_only(app_copy):
+    before = {p: (app_copy / p).read_bytes() for p in ("package.json", ".env.example", "src/lib/env.ts")}
+    changes = references.plan_cleanup(app_copy, scope="docs")
+    touched = {c.path for c in changes}
+    assert touched == {
+        "docs/vm-setup.md",
+        "docs/coolify-local.md",
+        "docs/architecture.md",
+        "README.md",
+        "CLAUDE.md",
+    }
+    appfiles.apply(app_copy, changes)
+    assert {p: (app_copy / p).read_bytes() for p in before} == before
+    readme = (app_copy / "README.md").read_text()
+    assert "[Setting up the Multipass VM]" not in readme and "[Jobs and queues](docs/queues.md)" in readme
+    check = Checklist("1.6")
+    references.check_vm_docs_clean(check, app_copy)
+    assert not check.failures, check.failures
+    assert references.plan_cleanup(app_copy, scope="docs") == []
+
+
+def test_vm_docs_check_fails_before_cleanup_and_on_lost_pages(app_copy):
+    check = Checklist("1.6")
+    references.check_vm_docs_clean(check, app_copy)
+    assert {r.name for r in check.failures} == {
+        "no VM setup pages in the docs",
+        "no references in docs/",
+        "no links to the VM pages",
+    }
+    (app_copy / "docs" / "vm-setup.md").unlink()
+    (app_copy / "docs" / "queues.md").unlink()
+    check = Checklist("1.6")
+    references.check_vm_docs_clean(check, app_copy)
+    failed = {r.name: r.detail for r in check.failures}
+    assert "docs/vm-setup.md" in failed["no links to the VM pages"]
+    assert failed["the other docs pages are still there"] == "docs/queues.md"
+
+
+def test_no_references_check_fails_with_file_and_line(app_copy):
+    check = Checklist("1.12")
+    references.check_no_references(check, app_copy)
+    first = check.failures[0]
+    assert first.name == "no Multipass / VM references left" and ".env.example:5" in first.detail
+    assert "replacements" in first.hint
+
+
+def test_dry_run_overlay_proves_the_plan_without_writing(app_copy):
+    before = _tree_hash(app_copy)
+    changes = references.plan_cleanup(app_copy)
+    results = appfiles.apply(app_copy, changes, dry_run=True)
+    assert {r.status for r in results} == {"would change"}
+    assert _tree_hash(app_copy) == before
+    check = Checklist("1.12 dry")
+    references.check_no_references(check, Tree(app_copy, planned=changes))
+    assert not check.failures
+
+
+def test_crlf_file_keeps_crlf(app_copy):
+    (app_copy / "notes.md").write_bytes(b"# Notes\r\n\r\nThe DB is on 192.168.64.5.\r\n")
+    changes = [c for c in references.plan_cleanup(app_copy) if c.path == "notes.md"]
+    assert changes[0].after == "# Notes\r\n\r\nThe DB is on localhost.\r\n"
+
+
+ORDERED = ["1.7", "1.8", "1.9", "1.10", "1.11", "1.12", "1.6", "1.13"]
+
+
+def test_tasks_give_the_same_result_in_any_order(app_copy, tmp_path):
+    """1.6 to 1.13 share files; the runner may order them differently. Same end state, second run all ok."""
+    import shutil
+
+    baseline = tmp_path / "baseline"
+    shutil.copytree(app_copy, baseline)
+    orders = [ORDERED, ORDERED[::-1], ["1.12", "1.11", "1.10", "1.6", "1.9", "1.8", "1.13", "1.7"]]
+    orders += [random.Random(seed).sample(ORDERED, len(ORDERED)) for seed in range(3)]
+    results = set()
+    for n, order in enumerate(orders):
+        app = tmp_path / f"run{n}"
+        shutil.copytree(baseline, app)
+        for task in order:
+            apptasks.run(task, app)
+        second = list(itertools.chain.from_iterable(apptasks.run(task, app) for task in order))
+        assert {r.status for r in second} <= {"ok", "skipped"}, (order, [r for r in second if r.changed])
+        check = Checklist("all")
+        for task in ORDERED:
+            apptasks.verify_into(check, task, app)
+        assert not check.failures, (order, check.failures)
+        results.add(_tree_hash(app))
+    assert len(results) == 1
