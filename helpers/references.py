@@ -242,6 +242,60 @@ def map_command(command: str) -> str | None:
     return None
 
 
+MULTIPASS_VERBS = (
+    "launch",
+    "start",
+    "stop",
+    "restart",
+    "suspend",
+    "info",
+    "list",
+    "ls",
+    "delete",
+    "purge",
+    "recover",
+    "exec",
+    "shell",
+    "sh",
+    "connect",
+    "mount",
+    "umount",
+    "unmount",
+    "transfer",
+    "copy-files",
+    "set",
+    "get",
+    "version",
+    "find",
+    "networks",
+    "alias",
+    "aliases",
+    "unalias",
+    "help",
+    "snapshot",
+    "restore",
+    "clone",
+    "authenticate",
+    "login",
+)
+_COMMAND_WORD = re.compile(
+    r"(?:^|[\s`(;&|$])(?:sudo\s+)?multipass\s+(?:" + "|".join(MULTIPASS_VERBS) + r")\b"
+)
+
+
+def _has_multipass_command(line: str) -> bool:
+    """A ``multipass <verb>`` command in the line (lower case, as typed in a shell)."""
+    return bool(_COMMAND_WORD.search(line))
+
+
+_EMBEDDED = re.compile(r"(?:sudo\s+)?multipass\s+(?:" + "|".join(MULTIPASS_VERBS) + r")\b[^\n\"'`;&|]*")
+
+
+def map_embedded_commands(line: str) -> str:
+    """``multipass`` commands inside code or configuration (YAML ``run:``, JSON strings) → docker compose."""
+    return _EMBEDDED.sub(lambda m: map_command(m.group(0)) or m.group(0), line)
+
+
 def rewrite_command_line(line: str, rules: Rules = DEFAULT_RULES) -> str | None:
     """A line of shell code: mapped, kept (addresses rewritten) or None (remove the line)."""
     body, newline = _split_newline(line)
@@ -328,52 +382,6 @@ def is_env_file(rel: str) -> bool:
     return name == ".env" or name.startswith(".env.") or name.endswith(".env")
 
 
-MULTIPASS_VERBS = (
-    "launch",
-    "start",
-    "stop",
-    "restart",
-    "suspend",
-    "info",
-    "list",
-    "ls",
-    "delete",
-    "purge",
-    "recover",
-    "exec",
-    "shell",
-    "sh",
-    "connect",
-    "mount",
-    "umount",
-    "unmount",
-    "transfer",
-    "copy-files",
-    "set",
-    "get",
-    "version",
-    "find",
-    "networks",
-    "alias",
-    "aliases",
-    "unalias",
-    "help",
-    "snapshot",
-    "restore",
-    "clone",
-    "authenticate",
-    "login",
-)
-_COMMAND_WORD = re.compile(
-    r"(?:^|[\s`(;&|$])(?:sudo\s+)?multipass\s+(?:" + "|".join(MULTIPASS_VERBS) + r")\b"
-)
-
-
-def _has_multipass_command(line: str) -> bool:
-    """A ``multipass <verb>`` command in the line (lower case, as typed in a shell)."""
-    return bool(_COMMAND_WORD.search(line))
-
-
 def rewrite_code(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
     """Source, configuration and scripts: comment lines, command lines and addresses."""
     prefixes = _comment_prefix(rel)
@@ -395,7 +403,7 @@ def rewrite_code(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
             if new is not None:
                 out.append(new)
             continue
-        out.append(rewrite_prose(rewrite_addresses(body, rules), rules) + newline)
+        out.append(rewrite_prose(map_embedded_commands(rewrite_addresses(body, rules)), rules) + newline)
     return "".join(out)
 
 

@@ -160,6 +160,17 @@ def test_code_comments_and_shell_scripts():
     )
 
 
+def test_commands_inside_configuration_are_mapped():
+    yml = "steps:\n  - run: multipass start coolify-vm\n  - run: echo 192.168.64.5\n"
+    assert references.rewrite_code(".github/workflows/ci.yml", yml) == (
+        "steps:\n  - run: docker compose up -d --wait\n  - run: echo localhost\n"
+    )
+    assert (
+        references.rewrite_code("cfg.json", '{"db": "multipass info vm"}\n')
+        == '{"db": "docker compose ps"}\n'
+    )
+
+
 def test_package_json_scripts_using_multipass_are_removed():
     text = '{\n  "scripts": {\n    "dev": "next dev",\n    "vm": "multipass start vm"\n  }\n}\n'
     assert references.rewrite("package.json", text) == '{\n  "scripts": {\n    "dev": "next dev"\n  }\n}\n'
