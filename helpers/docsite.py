@@ -598,8 +598,13 @@ def _event_priority(priority: int):
 
 def on_config(config: Any) -> Any:
     global _pages
-    _pages = task_pages(reference_dir())
-    config["nav"] = expand_nav(config["nav"] or [], _pages)
+    from mkdocs.exceptions import PluginError
+
+    try:
+        _pages = task_pages(reference_dir())
+        config["nav"] = expand_nav(config["nav"] or [], _pages)
+    except DocsiteError as exc:
+        raise PluginError(f"runbook docs: {exc}") from None
     counts: dict[str, int] = {}
     for page in _pages.values():
         counts[page.state] = counts.get(page.state, 0) + 1
@@ -632,6 +637,14 @@ def on_files(files: Any, config: Any) -> Any:
         if licence.is_file():
             files.append(File.generated(config, MERMAID_LICENSE_SITE_PATH, abs_src_path=str(licence)))
     return files
+
+
+def on_serve(server: Any, config: Any, builder: Any) -> Any:
+    """`mkdocs serve` rebuilds when a notebook, the registry or a reference copy changes."""
+    for path in (PROJECT_ROOT / "notebooks", registry.REGISTRY, reference_dir()):
+        if path is not None and path.exists():
+            server.watch(str(path))
+    return server
 
 
 def expand_markers(markdown: str, src_uri: str, pages: Mapping[str, TaskPage]) -> str:
@@ -747,6 +760,31 @@ def html_toc_tokens(html_text: str, max_level: int = 3) -> list[dict[str, Any]]:
     return root
 
 
+LINK = re.compile(r"<a\b([^>]*?)\bhref=\"([^\"]*)\"([^>]*)>(.*?)</a>", re.S)
+
+
+def neutralize_foreign_links(html_text: str, page_url: str, site_paths: set[str]) -> str:
+    """Relative links that lead nowhere on this site become plain text with the target as a tooltip.
+
+    Notebooks quote the app repository (a README line ``[VM setup](docs/vm-setup.md)`` in a scan's
+    table, a rendered diff): such paths are relative to the app, not to the site, and would 404.
+    """
+    base = page_url if page_url.endswith("/") or not page_url else posixpath.dirname(page_url) + "/"
+
+    def fix(m: re.Match[str]) -> str:
+        href = html.unescape(m.group(2))
+        target = href.split("#", 1)[0].split("?", 1)[0]
+        if not target or re.match(r"^[a-z][a-z0-9+.-]*:|^//", href, re.I) or href.startswith("/"):
+            return m.group(0)  # fragment-only, absolute or external: not ours to judge here
+        path = posixpath.normpath(posixpath.join(base, target)).lstrip("./")
+        if path == "." or {path, path.rstrip("/") + "/index.html"} & site_paths:
+            return m.group(0)
+        title = html.escape(f"{href} (a path in the app repository, not a page of this site)")
+        return f'<span class="runbook-foreign-link" title="{title}">{m.group(4)}</span>'
+
+    return LINK.sub(fix, html_text)
+
+
 def insert_after_title(content: str, block: str) -> str:
     m = re.search(r"</h1>", content)
     if not m:
@@ -769,7 +807,9 @@ def on_page_content(html_text: str, page: Any, config: Any, files: Any) -> str:
     from mkdocs.structure.toc import get_toc
 
     page.toc = get_toc(html_toc_tokens(html_text))  # type: ignore[arg-type]
-    return insert_after_title(strip_cdn_scripts(html_text), banner_html(task_page_, url_of))
+    site_paths = {f.dest_uri for f in files}
+    body = neutralize_foreign_links(strip_cdn_scripts(html_text), page.file.url, site_paths)
+    return insert_after_title(body, banner_html(task_page_, url_of))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # a clean clone before `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from helpers.docsite import on_config, on_files, on_page_content, on_page_markdown  # noqa: E402
+from helpers.docsite import (  # noqa: E402
+    on_config,
+    on_files,
+    on_page_content,
+    on_page_markdown,
+    on_serve,
+)
 
-__all__ = ["on_config", "on_files", "on_page_content", "on_page_markdown"]
+__all__ = ["on_config", "on_files", "on_page_content", "on_page_markdown", "on_serve"]

@@ -473,3 +473,23 @@ def test_blocked_reason_names_the_root_causes():
         docsite.blocked_reason(["1.3", "1.4", "1.7"], results)
         == "1.3 (failed); 1.7 (notebook not written yet)"
     )
+
+
+def test_links_into_the_app_repository_become_plain_text():
+    site = {"index.html", "troubleshooting/index.html", "phase1/1.02-install-docker/index.html", "a/b.png"}
+    html = (
+        '<a href="docs/vm-setup.md">VM setup</a> <a href="../1.02-install-docker/">1.2</a> '
+        '<a href="../../troubleshooting/#task-1-3">t</a> <a href="#verification">v</a> '
+        '<a href="https://example.invalid/x">x</a> <a class="c" href="../../a/b.png">img</a>'
+    )
+    out = docsite.neutralize_foreign_links(html, "phase1/1.03-verify-docker/", site)
+    assert '<span class="runbook-foreign-link" title="docs/vm-setup.md (a path in the app' in out
+    assert ">VM setup</span>" in out and 'href="docs/vm-setup.md"' not in out
+    for kept in (
+        "../1.02-install-docker/",
+        "../../troubleshooting/#task-1-3",
+        "#verification",
+        "https://example.invalid/x",
+        "../../a/b.png",
+    ):
+        assert f'href="{kept}"' in out
