@@ -14,7 +14,8 @@ is set up), this file:
   ``RUNBOOK_HEALTH_URL`` on a free port, and ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is
   disposable; nothing else ever sets it by default);
 * uses the service images from the environment, else ``.work/images.env`` (``scripts/provision.sh
-  images``), else the local stand-ins when the official images are absent;
+  images``), else the local stand-ins when the official images are absent
+  (all of this is :class:`helpers.sampleapp.Sandbox`);
 * needs the Docker engine like ``@pytest.mark.engine`` tests: without one the notebooks are skipped
   with the reason, or fail when ``RUNBOOK_REQUIRE_ENGINE=1``;
 * at the end of the session stops the app processes 1.15 started, runs ``docker compose down -v`` for
@@ -28,29 +29,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-IMAGES_ENV = ROOT / ".work" / "images.env"
-STANDIN_IMAGES = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
-OFFICIAL_IMAGES = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
-# Variables a developer may have set that must not steer the test run.
-CLEARED = (
-    "RUNBOOK_DRY_RUN",
-    "RUNBOOK_ENV_FILE",
-    "RUNBOOK_VM_NAME",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "QUEUE_NAME",
-)
 
 
 def _tests_conftest():
@@ -83,110 +68,7 @@ def _registry_positions() -> dict[Path, int]:
     return {(ROOT / t.notebook).resolve(): n for n, t in enumerate(ordered)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _image_present(image: str) -> bool:
-    proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True)
-    return proc.returncode == 0
-
-
-def service_images() -> dict[str, str]:
-    """POSTGRES_IMAGE, REDIS_IMAGE: the environment, else .work/images.env, else the local stand-ins."""
-    from dotenv import dotenv_values
-
-    chosen: dict[str, str] = {}
-    from_file = dotenv_values(IMAGES_ENV) if IMAGES_ENV.is_file() else {}
-    for key, official in OFFICIAL_IMAGES.items():
-        value = os.environ.get(key) or from_file.get(key)
-        if not value and not _image_present(official) and _image_present(STANDIN_IMAGES[key]):
-            value = STANDIN_IMAGES[key]
-        if value:
-            chosen[key] = value
-    return chosen
-
-
-@dataclass
-class NbvalRun:
-    """The disposable world the notebooks run in, and how to take it down."""
-
-    work: Path
-    app_dir: Path
-    project: str
-    env: dict[str, str]
-    saved: dict[str, str | None] = field(default_factory=dict)
-
-    @classmethod
-    def create(cls) -> NbvalRun:
-        from helpers import apprun, sampleapp
-
-        work = Path(tempfile.mkdtemp(prefix="rb-nbval-"))
-        app_dir, _ = sampleapp.prepare(work / "app")
-        postgres_port, redis_port, web_port = free_port(), free_port(), free_port()
-        project = f"rb-nbval-{os.getpid()}"
-        env = {
-            "RUNBOOK_APP_DIR": str(app_dir),
-            "COMPOSE_PROJECT_NAME": project,
-            "POSTGRES_PORT": str(postgres_port),
-            "REDIS_PORT": str(redis_port),
-            apprun.ENV_COMMANDS: "; ".join(sampleapp.commands(sys.executable, web_port)),
-            "RUNBOOK_HEALTH_URL": f"http://localhost:{web_port}/api/health",
-            "RUNBOOK_ALLOW_COMMIT": "1",
-            apprun.ENV_LOG_DIR: str(work / "logs"),
-            "RUNBOOK_STATE_DIR": str(work / "state"),
-            **service_images(),
-        }
-        run = cls(work=work, app_dir=app_dir, project=project, env=env)
-        run.apply()
-        sampleapp.write_local_env(app_dir, postgres_port, redis_port)
-        return run
-
-    def apply(self) -> None:
-        for key in (*self.env, *CLEARED):
-            self.saved.setdefault(key, os.environ.get(key))
-        for key in CLEARED:
-            os.environ.pop(key, None)
-        os.environ.update(self.env)
-
-    def teardown(self) -> list[str]:
-        """Stop the app, remove this project's containers and volumes, restore the environment."""
-        from helpers import apprun
-
-        problems = []
-        try:
-            apprun.stop_recorded(self.work / "logs")
-        except Exception as exc:  # keep tearing down
-            problems.append(f"stopping the app: {exc}")
-        command = [
-            "docker",
-            "compose",
-            "-p",
-            self.project,
-            "down",
-            "-v",
-            "--remove-orphans",
-            "--timeout",
-            "10",
-        ]
-        compose_file = self.app_dir / "docker-compose.yml"
-        if compose_file.is_file():
-            command[2:2] = ["-f", str(compose_file)]
-        proc = subprocess.run(command, cwd=self.work, capture_output=True, text=True, env={**os.environ})
-        if proc.returncode != 0:
-            problems.append(f"`{' '.join(command)}` failed: {proc.stderr.strip()[-500:]}")
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(self.work, ignore_errors=True)
-        return problems
-
-
-_RUN_KEY = pytest.StashKey[NbvalRun]()
+_RUN_KEY = pytest.StashKey[Any]()
 _FAILED_KEY = pytest.StashKey[set]()
 
 
@@ -214,7 +96,11 @@ def pytest_collection_modifyitems(
     problem = _tests_conftest().engine_problem()
     if problem is not None:
         return  # the engine marker skips them (or the setup hook below fails them)
-    config.stash[_RUN_KEY] = NbvalRun.create()
+    from helpers import sampleapp
+
+    sandbox = sampleapp.Sandbox.create(f"rb-nbval-{os.getpid()}")
+    sandbox.apply()
+    config.stash[_RUN_KEY] = sandbox
 
 
 def _task_of(notebook: Path):
@@ -265,9 +151,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash.get(_RUN_KEY, None)
-    if run is None:
+    sandbox = session.config.stash.get(_RUN_KEY, None)
+    if sandbox is None:
         return
     del session.config.stash[_RUN_KEY]
-    for problem in run.teardown():
+    for problem in sandbox.teardown():
         print(f"\nnbval harness teardown: {problem}", file=sys.stderr)

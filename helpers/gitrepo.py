@@ -164,7 +164,7 @@ def plan_commit(
     return plan
 
 
-def phase1_rule(app_dir: str | os.PathLike[str]) -> Callable[[str, str | None], bool]:
+def phase1_rule(app_dir: str | os.PathLike[str], rules: Any = None) -> Callable[[str, str | None], bool]:
     """What phases 1.6 and 1.12 touch, decided from the committed version of a path.
 
     A dirty path belongs to the runbook when its committed text holds a Multipass/VM reference
@@ -174,12 +174,13 @@ def phase1_rule(app_dir: str | os.PathLike[str]) -> Callable[[str, str | None], 
     from helpers import references
     from helpers.appfiles import Tree
 
-    removed = references.removed_vm_pages(Tree(app_dir))
+    rules = rules or references.DEFAULT_RULES
+    removed = references.removed_vm_pages(Tree(app_dir), rules)
 
     def rule(path: str, committed: str | None) -> bool:
         if committed is None:
             return False
-        if references.has_reference(committed) or references.is_multipass_file(path):
+        if references.has_reference(committed, rules) or references.is_multipass_file(path):
             return True
         markdown = PurePosixPath(path).suffix.lower() in references.MARKDOWN
         return markdown and bool(removed) and bool(references.links_to(path, committed, removed))
@@ -187,9 +188,9 @@ def phase1_rule(app_dir: str | os.PathLike[str]) -> Callable[[str, str | None], 
     return rule
 
 
-def plan_phase1_commit(app_dir: str | os.PathLike[str]) -> CommitPlan:
-    """:func:`plan_commit` with phase 1's managed files and :func:`phase1_rule`."""
-    return plan_commit(app_dir, MANAGED_PATHS, phase1_rule(require_repo(app_dir)))
+def plan_phase1_commit(app_dir: str | os.PathLike[str], rules: Any = None) -> CommitPlan:
+    """:func:`plan_commit` with phase 1's managed files and :func:`phase1_rule` (``references.Rules``)."""
+    return plan_commit(app_dir, MANAGED_PATHS, phase1_rule(require_repo(app_dir), rules))
 
 
 def _touched(rule: Callable[[str, str | None], bool] | None, app: Path, path: str) -> bool:
@@ -264,7 +265,12 @@ def tree_hash(app_dir: str | os.PathLike[str], exclude: Sequence[str] = ()) -> s
 
 
 def check_committed(
-    check: Any, before: CommitPlan, head_before: str | None, allowed: bool, dry_run: bool = False
+    check: Any,
+    before: CommitPlan,
+    head_before: str | None,
+    allowed: bool,
+    dry_run: bool = False,
+    rules: Any = None,
 ) -> CommitPlan:
     """Task 1.14's verification, read back from git: returns the plan as it stands now.
 
@@ -272,7 +278,7 @@ def check_committed(
     the paths left alone are as they were; ``.env`` is not tracked.
     """
     app = before.app_dir
-    after = plan_phase1_commit(app)
+    after = plan_phase1_commit(app, rules)
     head_after = head(app)
     check(
         "no runbook change left uncommitted",

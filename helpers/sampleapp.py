@@ -20,8 +20,11 @@ import argparse
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -34,7 +37,20 @@ FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
 DEFAULT_DEST = PROJECT_ROOT / ".work" / "sample-app"
 IGNORE = shutil.ignore_patterns("__pycache__", "node_modules", ".next", ".env", ".env.local")
 IDENTITY = {"user.name": "Runbook sample app", "user.email": "sample-app@runbook.invalid"}
+IMAGES_ENV = PROJECT_ROOT / ".work" / "images.env"
+STANDIN_IMAGES = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
+OFFICIAL_IMAGES = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
+# A developer's variables that must not steer a sandboxed run.
+SANDBOX_CLEARED = (
+    "RUNBOOK_DRY_RUN",
+    "RUNBOOK_ENV_FILE",
+    "RUNBOOK_VM_NAME",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "QUEUE_NAME",
+)
 DB_DEFAULTS = (("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "postgres"), ("POSTGRES_DB", "app"))
+LOCAL_ENV_HEADER = "# Local settings of this working copy (git-ignored): the docker-compose services.\n"
 BASELINE_MESSAGE = "Implementation 2 baseline (copy of tests/fixtures/sample-app)"
 
 
@@ -92,18 +108,16 @@ def local_urls(postgres_port: int | None = None, redis_port: int | None = None) 
 def write_local_env(
     app_dir: str | os.PathLike[str], postgres_port: int | None = None, redis_port: int | None = None
 ) -> Path:
-    """Give the working copy the developer's ``.env`` (git-ignored), pointing at the local services.
+    """Give the working copy a developer's ``.env`` (git-ignored) that points at the local services.
 
-    A developer does this by hand after task 1.9 (``cp .env.example .env``); the stand-in web
-    process and worker read it, like the real app. Starts from ``.env.example`` when ``.env`` is
-    absent; only ``DATABASE_URL`` and ``REDIS_URL`` are (re)written, so a second call changes
-    nothing unless the ports changed.
+    Task 1.5 runs before 1.9 in the registry's order and reads ``.env`` when present, as the app
+    does: a developer who follows phase 1 has pointed it at the local services by then. This stands
+    in for that: only ``DATABASE_URL`` and ``REDIS_URL`` are written (a new file holds nothing else,
+    so no VM address), and a second call changes nothing unless the ports changed.
     """
-    app = Path(app_dir)
-    target = app / ".env"
+    target = Path(app_dir) / ".env"
     if not target.exists():
-        example = app / ".env.example"
-        target.write_text(example.read_text(encoding="utf-8") if example.is_file() else "", encoding="utf-8")
+        target.write_text(LOCAL_ENV_HEADER, encoding="utf-8")
         target.chmod(0o600)
     current = dotenv_values(target)
     for key, value in local_urls(postgres_port, redis_port).items():
@@ -125,6 +139,115 @@ def environment(app_dir: Path, python: str = sys.executable, port: int | None = 
         "RUNBOOK_APP_DIR": str(app_dir),
         apprun.ENV_COMMANDS: "; ".join(commands(python, port)),
     }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _image_present(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def service_images() -> dict[str, str]:
+    """POSTGRES_IMAGE, REDIS_IMAGE: the environment, else ``.work/images.env``, else the local stand-ins.
+
+    The stand-ins are chosen only when the official image is absent (no registry is reachable in CI).
+    """
+    chosen: dict[str, str] = {}
+    from_file = dotenv_values(IMAGES_ENV) if IMAGES_ENV.is_file() else {}
+    for key, official in OFFICIAL_IMAGES.items():
+        value = os.environ.get(key) or from_file.get(key)
+        if not value and not _image_present(official) and _image_present(STANDIN_IMAGES[key]):
+            value = STANDIN_IMAGES[key]
+        if value:
+            chosen[key] = value
+    return chosen
+
+
+@dataclass
+class Sandbox:
+    """A disposable world for running phase 1 unattended (tests, the nbval harness).
+
+    A git copy of the sample app in a temporary folder, a compose project of its own on free ports,
+    the stand-in app on a free port, and the environment variables that point every notebook at
+    them (``RUNBOOK_ALLOW_COMMIT=1``: the copy is disposable). :meth:`apply` puts them into
+    ``os.environ`` (kernels inherit it) and clears a developer's variables that would steer the
+    run elsewhere; :meth:`teardown` stops the app, removes this project's containers and volumes
+    (``down -v`` of this project only), restores the environment and deletes the folder.
+    """
+
+    work: Path
+    app_dir: Path
+    project: str
+    env: dict[str, str]
+    saved: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, project: str, python: str = sys.executable) -> Sandbox:
+        work = Path(tempfile.mkdtemp(prefix=f"{project}-"))
+        app_dir, _ = prepare(work / "app")
+        postgres_port, redis_port, web_port = _free_port(), _free_port(), _free_port()
+        env = {
+            "RUNBOOK_APP_DIR": str(app_dir),
+            "COMPOSE_PROJECT_NAME": project,
+            "POSTGRES_PORT": str(postgres_port),
+            "REDIS_PORT": str(redis_port),
+            apprun.ENV_COMMANDS: "; ".join(commands(python, web_port)),
+            "RUNBOOK_HEALTH_URL": f"http://localhost:{web_port}/api/health",
+            "RUNBOOK_ALLOW_COMMIT": "1",
+            apprun.ENV_LOG_DIR: str(work / "logs"),
+            "RUNBOOK_STATE_DIR": str(work / "state"),
+            **service_images(),
+        }
+        write_local_env(app_dir, postgres_port, redis_port)
+        return cls(work=work, app_dir=app_dir, project=project, env=env)
+
+    def apply(self) -> None:
+        for key in (*self.env, *SANDBOX_CLEARED):
+            self.saved.setdefault(key, os.environ.get(key))
+        for key in SANDBOX_CLEARED:
+            os.environ.pop(key, None)
+        os.environ.update(self.env)
+
+    def restore(self) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self.saved.clear()
+
+    def teardown(self) -> list[str]:
+        """Stop the app, ``down -v`` this project, restore the environment, delete the folder."""
+        problems = []
+        try:
+            apprun.stop_recorded(self.work / "logs")
+        except Exception as exc:  # keep tearing down
+            problems.append(f"stopping the app: {exc}")
+        command = [
+            "docker",
+            "compose",
+            "-p",
+            self.project,
+            "down",
+            "-v",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+        ]
+        compose_file = self.app_dir / "docker-compose.yml"
+        if compose_file.is_file():
+            command[2:2] = ["-f", str(compose_file)]
+        env = {**os.environ, **self.env}
+        proc = subprocess.run(command, cwd=self.work, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            problems.append(f"`{' '.join(command)}` failed: {proc.stderr.strip()[-500:]}")
+        self.restore()
+        shutil.rmtree(self.work, ignore_errors=True)
+        return problems
 
 
 def main(argv: list[str] | None = None) -> int:
