@@ -6,6 +6,7 @@ papermill logs and terminals read it too); elsewhere it is printed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -60,6 +61,12 @@ def show_table(
         print(txt)
 
 
+def fence_for(text: str) -> str:
+    """A backtick fence longer than any run of backticks inside ``text`` (CommonMark)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def show_text(text: str, title: str | None = None, language: str = "") -> None:
     """Show a block of text (a diff, a command's output) as a fenced block."""
     if in_kernel():
@@ -67,7 +74,8 @@ def show_text(text: str, title: str | None = None, language: str = "") -> None:
 
         head = f"**{title}**\n\n" if title else ""
         plain = f"{title}\n{text}" if title else text
-        display({"text/markdown": f"{head}```{language}\n{text}\n```", "text/plain": plain}, raw=True)
+        fence = fence_for(text)
+        display({"text/markdown": f"{head}{fence}{language}\n{text}\n{fence}", "text/plain": plain}, raw=True)
     else:
         if title:
             print(title)
