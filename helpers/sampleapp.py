@@ -8,10 +8,12 @@ and leaves an existing copy alone, so a second run of phase 1 continues on the s
 
 Command line (for the Makefile and the runner)::
 
-    python -m helpers.sampleapp prepare [--dest DIR] [--port N] [--export]
+    python -m helpers.sampleapp prepare [--dest DIR] [--port N] [--allow-commit] [--export]
 
-prints ``RUNBOOK_APP_DIR=...`` and ``RUNBOOK_APP_COMMANDS=...`` (shell-quoted; with ``--export``
-as ``export`` lines, for ``eval "$(...)"``).
+prints ``RUNBOOK_APP_DIR=...``, ``RUNBOOK_APP_COMMANDS=...`` and ``RUNBOOK_HEALTH_URL=...`` (and
+``RUNBOOK_ALLOW_COMMIT=1`` with ``--allow-commit``), shell-quoted; with ``--export`` as ``export``
+lines, for ``eval "$(...)"``. It also writes the copy's git-ignored ``.env`` (localhost URLs, from
+POSTGRES_PORT/REDIS_PORT and the other POSTGRES_* variables) unless ``--no-env``.
 """
 
 from __future__ import annotations
@@ -133,12 +135,18 @@ def commands(python: str = sys.executable, port: int | None = None) -> list[str]
     return [web, f"{py} stub/worker.py"]
 
 
-def environment(app_dir: Path, python: str = sys.executable, port: int | None = None) -> dict[str, str]:
-    """The variables phase 1 needs to run against this copy."""
-    return {
+def environment(
+    app_dir: Path, python: str = sys.executable, port: int | None = None, allow_commit: bool = False
+) -> dict[str, str]:
+    """The variables phase 1 needs to run against this copy (``RUNBOOK_ALLOW_COMMIT`` only when asked)."""
+    env = {
         "RUNBOOK_APP_DIR": str(app_dir),
         apprun.ENV_COMMANDS: "; ".join(commands(python, port)),
+        "RUNBOOK_HEALTH_URL": f"http://localhost:{int(port or 3000)}/api/health",
     }
+    if allow_commit:
+        env["RUNBOOK_ALLOW_COMMIT"] = "1"
+    return env
 
 
 def _free_port() -> int:
@@ -267,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument(
         "--no-env", action="store_true", help="do not write the working copy's .env (localhost URLs)"
     )
+    prep.add_argument(
+        "--allow-commit",
+        action="store_true",
+        help="also print RUNBOOK_ALLOW_COMMIT=1 (task 1.14 commits in this disposable copy)",
+    )
     prep.add_argument("--export", action="store_true", help="print `export NAME=value` lines")
     args = parser.parse_args(argv)
     try:
@@ -278,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"# {'created' if created else 'kept the existing'} working copy {path}", file=sys.stderr)
     prefix = "export " if args.export else ""
-    for key, value in environment(path, args.python, args.port).items():
+    for key, value in environment(path, args.python, args.port, args.allow_commit).items():
         print(f"{prefix}{key}={shlex.quote(value)}")
     return 0
 

@@ -73,6 +73,8 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0] == f"export RUNBOOK_APP_DIR={shlex.quote(str(dest.resolve()))}"
     assert lines[1].startswith("export RUNBOOK_APP_COMMANDS=")
+    assert lines[2] == "export RUNBOOK_HEALTH_URL=http://localhost:4555/api/health"
+    assert not any("RUNBOOK_ALLOW_COMMIT" in line for line in lines)  # only when asked
     assert "created" in proc.stderr
     assert (dest / ".env").is_file()
     script = f'{proc.stdout}\necho "$RUNBOOK_APP_COMMANDS"'
@@ -82,6 +84,10 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "helpers.sampleapp", *args], capture_output=True, text=True, check=True
     )
     assert again.stdout == proc.stdout and "kept the existing" in again.stderr
+    allowed = subprocess.run(
+        [sys.executable, "-m", "helpers.sampleapp", *args, "--allow-commit"], capture_output=True, text=True
+    )
+    assert "export RUNBOOK_ALLOW_COMMIT=1" in allowed.stdout.splitlines()
 
 
 def test_cli_reports_a_bad_destination(tmp_path: Path) -> None:
