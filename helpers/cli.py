@@ -359,9 +359,8 @@ def cmd_run(args: argparse.Namespace, console: Any, mode: str = "run") -> int:
         argv=sys.argv[1:],
     )
     catalog = C.default()
-    ledger, plan = runs.new_ledger(catalog, request, redactor)
+    options = request.options
     if mode == "plan":
-        _print_plan_head(console, ledger)
         options = Options(
             keep_going=True,
             jobs=args.jobs,
@@ -369,11 +368,16 @@ def cmd_run(args: argparse.Namespace, console: Any, mode: str = "run") -> int:
             timeout=args.timeout,
             ignore_failed_needs=True,
         )
-    else:
-        options = request.options
+    ledger, plan = runs.new_ledger(catalog, request, redactor)  # bad input exits here, before any kernel
+    # The kernels boot on the other core while this process imports papermill.
+    pool = runs.prestart(catalog, args.phase, options, redactor)
+    import papermill  # noqa: F401
+
+    if mode == "plan":
+        _print_plan_head(console, ledger)
     observer = observer_for(console, redactor)
     try:
-        ledger = runs.execute(catalog, ledger, plan, options, redactor, observer, request.argv)
+        ledger = runs.execute(catalog, ledger, plan, options, redactor, observer, request.argv, pool=pool)
     except RunInterrupted:
         from helpers.runner.ledger import Ledger
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from helpers.runner.engine import KernelSession
 from helpers.runner.execute import Outcome, run_notebook
+from helpers.runner.kernel import KernelSession
 from helpers.runner.ledger import BROKEN, DONE_OK, Ledger, TaskRecord
 from helpers.runner.plan import Plan
 from helpers.runner.redact import Redactor
@@ -136,6 +136,27 @@ class Worker:
                 self.session.shutdown()
 
 
+class Pool:
+    """The workers, each with its kernel. Started early, the kernels boot while the runner prepares."""
+
+    def __init__(
+        self, engine: str, jobs: int, warm_modules: list[str], redactor: Redactor, timeout: float | None
+    ):
+        self.events: queue.Queue = queue.Queue()
+        self.workers = [
+            Worker(n, engine, list(warm_modules), self.events, redactor, timeout)
+            for n in range(1, max(1, jobs) + 1)
+        ]
+        for worker in self.workers:
+            worker.start()
+
+    def close(self) -> list[threading.Thread]:
+        """Tell every worker to stop (its kernel shuts down); returns the threads to join."""
+        for worker in self.workers:
+            worker.inbox.put(None)
+        return [w.thread for w in self.workers if w.thread is not None]
+
+
 def _apply(record: TaskRecord, outcome: Outcome) -> None:
     record.status = outcome.status
     record.started, record.finished, record.duration = outcome.started, outcome.finished, outcome.duration
@@ -155,6 +176,7 @@ def run_chain(
     observer: Observer | None = None,
     warm_modules: list[str] | None = None,
     stopping: list[threading.Thread] | None = None,
+    pool: Pool | None = None,
 ) -> Ledger:
     """Execute every ``pending`` task of ``ledger``; update and save the ledger as things happen.
 
@@ -169,13 +191,11 @@ def run_chain(
     total = len(pending)
     started_count = 0
     numbers: dict[str, int] = {}
-    events: queue.Queue = queue.Queue()
-    workers = [
-        Worker(n, options.engine, list(warm_modules or []), events, redactor, options.timeout)
-        for n in range(1, max(1, min(options.jobs, total or 1)) + 1)
-    ]
-    for worker in workers:
-        worker.start()
+    if pool is None:
+        pool = Pool(
+            options.engine, min(options.jobs, total or 1), list(warm_modules or []), redactor, options.timeout
+        )
+    events, workers = pool.events, pool.workers
     stopped_by: str | None = None
     ui.run_started(ledger, total)
     ledger.save(redactor)
@@ -256,9 +276,7 @@ def run_chain(
         _interrupt(ledger, workers, events, records, pending, redactor, ui, numbers, total)
         raise RunInterrupted() from None
     finally:
-        for worker in workers:
-            worker.inbox.put(None)
-        threads = [w.thread for w in workers if w.thread is not None]
+        threads = pool.close()
         if stopping is not None:
             stopping.extend(threads)
         else:

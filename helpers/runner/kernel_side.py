@@ -8,14 +8,21 @@ notebook, :func:`reset` puts back what a fresh kernel would have:
 * ``os.environ`` (the kernel's start environment plus the runner's per-notebook variables),
   the working directory, ``sys.path``, ``warnings`` filters, the root logger, the umask and the
   default socket timeout;
-* the project's own modules (``helpers.*``, modules beside the notebooks: anything outside the
-  Python installation and its site-packages) are dropped from ``sys.modules``, so each notebook
-  imports them afresh and module-level state cannot leak.
+* the project's own modules (anything outside the Python installation and its site-packages:
+  ``helpers.*``, modules beside the notebooks). Those imported at warm-up (the ones the phase's
+  notebooks import) stay loaded, which is most of the speed-up, but each one's globals are
+  fingerprinted (identity of every value, size of every dict/list/set): when a notebook rebinds,
+  adds or grows anything at module level, every project module is dropped and imported afresh
+  before the next notebook. Project modules first imported during a notebook (a module beside
+  it, say) are always dropped. ``strict=True`` (``RUNBOOK_KERNEL_STRICT=1``) re-imports them all
+  before every notebook.
 
 What it cannot undo (the trade-off for a warm kernel, documented in the README): threads and
 child processes a notebook leaves running (reported back as a warning), changes made to
-third-party modules in memory (monkeypatching), and C-level state. A notebook that needs a
-pristine process asks for one with ``"runbook": {"fresh_kernel": true}`` in its metadata.
+third-party modules in memory (monkeypatching), in-place changes deeper than a module's top-level
+containers (an attribute set on a class, an item changed inside a list), and C-level state. A
+notebook that needs a pristine process asks for one with ``"runbook": {"fresh_kernel": true}``
+in its metadata; ``runbook run --fresh-kernels`` gives every notebook its own kernel.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import threading
 import warnings
 
 _baseline: dict = {}
+_warm_list: list[str] = []
+_modules: dict[str, tuple[object, tuple]] = {}  # project modules kept warm: name -> (module, fingerprint)
 last: dict = {}
 
 
@@ -64,16 +73,53 @@ def _is_local(module: object) -> bool:
     return known
 
 
-def _drop_local_modules() -> list[str]:
-    dropped = [name for name, mod in list(sys.modules.items()) if mod is not None and _is_local(mod)]
-    for name in dropped:
+def _fingerprint(module: object) -> tuple:
+    """Identity of every module-level value, and the size of every top-level container."""
+    items = []
+    for key, value in list(vars(module).items()):
+        if key.startswith("__") and key.endswith("__"):
+            continue
+        size = len(value) if isinstance(value, dict | list | set | bytearray) else -1
+        items.append((key, id(value), size))
+    items.sort()
+    return tuple(items)
+
+
+def _local_modules() -> list[str]:
+    return [name for name, mod in list(sys.modules.items()) if mod is not None and _is_local(mod)]
+
+
+def _record() -> None:
+    _modules.clear()
+    for name in _local_modules():
+        _modules[name] = (sys.modules[name], _fingerprint(sys.modules[name]))
+
+
+def _reset_modules(strict: bool) -> dict:
+    """Drop the project modules a notebook imported or changed; re-import the warm ones if needed."""
+    changed = [
+        name
+        for name, (mod, fp) in _modules.items()
+        if sys.modules.get(name) is not mod or _fingerprint(mod) != fp
+    ]
+    new = [name for name in _local_modules() if name not in _modules]
+    for name in new:
         sys.modules.pop(name, None)
-    importlib.invalidate_caches()
-    return dropped
+    if changed or strict:
+        for name in _local_modules():
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        warm(_warm_list)
+        _record()
+    elif new:
+        importlib.invalidate_caches()
+    return {"new_modules": len(new), "changed_modules": changed[:20], "reimported": bool(changed or strict)}
 
 
 def warm(modules: list[str]) -> list[str]:
     """Import ``modules`` so the libraries they pull in are loaded once per kernel; returns failures."""
+    if modules is not _warm_list:
+        _warm_list[:] = modules
     failed = []
     for name in modules:
         try:
@@ -86,7 +132,7 @@ def warm(modules: list[str]) -> list[str]:
 def snapshot() -> None:
     """Record the clean state (call once, right after the kernel started and warmed up)."""
     _baseline["prefixes"] = _system_prefixes()
-    _drop_local_modules()
+    _record()
     _baseline.update(
         env=dict(os.environ),
         path=list(sys.path),
@@ -101,7 +147,7 @@ def snapshot() -> None:
     _baseline["umask"] = mask
 
 
-def reset(cwd: str, env: dict[str, str]) -> dict:
+def reset(cwd: str, env: dict[str, str], strict: bool = False) -> dict:
     """Clean slate for the next notebook; returns what could not be cleaned (for the runner's log)."""
     from IPython import get_ipython
 
@@ -123,13 +169,13 @@ def reset(cwd: str, env: dict[str, str]) -> dict:
     os.environ.update(_baseline["env"])
     os.environ.update(env)
     sys.path[:] = _baseline["path"]
-    dropped = _drop_local_modules()
+    os.chdir(cwd)
+    modules = _reset_modules(strict)
     warnings.filters[:] = _baseline["warnings"]
     logging.root.handlers[:] = _baseline["handlers"]
     logging.root.setLevel(_baseline["level"])
     socket.setdefaulttimeout(_baseline["socket_timeout"])
     os.umask(_baseline["umask"])
-    os.chdir(cwd)
     last.clear()
-    last.update(leftover_threads=leftover, dropped_modules=len(dropped))
+    last.update(leftover_threads=leftover, **modules)
     return dict(last)

@@ -23,7 +23,7 @@ from typing import Any
 from helpers.runner import params as P
 from helpers.runner import report
 from helpers.runner.catalog import Catalog
-from helpers.runner.chain import Job, Observer, Options, RunInterrupted, run_chain
+from helpers.runner.chain import Job, Observer, Options, Pool, RunInterrupted, run_chain
 from helpers.runner.ledger import (
     Ledger,
     LedgerError,
@@ -54,6 +54,15 @@ class Request:
     output_dir: Path | None = None
     options: Options = field(default_factory=Options)
     argv: list[str] = field(default_factory=list)
+
+
+def prestart(catalog: Catalog, phase: str, options: Options, redactor: Redactor) -> Pool | None:
+    """Start the workers' kernels now (they boot while parameters are checked); None for a bad phase."""
+    if phase not in catalog.phases:
+        return None
+    notebooks = [p for p in (catalog.notebook(t) for t in catalog.in_phase(phase)) if p.is_file()]
+    jobs = max(1, min(options.jobs, len(notebooks) or 1))
+    return Pool(options.engine, jobs, warm_modules(notebooks), redactor, options.timeout)
 
 
 def warm_modules(notebooks: list[Path]) -> list[str]:
@@ -255,6 +264,7 @@ def execute(
     redactor: Redactor,
     observer: Observer | None = None,
     argv: list[str] | None = None,
+    pool: Pool | None = None,
 ) -> Ledger:
     """Run the ledger's pending tasks, then write the summaries and scrub the run folder."""
     activate(redactor)
@@ -293,6 +303,7 @@ def execute(
                 observer,
                 to_warm,
                 stopping=stopping,
+                pool=pool,
             )
         except RunInterrupted:
             interrupted = True

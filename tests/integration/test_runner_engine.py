@@ -224,3 +224,35 @@ def test_papermill_command_line_with_the_runbook_engine(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "hello from the warm engine" in (tmp_path / "o.ipynb").read_text()
+
+
+def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) -> None:
+    """Warm project modules stay loaded (the speed-up) until a notebook changes their state."""
+    session = KernelSession(warm_modules=["helpers.runner.demo", "helpers.secrets"])
+    try:
+        reader = notebook(
+            tmp_path / "r.ipynb",
+            "from helpers.runner import demo\nfrom helpers import secrets\n"
+            "print(id(demo), demo.PARAMETERS[:9], 'EXTRA' in vars(demo), 'FAKE' in secrets.SECRETS)",
+        )
+        first = outputs(run(reader, tmp_path / "o1.ipynb", session)).split()
+        again = outputs(run(reader, tmp_path / "o2.ipynb", session)).split()
+        assert first == again and first[1:] == ["import", "os", "False", "False"]  # unchanged: same module
+        assert session.last_reset["state"]["reimported"] is False
+        mutate = notebook(
+            tmp_path / "m.ipynb",
+            "from helpers.runner import demo\nfrom helpers import secrets\n"
+            "demo.PARAMETERS = 'mutated'\ndemo.EXTRA = 1\nsecrets.SECRETS['FAKE'] = None",
+        )
+        run(mutate, tmp_path / "o3.ipynb", session)
+        after = outputs(run(reader, tmp_path / "o4.ipynb", session)).split()
+        assert after[1:] == ["import", "os", "False", "False"]  # the mutations did not reach this notebook
+        assert after[0] != first[0]  # a fresh module object
+        state = session.last_reset["state"]
+        assert state["reimported"] is True and "helpers.runner.demo" in state["changed_modules"]
+        grow = notebook(tmp_path / "g.ipynb", "from helpers import secrets\nsecrets.SECRETS['FAKE'] = None")
+        run(grow, tmp_path / "o5.ipynb", session)  # only an in-place change of a module-level dict
+        assert outputs(run(reader, tmp_path / "o6.ipynb", session)).split()[-1] == "False"
+        assert session.starts == 1
+    finally:
+        session.shutdown(now=True)

@@ -1,0 +1,250 @@
+"""Benchmark: phase 1 through the runner against the same work done raw, side by side in one run.
+
+    .venv/bin/python benchmarks/phase1.py [--repeat N] [--fresh] [--keep]
+
+Needs the Docker engine and the service images (official or the local stand-ins). Each round starts
+from the same state (a fresh copy of the sample app at its baseline commit, services down, images
+present: a *warm* run) and times:
+
+* ``raw compose``  — ``docker compose up -d --wait`` plus the connectivity checks (a PostgreSQL
+  query, Redis PING/SET/GET), the commands the issue names;
+* ``raw phase 1``  — all fifteen phase-1 notebooks' code, executed in order by one plain Python
+  process (``exec`` of the code cells, the same parameters injected): the same work as the runner,
+  without kernel, papermill, executed-notebook files, ledger or reports;
+* ``runner``       — ``runbook run phase1`` (the default warm-kernel engine);
+* ``runner fresh`` — with ``--fresh``: ``runbook run phase1 --fresh-kernels`` (papermill's
+  one-kernel-per-notebook isolation), to show what the warm engine saves.
+
+It prints each time (median over the rounds), and the ratios runner / raw phase 1 (the runner's own
+overhead; target ≤ 1.5) and runner / raw compose. This is a benchmark, not a test: nothing asserts a
+time. Every round uses its own compose project (``rb-runner-bench-*``), free ports, and is torn down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PARAMETERS = {"commit": True, "rewrite_env": True}  # 1.14 commits in the disposable copy; 1.9 fixes .env
+STANDINS = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
+OFFICIAL = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def image_present(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def images() -> dict[str, str]:
+    chosen = {}
+    for key, official in OFFICIAL.items():
+        value = os.environ.get(key) or (official if image_present(official) else STANDINS[key])
+        if not image_present(value):
+            sys.exit(
+                f"image {value} is not present: run `scripts/provision.sh images` first (no registry here)"
+            )
+        chosen[key] = value
+    return chosen
+
+
+class World:
+    """A disposable copy of the sample app, its compose project, ports and environment."""
+
+    def __init__(self, base: Path, name: str):
+        from helpers import apprun, sampleapp
+
+        self.dir = base / name
+        self.project = f"rb-runner-bench-{name}-{os.getpid()}"
+        self.app, _ = sampleapp.prepare(self.dir / "app")
+        pg, rd, web = free_port(), free_port(), free_port()
+        sampleapp.write_local_env(self.app, pg, rd)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        self.env.update(
+            images(),
+            COMPOSE_PROJECT_NAME=self.project,
+            POSTGRES_PORT=str(pg),
+            REDIS_PORT=str(rd),
+            RUNBOOK_APP_DIR=str(self.app),
+            RUNBOOK_HEALTH_URL=f"http://localhost:{web}/api/health",
+            RUNBOOK_RUNS_DIR=str(self.dir / "runs"),
+            RUNBOOK_STATE_DIR=str(self.dir / "state"),
+            RUNBOOK_SECRETS_FILE=str(self.dir / "secrets.env"),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        self.env[apprun.ENV_COMMANDS] = "; ".join(sampleapp.commands(sys.executable, web))
+        self.env[apprun.ENV_LOG_DIR] = str(self.dir / "logs")
+
+    def down(self) -> None:
+        from helpers import apprun
+
+        apprun.stop_recorded(self.dir / "logs")
+        compose = self.app / "docker-compose.yml"
+        files = ["-f", str(compose if compose.is_file() else ROOT / "docker-compose.yml")]
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                *files,
+                "-p",
+                self.project,
+                "down",
+                "-v",
+                "--remove-orphans",
+                "--timeout",
+                "10",
+            ],
+            env=self.env,
+            capture_output=True,
+        )
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
+    began = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - began
+    if os.environ.get("BENCH_VERBOSE"):
+        print(proc.stderr[-2000:], file=sys.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise SystemExit(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{tail}")
+    return elapsed
+
+
+# -- the raw sides ---------------------------------------------------------------------------------
+
+CHECKS = """
+import os, psycopg, redis
+with psycopg.connect(host="127.0.0.1", port=int(os.environ["POSTGRES_PORT"]), user="postgres",
+                     password=os.environ.get("POSTGRES_PASSWORD", "postgres"), dbname="app") as conn:
+    assert conn.execute("select current_setting('server_version_num')").fetchone()[0].startswith("15")
+r = redis.Redis(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]))
+assert r.ping() and r.set("bench", "1") and r.get("bench") == b"1"
+"""
+
+
+def raw_compose(world: World) -> float:
+    began = time.perf_counter()
+    timed(
+        [
+            "docker",
+            "compose",
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "-p",
+            world.project,
+            "up",
+            "-d",
+            "--wait",
+        ],
+        world.env,
+    )
+    timed([sys.executable, "-c", CHECKS], world.env)
+    return time.perf_counter() - began
+
+
+def raw_notebooks() -> int:
+    """Worker mode: execute phase 1's notebook code in this process, in run order, no kernel."""
+    from helpers import tasks
+    from helpers.runner.params import declared_parameters
+
+    for task in tasks.order("phase1"):
+        began = time.perf_counter()
+        path = ROOT / task.notebook
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        declared = declared_parameters(path)
+        injected = "\n".join(f"{k} = {v!r}" for k, v in PARAMETERS.items() if k in declared)
+        namespace: dict = {"__name__": "__main__"}
+        os.chdir(path.parent)
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            exec(compile(source, f"{path.name}", "exec"), namespace)
+            if "parameters" in cell.get("metadata", {}).get("tags", []) and injected:
+                exec(injected, namespace)
+        print(f"{task.id} {time.perf_counter() - began:.3f}", file=sys.stderr)
+    return 0
+
+
+def raw_phase(world: World) -> float:
+    return timed([sys.executable, str(Path(__file__).resolve()), "--raw-worker"], world.env)
+
+
+def runner(world: World, fresh: bool) -> float:
+    cmd = [sys.executable, "-m", "helpers.cli", "run", "phase1"]
+    for name, value in PARAMETERS.items():
+        cmd += ["-p", name, str(value).lower()]
+    if fresh:
+        cmd.append("--fresh-kernels")
+    return timed(cmd, world.env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2, help="rounds (the median is reported)")
+    parser.add_argument("--fresh", action="store_true", help="also time --fresh-kernels")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (run folders)")
+    parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.raw_worker:
+        return raw_notebooks()
+
+    sides = ["raw compose", "raw phase 1", "runner"] + (["runner fresh"] if args.fresh else [])
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    base = Path(tempfile.mkdtemp(prefix="rb-runner-bench-"))
+    try:
+        for n in range(args.repeat):
+            order = sides if n % 2 == 0 else list(reversed(sides))  # alternate, so drift hits both
+            for side in order:
+                world = World(base, f"{side.replace(' ', '-')}-{n}")
+                try:
+                    if side == "raw compose":
+                        took = raw_compose(world)
+                    elif side == "raw phase 1":
+                        took = raw_phase(world)
+                    else:
+                        took = runner(world, fresh=side == "runner fresh")
+                finally:
+                    world.down()
+                times[side].append(took)
+                print(f"round {n + 1}: {side:<13} {took:6.2f} s", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+    median = {side: statistics.median(values) for side, values in times.items()}
+    load = os.getloadavg()[0]
+    print(
+        f"\nphase 1, warm (images present), {args.repeat} round(s), median; {os.cpu_count()} cores, "
+        f"load average {load:.1f}"
+    )
+    for side in sides:
+        print(f"  {side:<13} {median[side]:6.2f} s   ({', '.join(f'{t:.2f}' for t in times[side])})")
+    print(f"  runner / raw phase 1  = {median['runner'] / median['raw phase 1']:.2f}x   (target <= 1.5x)")
+    print(f"  runner / raw compose  = {median['runner'] / median['raw compose']:.2f}x")
+    if args.fresh:
+        print(f"  runner fresh / raw phase 1 = {median['runner fresh'] / median['raw phase 1']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
