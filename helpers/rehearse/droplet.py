@@ -213,7 +213,7 @@ def start_droplet(
         proc = _docker(
             "create", "--name", container, "--hostname", name.removeprefix(PREFIX),
             "--label", f"{LABEL}=droplet", "--label", f"runbook.droplet.name={name}",
-            *RUN_FLAGS, "-p", f"{HOST}:{chosen}:22", IMAGE, check=False,
+            *RUN_FLAGS, "-p", f"{HOST}:{chosen}:22", "-p", f"{HOST}::8000", IMAGE, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
             raise DropletError(f"docker create {container} failed: {proc.stderr.decode().strip()}")
