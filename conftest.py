@@ -2,27 +2,28 @@
 
 ``pytest --nbval-lax notebooks/phase1`` (the README's test command, once ``notebooks/phase1`` is in
 ``testpaths``) executes each notebook with its parameter defaults, which come from environment
-variables. Before any kernel starts (nbval starts one per notebook, when the notebook's first cell
-is set up), this file:
+variables. This file:
 
-* sorts the notebook cells by the task registry's dependency order (``helpers.tasks.order``), so
-  1.7 writes the compose file before 1.4 starts the services;
-* prepares a git-initialised copy of the sample app fixture in a temporary folder, with a ``.env``
-  pointing at the services, and points the notebooks at it through the environment the kernels
-  inherit: ``RUNBOOK_APP_DIR``, a compose project of its own (``COMPOSE_PROJECT_NAME=rb-nbval-<pid>``),
-  free ``POSTGRES_PORT`` / ``REDIS_PORT``, the stand-in app's ``RUNBOOK_APP_COMMANDS`` and
-  ``RUNBOOK_HEALTH_URL`` on a free port, and ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is
-  disposable; nothing else ever sets it by default);
+* sorts the notebook cells by the task registry's dependency order (``helpers.tasks.order``), after
+  every other test, so 1.7 writes the compose file before 1.4 starts the services;
+* before the first notebook cell runs (nbval starts a notebook's kernel when its first cell is set
+  up; the setup hook below runs before that), prepares a git-initialised copy of the sample app
+  fixture in a temporary folder, with a ``.env`` pointing at the services, and points the notebooks
+  at it through the environment the kernels inherit: ``RUNBOOK_APP_DIR``, a compose project of its
+  own (``COMPOSE_PROJECT_NAME=rb-nbval-<pid>``), free ``POSTGRES_PORT`` / ``REDIS_PORT``, the
+  stand-in app's ``RUNBOOK_APP_COMMANDS`` and ``RUNBOOK_HEALTH_URL`` on a free port, and
+  ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is disposable; nothing else sets it by default);
 * uses the service images from the environment, else ``.work/images.env`` (``scripts/provision.sh
   images``), else the local stand-ins when the official images are absent
   (all of this is :class:`helpers.sampleapp.Sandbox`);
 * needs the Docker engine like ``@pytest.mark.engine`` tests: without one the notebooks are skipped
   with the reason, or fail when ``RUNBOOK_REQUIRE_ENGINE=1``;
+* skips the rest of a notebook after a failed cell, and the notebooks of tasks that need a failed one;
 * at the end of the session stops the app processes 1.15 started, runs ``docker compose down -v`` for
   its own project only, and removes the temporary folder.
 
-A developer's own ``RUNBOOK_APP_DIR`` and services are never touched: the variables are replaced for the
-session and restored afterwards.
+A developer's own ``RUNBOOK_APP_DIR`` and services are never touched: the variables are replaced
+while the notebooks run (the other tests run before, without them) and restored afterwards.
 """
 
 from __future__ import annotations
@@ -100,11 +101,6 @@ def pytest_collection_modifyitems(
             for item in cells:
                 item.add_marker(pytest.mark.skip(reason=f"engine: {problem}"))
         return
-    from helpers import sampleapp
-
-    sandbox = sampleapp.Sandbox.create(f"rb-nbval-{os.getpid()}")
-    sandbox.apply()
-    config.stash[_RUN_KEY] = sandbox
 
 
 def _task_of(notebook: Path):
@@ -134,6 +130,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     notebook = _notebook_of(item)
     if notebook in failed:
         pytest.skip(f"an earlier cell of {notebook.name} failed")
+    if problem is None and _RUN_KEY not in item.config.stash:
+        # First notebook cell to run: the sandbox now (the other tests ran before, without its variables).
+        from helpers import sampleapp
+
+        sandbox = sampleapp.Sandbox.create(f"rb-nbval-{os.getpid()}")
+        sandbox.apply()
+        item.config.stash[_RUN_KEY] = sandbox
     task = _task_of(notebook)
     if task is not None:
         from helpers import tasks
