@@ -930,8 +930,12 @@ def wait_healthy(
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    exited_grace: float = 180.0,
 ) -> dict[str, Any]:
-    """Poll ``GET /databases/{uuid}`` until ``running:healthy``; show each change of status."""
+    """Poll ``GET /databases/{uuid}`` until ``running:healthy``; show each change of status.
+
+    ``exited`` longer than ``exited_grace`` seconds (the image pull included) is a failure, not a wait.
+    """
     start = clock()
     last = None
     while True:
@@ -943,9 +947,9 @@ def wait_healthy(
             last = status
         if status == "running:healthy":
             return database
-        if status.startswith("exited") and elapsed > 60:
+        if status.startswith("exited") and elapsed > exited_grace:
             raise CoolifyError(
-                f"{database.get('name')} is {status} a minute after its start",
+                f"{database.get('name')} is still {status} {elapsed:.0f}s after its start",
                 hint="open it in the dashboard and read its logs (or `docker logs <uuid>` on the server); "
                 "fix, then re-run task 2.8 (it starts what is stopped)",
             )
