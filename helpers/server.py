@@ -207,6 +207,17 @@ def apt_install(remote: Remote, packages: list[str]) -> None:
     remote.run(f"{env} apt-get install {APT_OPTS} {names}", timeout=900)
 
 
+def has_command(remote: Remote, command: str) -> bool:
+    return remote.run(f"command -v {shlex.quote(command)}", check=False).ok
+
+
+def not_installed(name: str, package: str, plan: str, dry_run: bool) -> StepResult:
+    """A step whose tool is missing: in a dry run the package step would install it first."""
+    if dry_run:
+        return changed(name, f"would {plan} (once {package} is installed)", dry_run=True)
+    return failed(name, f"{package} is not installed; the packages step installs it: run the task again")
+
+
 def ensure_packages(remote: Remote, packages: Iterable[str] = PACKAGES, dry_run: bool = False) -> StepResult:
     wanted = list(packages)
     name = "packages " + ", ".join(wanted)
@@ -521,6 +532,8 @@ def ensure_ufw(remote: Remote, ports: Iterable[int] = DEFAULT_PORTS, dry_run: bo
     """Deny incoming, allow outgoing, allow ``ports`` (and always sshd's own port), enabled."""
     wanted = sorted({int(p) for p in ports} | set(sshd_ports(remote)))
     name = "ufw firewall"
+    if not has_command(remote, "ufw"):
+        return not_installed(name, "ufw", f"deny incoming, allow {', '.join(map(str, wanted))}/tcp", dry_run)
     status = parse_ufw_status(remote.run("ufw status verbose").stdout)
     todo: list[tuple[str, str]] = []  # (description, command); the SSH port is allowed before enabling
     for port in wanted:
@@ -598,6 +611,8 @@ def ensure_fail2ban(
     dynamic IP), run the task again from the new one.
     """
     name = "fail2ban (sshd jail)"
+    if not has_command(remote, "fail2ban-client"):
+        return not_installed(name, "fail2ban", f"write {FAIL2BAN_JAIL} and start fail2ban", dry_run)
     ignore = [*ignore_ip]
     me = remote.client_address() if ignore_self else ""
     if me and me not in ignore:

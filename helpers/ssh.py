@@ -35,7 +35,7 @@ CONNECT_TIMEOUT = 10.0
 
 def is_rehearsal() -> bool:
     """``RUNBOOK_REHEARSAL=1`` marks a rehearsal against the local stand-ins."""
-    return os.environ.get("RUNBOOK_REHEARSAL", "") == "1"
+    return os.environ.get("RUNBOOK_REHEARSAL", "").lower() in ("1", "true")
 
 
 def default_ssh_dir() -> Path:
@@ -384,14 +384,15 @@ def fetch_host_key(
                 t for t in supported if t not in key_types
             ]
         try:
+            # start_client returns quietly when its timeout passes first: the key lookup then raises
             transport.start_client(timeout=timeout)
+            return transport.get_remote_server_key()
         except (paramiko.SSHException, EOFError) as exc:
             raise SSHNoServer(
                 f"{_where(host, port)} accepted the connection but no SSH server answered ({exc}). Next "
                 "step: the droplet may still be booting; wait a minute and run the cell again, and check "
                 "the port is sshd's."
             ) from None
-        return transport.get_remote_server_key()
     finally:
         transport.close()
 
@@ -405,6 +406,8 @@ def offered_auth_methods(
     transport.banner_timeout = timeout
     try:
         transport.start_client(timeout=timeout)
+        if not transport.is_active():
+            raise SSHNoServer(f"{_where(host, port)}: no SSH handshake within {timeout:g} s")
         try:
             transport.auth_none(user)
         except paramiko.BadAuthenticationType as exc:

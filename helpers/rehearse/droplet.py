@@ -233,8 +233,10 @@ def start_droplet(
 def stop_droplet(name: str) -> bool:
     """Remove the droplet's container (and its anonymous volumes); True if there was one."""
     container = container_name(name)
-    proc = _docker("rm", "-f", "-v", container, check=False)
-    return proc.returncode == 0
+    if _docker("inspect", "--format", "{{.Id}}", container, check=False).returncode != 0:
+        return False
+    _docker("rm", "-f", "-v", container)
+    return True
 
 
 def exec_in(name: str, command: str, check: bool = True, timeout: float = 120) -> str:
