@@ -5,7 +5,8 @@ The automated and docs notebooks run with papermill in the registry's dependency
 stand-in app, ``RUNBOOK_ALLOW_COMMIT=1``). After the second run, every step the notebooks report
 (their ``application/vnd.runbook.steps+json`` outputs) is ``ok`` or ``skipped``, the app repository's
 tree hash (every non-ignored file) and HEAD are what the first run left, and the first run did change
-things (so the comparison is not vacuous).
+things (so the comparison is not vacuous). Along the way: 1.14 with ``commit=False`` commits nothing
+and fails its verification, and with commit allowed it leaves someone's unrelated changes alone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,30 @@ def sandbox() -> Iterator[sampleapp.Sandbox]:
         assert not problems, problems
 
 
-def run_phase(out_dir: Path) -> dict[str, list[dict]]:
+def execute(task: tasks.Task, target: Path, **parameters: object) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(tasks.PROJECT_ROOT / task.notebook),
+        str(target),
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tasks.PROJECT_ROOT),
+    )
+
+
+def refused_commit(task: tasks.Task, app: Path, out_dir: Path) -> None:
+    """1.14 with commit=False: shows the plan, commits nothing, and its verification fails."""
+    import papermill
+
+    head = gitrepo.head(app)
+    with pytest.raises(papermill.PapermillExecutionError, match="no runbook change left uncommitted"):
+        execute(task, out_dir / "1.14-refused.ipynb", commit=False)
+    assert gitrepo.head(app) == head
+
+
+def run_phase(out_dir: Path, app: Path, refuse_commit_first: bool = False) -> dict[str, list[dict]]:
     """Execute the notebooks in order; return each task's reported steps."""
     import papermill
 
@@ -44,14 +68,10 @@ def run_phase(out_dir: Path) -> dict[str, list[dict]]:
     steps: dict[str, list[dict]] = {}
     for task in PHASE1:
         target = out_dir / task.notebook.name
+        if task.id == "1.14" and refuse_commit_first:
+            refused_commit(task, app, out_dir)
         try:
-            papermill.execute_notebook(
-                str(tasks.PROJECT_ROOT / task.notebook),
-                str(target),
-                kernel_name="python3",
-                progress_bar=False,
-                cwd=str(tasks.PROJECT_ROOT),
-            )
+            execute(task, target)
         except papermill.PapermillExecutionError as exc:
             pytest.fail(
                 f"{out_dir.name}: task {task.id} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
@@ -64,16 +84,22 @@ def test_phase1_twice_the_second_run_changes_nothing(sandbox: sampleapp.Sandbox,
     missing = [str(t.notebook) for t in PHASE1 if not (tasks.PROJECT_ROOT / t.notebook).is_file()]
     assert not missing, f"phase-1 notebooks missing: {missing}"
     app = sandbox.app_dir
+    # someone's work in progress, which 1.14 must leave alone
+    (app / "notes.txt").write_text("my notes\n")
+    page = app / "src" / "app" / "page.tsx"
+    page.write_text(page.read_text() + "// work in progress\n")
+    unrelated = [gitrepo.Change("??", "notes.txt"), gitrepo.Change(" M", "src/app/page.tsx")]
     baseline = (gitrepo.tree_hash(app), gitrepo.head(app))
 
-    first = run_phase(tmp_path / "run1")
+    first = run_phase(tmp_path / "run1", app, refuse_commit_first=True)
     after_first = (gitrepo.tree_hash(app), gitrepo.head(app))
     changed = [(tid, s["name"]) for tid, found in first.items() for s in found if s["status"] == "changed"]
     assert changed, "the first run changed nothing: the comparison below would prove nothing"
     assert after_first != baseline
-    assert gitrepo.changes(app) == [], "1.14 left runbook changes uncommitted (or something else dirty)"
+    assert gitrepo.changes(app) == unrelated, "1.14 committed too much or too little"
+    assert not {"notes.txt", "src/app/page.tsx", ".env"} & set(gitrepo.committed_paths(app))
 
-    second = run_phase(tmp_path / "run2")
+    second = run_phase(tmp_path / "run2", app)
     not_ok = [
         f"{tid} {s['name']}: {s['status']} ({s['detail']})"
         for tid, found in second.items()
