@@ -97,9 +97,21 @@ def ensure_image(build: bool = True) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port whose address the rehearsal's ``known_hosts`` does not know yet.
+
+    A new droplet on a port an earlier (removed) droplet had would present another host key, and task
+    2.3 would rightly refuse it as a changed key; on DigitalOcean that happens when a new droplet gets a
+    released IP, here it would only be an accident of port numbers.
+    """
+    from helpers import ssh
+
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if not ssh.known_host_keys(HOST, port, ssh.default_ssh_dir()):
+            return port
+    return port
 
 
 def _keys_tar(public_keys: Iterable[str]) -> bytes:
