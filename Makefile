@@ -60,10 +60,11 @@ lint: install ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-phase1: install ## run phase 1 with the runner (APP_DIR=path of the app repository, ARGS="--dry-run" ...)
+phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of the sample app in .work/)
 	scripts/provision.sh engine compose images
 	@$(load_images_env); \
-	$(if $(APP_DIR),export RUNBOOK_APP_DIR="$(abspath $(APP_DIR))";) \
+	$(if $(APP_DIR),export RUNBOOK_APP_DIR="$(abspath $(APP_DIR))";,\
+	eval "$$($(VENV)/bin/python -m helpers.sampleapp prepare --allow-commit --export)";) \
 	if [[ ! -x $(VENV)/bin/runbook ]]; then \
 		echo "make phase1: $(VENV)/bin/runbook is missing (helpers.cli not installed?): run make install" >&2; exit 1; \
 	fi; \

@@ -5,8 +5,8 @@ prerequisites all come from here, so nothing lists the tasks twice.
 
 >>> get("1.4").notebook
 PosixPath('notebooks/phase1/1.04-start-services.ipynb')
->>> [t.id for t in order("phase1")][:5]
-['1.1', '1.2', '1.3', '1.7', '1.4']
+>>> [t.id for t in order("phase1")][:6]
+['1.1', '1.2', '1.3', '1.7', '1.8', '1.9']
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Task:
     title: str
     kind: Kind
     needs: tuple[str, ...]
+    position: int = 0  # place in tasks.yaml: breaks ties where the dependencies leave a choice
 
     @property
     def phase(self) -> str:
@@ -82,13 +83,14 @@ def _load() -> tuple[dict[str, Phase], dict[str, Task]]:
     data = yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))
     phases = {name: Phase(name=name, **body) for name, body in data["phases"].items()}
     tasks: dict[str, Task] = {}
-    for row in data["tasks"]:
+    for position, row in enumerate(data["tasks"]):
         task = Task(
             id=str(row["id"]),
             slug=row["slug"],
             title=row["title"],
             kind=row["kind"],
             needs=tuple(str(n) for n in row["needs"]),
+            position=position,
         )
         if task.id in tasks:
             raise RegistryError(f"task {task.id} is listed twice in {REGISTRY.name}")
@@ -128,12 +130,12 @@ def in_phase(phase: str) -> list[Task]:
 
 
 def _topological(subset: Iterable[Task], index: dict[str, Task]) -> list[Task]:
-    """Kahn's algorithm; among ready tasks the lowest id goes first (stable, readable order)."""
+    """Kahn's algorithm; among ready tasks the one listed first in tasks.yaml goes first (the plan's order)."""
     members = {t.id: t for t in subset}
     waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
     done: list[Task] = []
     while waiting:
-        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: index[i].key)
+        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: index[i].position)
         if not ready:
             raise RegistryError(f"dependency cycle among tasks {', '.join(sorted(waiting))}")
         first = ready[0]

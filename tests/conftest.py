@@ -11,14 +11,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from testsupport import FIXTURE_APP, ROOT, free_port  # noqa: F401  (re-exported for fixtures)
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_APP = ROOT / "tests" / "fixtures" / "sample-app"
 CHROMIUM = os.environ.get("RUNBOOK_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -75,13 +73,6 @@ def _fail_missing_engine() -> None:
 @pytest.fixture
 def _fail_missing_browser() -> None:
     pytest.fail(f"RUNBOOK_REQUIRE_BROWSER=1 but {browser_problem()}")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

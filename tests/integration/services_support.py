@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, free_port
+from testsupport import ROOT, free_port
 
 PREFIX = "rb-engine-"
 COMPOSE_FILE = ROOT / "docker-compose.yml"

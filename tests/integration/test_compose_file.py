@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from conftest import ROOT, free_port
+from testsupport import ROOT, free_port
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 STANDINS = ROOT / "scripts" / "standins"

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from conftest import ROOT, free_port
+from testsupport import ROOT, free_port
 
 PROVISION = ROOT / "scripts" / "provision.sh"
 STANDINS = ROOT / "scripts" / "standins"

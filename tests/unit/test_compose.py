@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
+from testsupport import ROOT
 from helpers import compose
 from helpers.checks import Checklist
 

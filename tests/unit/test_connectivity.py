@@ -6,7 +6,7 @@ A refused connection is real here (a free port on 127.0.0.1 nobody listens on).
 from __future__ import annotations
 
 import pytest
-from conftest import free_port
+from testsupport import free_port
 
 from helpers import connectivity as cn
 from helpers.checks import Checklist

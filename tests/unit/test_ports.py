@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from conftest import free_port
+from testsupport import free_port
 
 from helpers import ports
 

@@ -65,6 +65,27 @@ def test_order_respects_every_dependency():
             seen.add(task.id)
 
 
+def test_ties_follow_the_plans_listing_so_env_urls_are_local_before_1_5():
+    assert ids(tasks.order("phase1")) == [
+        "1.1",
+        "1.2",
+        "1.3",
+        "1.7",
+        "1.8",
+        "1.9",
+        "1.10",
+        "1.11",
+        "1.13",
+        "1.4",
+        "1.5",
+        "1.12",
+        "1.6",
+        "1.14",
+        "1.15",
+    ]
+    assert ids(tasks.order("phase2"))[8:12] == ["2.9", "2.10", "2.11", "2.12"]
+
+
 def test_levels_are_the_parallel_groups():
     assert [ids(g) for g in tasks.levels("phase2")][8] == ["2.9", "2.10", "2.11", "2.12"]
     groups = [ids(g) for g in tasks.levels("phase1")]
