@@ -200,14 +200,18 @@ do_images() {
 }
 
 do_browser() {
-    if [[ -x "$CHROMIUM" ]]; then
+    # Chromium for the docs' browser tests, and a colour emoji font so ✅/❌ render in screenshots.
+    local want=()
+    [[ -x "$CHROMIUM" ]] || want+=(chromium)
+    dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || want+=(fonts-noto-color-emoji)
+    if [[ ${#want[@]} -eq 0 ]]; then
         say ok browser "$($CHROMIUM --version 2>/dev/null || echo "$CHROMIUM")"
         return
     fi
-    can_apt || fail browser "Chromium is missing at $CHROMIUM: install Debian's chromium package (sudo apt-get install chromium) and run this again"
-    apt_install chromium || fail browser "apt-get install chromium failed (is Debian's mirror reachable? see the apt output above)"
+    can_apt || fail browser "missing: ${want[*]}: install Debian's packages (sudo apt-get install ${want[*]}) and run this again"
+    apt_install "${want[@]}" || fail browser "apt-get install ${want[*]} failed (is Debian's mirror reachable? see the apt output above)"
     [[ -x "$CHROMIUM" ]] || fail browser "the chromium package is installed but $CHROMIUM is missing"
-    say changed browser "installed $($CHROMIUM --version 2>/dev/null || echo chromium)"
+    say changed browser "installed ${want[*]} ($($CHROMIUM --version 2>/dev/null || echo chromium))"
 }
 
 main() {
