@@ -90,6 +90,7 @@ class World:
         )
         self.env[apprun.ENV_COMMANDS] = "; ".join(sampleapp.commands(sys.executable, web))
         self.env[apprun.ENV_LOG_DIR] = str(self.dir / "logs")
+        self.began = self.ended = 0.0
 
     def down(self) -> None:
         from helpers import apprun
@@ -193,21 +194,56 @@ def runner(world: World, fresh: bool) -> float:
         cmd += ["-p", name, str(value).lower()]
     if fresh:
         cmd.append("--fresh-kernels")
-    return timed(cmd, world.env)
+    world.began = time.time()
+    took = timed(cmd, world.env)
+    world.ended = world.began + took
+    return took
+
+
+def breakdown(world: World) -> dict[str, float]:
+    """Where the runner's time went, from its ledger, its log and the executed notebooks."""
+    from datetime import datetime
+
+    run_dir = next(p for p in (world.dir / "runs").iterdir() if p.is_dir())
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+
+    def stamp(iso: str) -> float:
+        return datetime.fromisoformat(iso).timestamp()
+
+    starts = [stamp(t["started"]) for t in ledger["tasks"] if t["started"]]
+    ends = [stamp(t["finished"]) for t in ledger["tasks"] if t["finished"]]
+    cells = 0.0
+    for task in ledger["tasks"]:
+        nb = json.loads((run_dir / task["output"]).read_text())
+        cells += sum(
+            c["metadata"]["papermill"].get("duration") or 0 for c in nb["cells"] if c["cell_type"] == "code"
+        )
+    durations = sum(t["duration"] or 0 for t in ledger["tasks"])
+    return {
+        "start until the first notebook (imports, checks, kernel boot)": min(starts) - world.began,
+        "notebook cells (the work, in the kernel)": cells,
+        "per notebook: papermill, clean slate, files": durations - cells,
+        "between notebooks (ledger, scheduling)": (max(ends) - min(starts)) - durations,
+        "after the last notebook (reports, scrub, kernel stop)": world.ended - max(ends),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=2, help="rounds (the median is reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (the median is reported)")
     parser.add_argument("--fresh", action="store_true", help="also time --fresh-kernels")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (run folders)")
+    parser.add_argument("--sides", help="comma-separated subset to time, e.g. 'raw phase 1,runner'")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_worker:
         return raw_notebooks()
 
     sides = ["raw compose", "raw phase 1", "runner"] + (["runner fresh"] if args.fresh else [])
+    if args.sides:
+        sides = [side.strip() for side in args.sides.split(",")]
     times: dict[str, list[float]] = {side: [] for side in sides}
+    parts: dict[str, list[float]] = {}
     base = Path(tempfile.mkdtemp(prefix="rb-runner-bench-"))
     try:
         for n in range(args.repeat):
@@ -221,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                         took = raw_phase(world)
                     else:
                         took = runner(world, fresh=side == "runner fresh")
+                        if side == "runner":
+                            for name, value in breakdown(world).items():
+                                parts.setdefault(name, []).append(value)
                 finally:
                     world.down()
                 times[side].append(took)
@@ -239,9 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     for side in sides:
         print(f"  {side:<13} {median[side]:6.2f} s   ({', '.join(f'{t:.2f}' for t in times[side])})")
-    print(f"  runner / raw phase 1  = {median['runner'] / median['raw phase 1']:.2f}x   (target <= 1.5x)")
-    print(f"  runner / raw compose  = {median['runner'] / median['raw compose']:.2f}x")
-    if args.fresh:
+    if parts:
+        print("  where the runner's time goes (median):")
+        for name, values in parts.items():
+            print(f"    {statistics.median(values):6.2f} s  {name}")
+    if {"runner", "raw phase 1"} <= set(median):
+        print(f"  runner / raw phase 1  = {median['runner'] / median['raw phase 1']:.2f}x   (target <= 1.5x)")
+    if {"runner", "raw compose"} <= set(median):
+        print(f"  runner / raw compose  = {median['runner'] / median['raw compose']:.2f}x")
+    if {"runner fresh", "raw phase 1"} <= set(median):
         print(f"  runner fresh / raw phase 1 = {median['runner fresh'] / median['raw phase 1']:.2f}x")
     return 0
 

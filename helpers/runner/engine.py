@@ -88,8 +88,11 @@ class RunbookExecutionManager(NotebookExecutionManager):
     def notebook_start(self, **kwargs: Any) -> None:
         self._forced(super().notebook_start, **kwargs)
 
-    def notebook_complete(self, **kwargs: Any) -> None:
-        self._forced(super().notebook_complete, **kwargs)
+    def notebook_complete(self, save: bool = True, **kwargs: Any) -> None:
+        if save:
+            self._forced(super().notebook_complete, **kwargs)
+        else:
+            super().notebook_complete(**kwargs)  # throttled like a cell's save
 
     def cell_exception(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
         super().cell_exception(cell, cell_index=cell_index, **kwargs)
@@ -144,9 +147,12 @@ class RunbookEngine(Engine):
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-        finally:
+        except BaseException:
             nb_man.cleanup_pbar()
-            nb_man.notebook_complete()
+            nb_man.notebook_complete()  # saved now: papermill will not write it (a dead kernel, say)
+            raise
+        nb_man.cleanup_pbar()
+        nb_man.notebook_complete(save=False)  # papermill writes the final notebook right after
         return nb_man.nb
 
     @classmethod

@@ -125,8 +125,10 @@ class KernelSession:
     def shutdown(self, now: bool = False) -> None:
         if self.km is None:
             return
+        began = time.monotonic()
         try:
             run_sync(self._ashutdown)(now)
+            log.info("kernel %s stopped in %.2f s", self._pid, time.monotonic() - began)
         except Exception as exc:
             log.warning("kernel shutdown failed (%s); killing it", exc)
             self.kill()

@@ -78,6 +78,10 @@ class Redactor:
             meta["output_path"] = meta["output_path"][len(SCHEME) :]
         return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
+    def suspicious(self, text: str) -> bool:
+        """Whether ``text`` may hold a secret: a known value (in any written form) or a token shape."""
+        return any(v in text for v in self.values) or any(p.search(text) for p, _ in secrets.TOKEN_PATTERNS)
+
     def file(self, path: Path) -> bool:
         """Scrub a file in place; True when it changed. Binary files are left alone."""
         path = Path(path)
@@ -85,6 +89,8 @@ class Redactor:
             raw = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             return False
+        if not self.suspicious(raw) and "\\u001b[" not in raw and "\x1b[" not in raw:
+            return False  # the common case: written scrubbed already, nothing to parse
         if path.suffix == ".ipynb":
             try:
                 cleaned = self.notebook_json(raw)

@@ -329,11 +329,14 @@ def failure_text(ledger: Ledger) -> str:
     return "\n".join(lines)
 
 
-def write(ledger: Ledger) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.html`` into the run folder (the caller scrubs the folder)."""
+def write(ledger: Ledger, redactor: Any = None) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.html`` into the run folder, scrubbed when given a redactor."""
     from helpers.runner.redact import write_atomic
 
+    def clean(text: str) -> str:
+        return redactor.text(text) if redactor is not None else text
+
     md, page = ledger.run_dir / "summary.md", ledger.run_dir / "summary.html"
-    write_atomic(md, markdown(ledger))
-    write_atomic(page, html_page(ledger))
+    write_atomic(md, clean(markdown(ledger)))
+    write_atomic(page, clean(html_page(ledger)))
     return md, page

@@ -311,6 +311,7 @@ def execute(
             _finish(ledger, redactor, interrupted)
             for thread in stopping:  # the kernels shut down while the reports were written
                 thread.join(timeout=5 if interrupted else 20)
+            log.info("kernels stopped")
     if observer is not None:
         observer.run_finished(ledger)
     if interrupted:
@@ -333,7 +334,7 @@ def _finish(ledger: Ledger, redactor: Redactor, interrupted: bool) -> None:
         ledger.status = "interrupted" if interrupted else ledger.overall()
         ledger.attempts[-1].update(finished=now(), status=ledger.status)
         ledger.save(redactor)
-        report.write(ledger)
+        report.write(ledger, redactor)
         redactor.tree(ledger.run_dir)
         if ledger.mode == "run":
             remember(runs_dir(Path(ledger.root)), ledger.run_dir)
