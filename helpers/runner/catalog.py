@@ -9,7 +9,7 @@ are then relative to that file's folder, or to ``RUNBOOK_PROJECT_ROOT`` when set
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -58,13 +58,16 @@ def from_file(path: Path, root: Path | None = None) -> Catalog:
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     phases = {name: Phase(name=name, **body) for name, body in data["phases"].items()}
     tasks: dict[str, Task] = {}
-    for row in data["tasks"]:
+    positional = "position" in {f.name for f in fields(Task)}
+    for position, row in enumerate(data["tasks"]):
+        extra = {"position": position} if positional else {}
         task = Task(
             id=str(row["id"]),
             slug=row["slug"],
             title=row["title"],
             kind=row["kind"],
             needs=tuple(str(n) for n in row.get("needs", [])),
+            **extra,
         )
         if task.id in tasks:
             raise RegistryError(f"task {task.id} is listed twice in {path}")

@@ -21,8 +21,13 @@ class SelectionError(ValueError):
     """A --from/--to/--only selection that does not fit the phase."""
 
 
+def _tie(task: Task) -> tuple[int, tuple[int, int]]:
+    """Among ready tasks: the one listed first in the registry (like :mod:`helpers.tasks`), then by id."""
+    return getattr(task, "position", 0), task.key
+
+
 def order(tasks: Iterable[Task]) -> list[Task]:
-    """Dependency order (Kahn's algorithm); among ready tasks the lowest id goes first.
+    """Dependency order (Kahn's algorithm); ties go to the registry's listing order, then the lowest id.
 
     Dependencies on tasks outside ``tasks`` (e.g. phase 2's first task needing 1.15) are ignored.
     """
@@ -30,7 +35,7 @@ def order(tasks: Iterable[Task]) -> list[Task]:
     waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
     done: list[Task] = []
     while waiting:
-        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: members[i].key)
+        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: _tie(members[i]))
         if not ready:
             raise RegistryError(f"dependency cycle among tasks {', '.join(sorted(waiting))}")
         first = ready[0]
