@@ -8,8 +8,8 @@ from pathlib import Path
 
 import papermill
 import pytest
+from testsupport import free_port
 
-from conftest import free_port
 from helpers import ssh
 from helpers.rehearse import droplet
 from helpers.tasks import PROJECT_ROOT, get
