@@ -173,6 +173,9 @@ FIELD_HINTS = {
     "is_public": "true or false (the runbook keeps databases private: false)",
     "instant_deploy": "true or false",
     "image": "an image reference such as postgres:15-alpine",
+    "docker_registry_image_name": "the image without its tag, e.g. ghcr.io/owner/repo-web",
+    "ports_exposes": "the port(s) the container listens on, e.g. 3000",
+    "domains": "full URLs, e.g. https://app.example.com (empty: no domain)",
 }
 
 
@@ -471,6 +474,51 @@ class Client:
 
     def start_database(self, database_uuid: str) -> dict[str, Any]:
         return self.post(f"/databases/{_seg(database_uuid)}/start")
+
+    # ---------------------------------------------------------------- applications (2.14 to 2.17)
+
+    def applications(self) -> list[dict[str, Any]]:
+        return _array(self.get("/applications"), "GET /applications")
+
+    def application(self, app_uuid: str) -> dict[str, Any]:
+        return self.get(f"/applications/{_seg(app_uuid)}")
+
+    def create_dockerimage_app(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /applications/dockerimage``: answers ``{uuid}`` (201)."""
+        return self.post("/applications/dockerimage", dict(body))
+
+    def envs(self, app_uuid: str) -> list[dict[str, Any]]:
+        """``GET /applications/{uuid}/envs``; values only with ``read:sensitive``."""
+        return _array(self.get(f"/applications/{_seg(app_uuid)}/envs"), "GET /applications/{uuid}/envs")
+
+    def bulk_envs(self, app_uuid: str, data: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """``PATCH /applications/{uuid}/envs/bulk`` with ``{"data": [...]}`` (creates or updates by key)."""
+        return _array(
+            self.patch(f"/applications/{_seg(app_uuid)}/envs/bulk", {"data": [dict(d) for d in data]}),
+            "PATCH /applications/{uuid}/envs/bulk",
+        )
+
+    def delete_env(self, app_uuid: str, env_uuid: str) -> dict[str, Any]:
+        return self.delete(f"/applications/{_seg(app_uuid)}/envs/{_seg(env_uuid)}")
+
+    def deploy(self, app_uuids: Sequence[str], force: bool = False) -> list[dict[str, Any]]:
+        """The deploy webhook: ``GET /deploy?uuid=a,b&force=false`` (token with ``deploy``).
+
+        Answers one entry per resource: ``{message, resource_uuid, deployment_uuid}``.
+        """
+        params = {"uuid": ",".join(app_uuids), "force": "true" if force else "false"}
+        body = self.get("/deploy", params=params)
+        return list(body.get("deployments") or []) if isinstance(body, dict) else []
+
+    def deployment(self, deployment_uuid: str) -> dict[str, Any]:
+        return self.get(f"/deployments/{_seg(deployment_uuid)}")
+
+    def app_deployments(self, app_uuid: str, take: int = 10) -> list[dict[str, Any]]:
+        """Newest first. Coolify answers ``{count, deployments}`` (the spec says a list: both accepted)."""
+        body = self.get(f"/deployments/applications/{_seg(app_uuid)}", params={"skip": 0, "take": take})
+        if isinstance(body, dict):
+            body = body.get("deployments") or []
+        return _array(body, "GET /deployments/applications/{uuid}")
 
 
 def _seg(value: str) -> str:

@@ -279,6 +279,87 @@ KINDS: dict[str, DatabaseKind] = {
 }
 
 
+# ------------------------------------------------------------------------ applications (tasks 2.14 to 2.17)
+
+# POST /applications/dockerimage: the spec's required fields, the types the runbook sends; every other
+# property of the spec is accepted (APP_FIELDS) and anything else answers "This field is not allowed."
+APP_RULES: dict[str, str] = {
+    "project_uuid": "string|required",
+    "server_uuid": "string|required",
+    "environment_name": "string|required",
+    "environment_uuid": "string|required",
+    "docker_registry_image_name": "string|required",
+    "docker_registry_image_tag": "string|nullable",
+    "ports_exposes": "string|nullable",
+    "ports_mappings": "string|nullable",
+    "name": "string|max:255|nullable",
+    "description": "string|nullable",
+    "domains": "string|nullable",
+    "destination_uuid": "string",
+    "health_check_enabled": "boolean",
+    "health_check_path": "string|nullable",
+    "health_check_port": "string|nullable",
+    "health_check_method": "string",
+    "health_check_return_code": "numeric",
+    "health_check_interval": "numeric",
+    "instant_deploy": "boolean",
+    "force_domain_override": "boolean",
+    "custom_docker_run_options": "string|nullable",
+}
+APP_FIELDS: frozenset[str] = frozenset(APP_RULES) | frozenset(
+    (
+        "noindex_domains",
+        "health_check_host",
+        "health_check_scheme",
+        "health_check_response_text",
+        "health_check_timeout",
+        "health_check_retries",
+        "health_check_start_period",
+        "limits_memory",
+        "limits_memory_swap",
+        "limits_memory_swappiness",
+        "limits_memory_reservation",
+        "limits_cpus",
+        "limits_cpuset",
+        "limits_cpu_shares",
+        "custom_labels",
+        "post_deployment_command",
+        "post_deployment_command_container",
+        "pre_deployment_command",
+        "pre_deployment_command_container",
+        "redirect",
+        "is_force_https_enabled",
+        "stop_grace_period",
+        "docker_images_to_keep",
+        "is_gzip_enabled",
+        "is_stripprefix_enabled",
+        "is_consistent_container_name_enabled",
+        "custom_internal_name",
+        "max_restart_count",
+        "connect_to_docker_network",
+        "autogenerate_domain",
+        "is_container_label_escape_enabled",
+        "tags",
+    )
+)
+ENV_RULES: dict[str, str] = {
+    "key": "string",
+    "value": "string",
+    "is_preview": "boolean",
+    "is_literal": "boolean",
+    "is_multiline": "boolean",
+    "is_shown_once": "boolean",
+}
+
+
+def _hide_env_values(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: "[REDACTED]" if k == "value" else _hide_env_values(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_hide_env_values(v) for v in body]
+    return body
+
+
 # --------------------------------------------------------------------------- the stand-in
 
 
@@ -308,6 +389,8 @@ class CoolifyStandIn(StandIn):
         server_ip: str = "host.docker.internal",
         state_file: Path | str | None = None,
         clock: Callable[[], float] = time.time,
+        runtime: Any = None,
+        deploy_after_polls: int = 2,
     ):
         abilities = dict(tokens) if isinstance(tokens, Mapping) else dict.fromkeys(tokens)
         super().__init__(tokens=list(abilities), host=host, port=port)
@@ -333,7 +416,12 @@ class CoolifyStandIn(StandIn):
             "projects": {},
             "environments": {},
             "databases": {},
+            "applications": {},
+            "envs": {},
+            "deployments": {},
         }
+        self.runtime = runtime  # a Runtime: real containers; None: simulated statuses
+        self.deploy_after_polls = deploy_after_polls
         self.lifecycles: dict[str, Lifecycle] = {}
         self.counters: dict[str, int] = collections.defaultdict(int)
         self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
@@ -476,6 +564,7 @@ class CoolifyStandIn(StandIn):
         for method in ("GET", "POST"):
             self.api(method, "/databases/{uuid}/start", self._start_database, ability="deploy")
             self.api(method, "/databases/{uuid}/stop", self._stop_database, ability="deploy")
+        self._register_applications()
 
     # ---------------------------------------------------------------- hooks: errors, auth, API switch, limits
 
@@ -589,6 +678,10 @@ class CoolifyStandIn(StandIn):
         return self.lifecycles.setdefault(resource_uuid, Lifecycle())
 
     def status_of(self, resource_uuid: str, poll: bool = True) -> str:
+        if self.runtime is not None and (
+            resource_uuid in self.databases or resource_uuid in self.applications
+        ):
+            return self.runtime.status(resource_uuid)  # the real container's state
         life = self.lifecycle(resource_uuid)
         if poll and life.advance(self.clock(), self.healthy_after_polls, self.healthy_after_seconds):
             self.touch()
@@ -711,6 +804,9 @@ class CoolifyStandIn(StandIn):
         for db in sorted(self.databases.values(), key=lambda d: d["id"]):
             if db["environment_id"] == env["id"]:
                 out[KINDS[db["kind"]].relation].append(db)
+        for app in sorted(self.applications.values(), key=lambda a: a["id"]):
+            if app["environment_id"] == env["id"]:
+                out["applications"].append(app)
         return out
 
     def _delete_project(self, request: Request) -> Response:
@@ -837,6 +933,7 @@ class CoolifyStandIn(StandIn):
         life = self.lifecycle(db_uuid)
         if truthy(body.get("instant_deploy")):
             life.start(self.clock())
+            self.run_database(db)
         self.touch()
         payload = {"uuid": db_uuid, "internal_db_url": kind.url(db, db_uuid)}
         if is_public:
@@ -862,6 +959,8 @@ class CoolifyStandIn(StandIn):
         db = self.database_or_404(request.params["uuid"])
         del self.databases[db["uuid"]]
         self.lifecycles.pop(db["uuid"], None)
+        if self.runtime is not None:
+            self.runtime.remove(db["uuid"])
         self.touch()
         return json_response({"message": "Database deletion request queued."})
 
@@ -872,14 +971,425 @@ class CoolifyStandIn(StandIn):
             raise HTTPError(400, "Database is already running.")
         if life.status != "starting":
             life.start(self.clock())
+        self.run_database(db)
         self.touch()
         return json_response({"message": "Database starting request queued.", "uuid": db["uuid"]})
 
     def _stop_database(self, request: Request) -> Response:
         db = self.database_or_404(request.params["uuid"])
         self.lifecycle(db["uuid"]).stop()
+        if self.runtime is not None:
+            self.runtime.stop(db["uuid"])
         self.touch()
         return json_response({"message": "Database stopping request queued.", "uuid": db["uuid"]})
+
+    # ---------------------------------------------------------------- applications (tasks 2.14 to 2.17)
+
+    @property
+    def applications(self) -> dict[str, dict[str, Any]]:
+        return self.store["applications"]
+
+    @property
+    def envs(self) -> dict[str, dict[str, Any]]:
+        return self.store["envs"]
+
+    @property
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        return self.store["deployments"]
+
+    def _register_applications(self) -> None:
+        self.api("GET", "/applications", self._list_applications)
+        self.api("POST", "/applications/dockerimage", self._create_dockerimage_app, ability="write")
+        self.api("GET", "/applications/{uuid}", self._get_application)
+        self.api("DELETE", "/applications/{uuid}", self._delete_application, ability="write")
+        self.api("GET", "/applications/{uuid}/envs", self._list_envs)
+        self.api("POST", "/applications/{uuid}/envs", self._create_env, ability="write")
+        self.api("PATCH", "/applications/{uuid}/envs", self._update_env, ability="write")
+        self.api("PATCH", "/applications/{uuid}/envs/bulk", self._bulk_envs, ability="write")
+        self.api("DELETE", "/applications/{uuid}/envs/{env_uuid}", self._delete_env, ability="write")
+        for method in ("GET", "POST"):
+            self.api(method, "/applications/{uuid}/start", self._start_application, ability="deploy")
+            self.api(method, "/applications/{uuid}/restart", self._start_application, ability="deploy")
+            self.api(method, "/applications/{uuid}/stop", self._stop_application, ability="deploy")
+            self.api(method, "/deploy", self._deploy, ability="deploy")
+        self.api("GET", "/deployments", self._list_running_deployments)
+        self.api("GET", "/deployments/{uuid}", self._get_deployment)
+        self.api("GET", "/deployments/applications/{uuid}", self._app_deployments)
+
+    def application_or_404(self, app_uuid: str) -> dict[str, Any]:
+        app = self.applications.get(app_uuid)
+        if app is None:
+            raise HTTPError(404, "Application not found.")
+        return app
+
+    def _app_view(self, app: Mapping[str, Any]) -> dict[str, Any]:
+        view = {k: copy.deepcopy(v) for k, v in app.items() if k not in ("environment_uuid",)}
+        view["status"] = self.status_of(app["uuid"])
+        return view
+
+    def _list_applications(self, request: Request) -> Response:
+        items = sorted(self.applications.values(), key=lambda a: a["id"])
+        return json_response([self._app_view(a) for a in items])
+
+    def _get_application(self, request: Request) -> Response:
+        return json_response(self._app_view(self.application_or_404(request.params["uuid"])))
+
+    def _create_dockerimage_app(self, request: Request) -> Response:
+        body = self.json_body(request)
+        validate(body, APP_RULES, allowed=APP_FIELDS)
+        project = self.project_or_404(body["project_uuid"])
+        env = self.environment_for(project, body)
+        server = self.server_or_404(body["server_uuid"])
+        domains = [d.strip() for d in str(body.get("domains") or "").split(",") if d.strip()]
+        for domain in domains:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?", domain):
+                raise HTTPError(
+                    422, "Validation failed.", extra={"errors": {"domains": [f"Invalid domain: {domain}"]}}
+                )
+        taken = [
+            {
+                "domain": d,
+                "resource_name": a["name"],
+                "resource_uuid": a["uuid"],
+                "resource_type": "application",
+            }
+            for a in self.applications.values()
+            for d in domains
+            if d in str(a.get("fqdn") or "").split(",")
+        ]
+        if taken and not truthy(body.get("force_domain_override")):
+            raise HTTPError(
+                409,
+                "Domain conflicts detected. Use force_domain_override=true to proceed.",
+                extra={
+                    "conflicts": taken,
+                    "warning": "Using the same domain for several resources breaks routing.",
+                },
+            )
+        now = now_iso(self.clock())
+        app_uuid = new_uuid()
+        app: dict[str, Any] = {
+            "id": self.next_id("applications"),
+            "uuid": app_uuid,
+            "name": body.get("name") or f"docker-image-{app_uuid}",
+            "description": body.get("description"),
+            "build_pack": "dockerimage",
+            "docker_registry_image_name": body["docker_registry_image_name"],
+            "docker_registry_image_tag": body.get("docker_registry_image_tag") or "latest",
+            "ports_exposes": str(body.get("ports_exposes") or "80"),
+            "ports_mappings": body.get("ports_mappings"),
+            "fqdn": ",".join(domains) or None,
+            "health_check_enabled": truthy(body.get("health_check_enabled", False)),
+            "health_check_path": body.get("health_check_path") or "/",
+            "health_check_port": body.get("health_check_port"),
+            "health_check_method": body.get("health_check_method") or "GET",
+            "health_check_return_code": body.get("health_check_return_code") or 200,
+            "health_check_interval": body.get("health_check_interval") or 5,
+            "custom_docker_run_options": body.get("custom_docker_run_options"),
+            "environment_id": env["id"],
+            "environment_uuid": env["uuid"],
+            "destination_uuid": (server.get("destinations") or [{}])[0].get("uuid"),
+            "server_uuid": server["uuid"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.applications[app_uuid] = app
+        self.lifecycle(app_uuid).healthy = (
+            "running:healthy" if app["health_check_enabled"] else "running:unknown"
+        )
+        if truthy(body.get("instant_deploy")):
+            self.queue_deployment(app, force=False, webhook=False)
+        self.touch()
+        return json_response({"uuid": app_uuid}, 201)
+
+    def _delete_application(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        for env_uuid in [e["uuid"] for e in self.envs.values() if e["application_uuid"] == app["uuid"]]:
+            del self.envs[env_uuid]
+        del self.applications[app["uuid"]]
+        if self.runtime is not None:
+            self.runtime.remove(app["uuid"])
+        self.touch()
+        return json_response({"message": "Application deletion request queued."})
+
+    # envs: Coolify hides values from a token without read:sensitive
+
+    def _env_view(self, env: Mapping[str, Any], sensitive: bool) -> dict[str, Any]:
+        view = {k: v for k, v in env.items() if k != "application_uuid"}
+        view["real_value"] = env["value"]
+        if not sensitive:
+            view.pop("value", None)
+            view.pop("real_value", None)
+        return view
+
+    def app_envs(self, app: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items = [e for e in self.envs.values() if e["application_uuid"] == app["uuid"]]
+        return sorted(items, key=lambda e: e["id"])
+
+    def _list_envs(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        sensitive = self.can_read_sensitive(request)
+        return json_response([self._env_view(e, sensitive) for e in self.app_envs(app)])
+
+    def _upsert_env(
+        self, app: Mapping[str, Any], item: Mapping[str, Any], create_only: bool
+    ) -> dict[str, Any]:
+        preview = truthy(item.get("is_preview", False))
+        found = next(
+            (e for e in self.app_envs(app) if e["key"] == item["key"] and e["is_preview"] == preview), None
+        )
+        now = now_iso(self.clock())
+        if found is not None:
+            if create_only:
+                raise HTTPError(409, "Environment variable already exists. Use PATCH request to update it.")
+            found["value"] = item["value"]
+            for flag in ("is_literal", "is_multiline", "is_shown_once"):
+                if flag in item:
+                    found[flag] = truthy(item[flag])
+            found["updated_at"] = now
+            return found
+        env = {
+            "id": self.next_id("envs"),
+            "uuid": new_uuid(),
+            "application_uuid": app["uuid"],
+            "resourceable_type": "App\\Models\\Application",
+            "resourceable_id": app["id"],
+            "key": item["key"],
+            "value": item["value"],
+            "is_preview": preview,
+            "is_literal": truthy(item.get("is_literal", False)),
+            "is_multiline": truthy(item.get("is_multiline", False)),
+            "is_shown_once": truthy(item.get("is_shown_once", False)),
+            "is_runtime": True,
+            "is_buildtime": True,
+            "is_shared": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.envs[env["uuid"]] = env
+        return env
+
+    def _create_env(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        body = self.json_body(request)
+        validate(body, {**ENV_RULES, "key": "string|required", "value": "string|required"})
+        env = self._upsert_env(app, body, create_only=True)
+        self.touch()
+        return json_response({"uuid": env["uuid"]}, 201)
+
+    def _update_env(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        body = self.json_body(request)
+        validate(body, {**ENV_RULES, "key": "string|required", "value": "string|required"})
+        preview = truthy(body.get("is_preview", False))
+        if not any(e["key"] == body["key"] and e["is_preview"] == preview for e in self.app_envs(app)):
+            raise HTTPError(404, "Environment variable not found.")
+        env = self._upsert_env(app, body, create_only=False)
+        self.touch()
+        return json_response(self._env_view(env, self.can_read_sensitive(request)), 201)
+
+    def _bulk_envs(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        body = self.json_body(request)
+        validate(body, {"data": "array|required"})
+        if not isinstance(body["data"], list) or not body["data"]:
+            raise HTTPError(400, "Bulk data is required.")
+        errors: dict[str, list[str]] = {}
+        for i, item in enumerate(body["data"]):
+            if not isinstance(item, dict):
+                errors[f"data.{i}"] = ["The item must be an object."]
+                continue
+            try:
+                validate(item, {**ENV_RULES, "key": "string|required", "value": "string|required"})
+            except HTTPError as exc:
+                for name, msgs in exc.extra["errors"].items():
+                    errors[f"data.{i}.{name}"] = msgs
+        if errors:
+            raise HTTPError(422, "Validation failed.", extra={"errors": errors})
+        updated = [self._upsert_env(app, item, create_only=False) for item in body["data"]]
+        self.touch()
+        sensitive = self.can_read_sensitive(request)
+        return json_response([self._env_view(e, sensitive) for e in updated], 201)
+
+    def _delete_env(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        env = self.envs.get(request.params["env_uuid"])
+        if env is None or env["application_uuid"] != app["uuid"]:
+            raise HTTPError(404, "Environment variable not found.")
+        del self.envs[env["uuid"]]
+        self.touch()
+        return json_response({"message": "Environment variable deleted."})
+
+    # deployments: queued → in_progress → finished | failed
+
+    def queue_deployment(self, app: dict[str, Any], force: bool, webhook: bool) -> dict[str, Any]:
+        now = now_iso(self.clock())
+        dep_uuid = new_uuid()
+        env = self.environments.get(app["environment_uuid"], {})
+        project = next((p for p in self.projects.values() if p["id"] == env.get("project_id")), {})
+        server = self.servers.get(app["server_uuid"], {})
+        deployment = {
+            "id": self.next_id("deployments"),
+            "deployment_uuid": dep_uuid,
+            "application_id": str(app["id"]),
+            "application_uuid": app["uuid"],
+            "application_name": app["name"],
+            "server_id": server.get("id"),
+            "server_name": server.get("name"),
+            "docker_registry_image_tag": app["docker_registry_image_tag"],
+            "status": "queued",
+            "force_rebuild": force,
+            "is_webhook": webhook,
+            "is_api": not webhook,
+            "restart_only": False,
+            "commit": None,
+            "rollback": False,
+            "logs": "[]",
+            "deployment_url": f"/project/{project.get('uuid')}/environment/{env.get('uuid')}/application/"
+            f"{app['uuid']}/deployment/{dep_uuid}",
+            "created_at": now,
+            "updated_at": now,
+            "polls": 0,
+        }
+        self.deployments[dep_uuid] = deployment
+        self.touch()
+        if self.runtime is not None:
+            import threading
+
+            threading.Thread(target=self._run_deployment, args=(dep_uuid,), daemon=True).start()
+        return deployment
+
+    def _log_line(self, deployment: dict[str, Any], text: str) -> None:
+        lines = json.loads(deployment["logs"] or "[]")
+        lines.append({"output": text, "type": "stdout", "timestamp": now_iso(self.clock()), "hidden": False})
+        deployment["logs"] = json.dumps(lines)
+
+    def _set_deployment(self, deployment: dict[str, Any], status: str, line: str) -> None:
+        with self.lock:
+            deployment["status"] = status
+            deployment["updated_at"] = now_iso(self.clock())
+            self._log_line(deployment, line)
+            self.touch()
+        self.save()
+
+    def _run_deployment(self, dep_uuid: str) -> None:
+        """The runtime's deployment (a thread): pull (mapped), replace the container, wait until healthy."""
+        deployment = self.deployments[dep_uuid]
+        with self.lock:
+            app = copy.deepcopy(self.applications.get(deployment["application_uuid"]) or {})
+            envs = {e["key"]: e["value"] for e in self.app_envs(app) if not e["is_preview"]} if app else {}
+        if not app:
+            self._set_deployment(deployment, "failed", "application deleted")
+            return
+        self._set_deployment(deployment, "in_progress", f"Starting deployment of {app['name']}.")
+        try:
+            note = self.runtime.deploy_application(app, envs)
+        except Exception as exc:  # the deployment fails; the stand-in keeps serving
+            self._set_deployment(deployment, "failed", f"Deployment failed: {exc}")
+            return
+        with self.lock:
+            self.lifecycle(app["uuid"]).status = "running:healthy"
+        self._set_deployment(deployment, "finished", f"{note}\nNew container started.")
+
+    def _advance_deployment(self, deployment: dict[str, Any]) -> None:
+        """Simulated deployments (no runtime) advance when read: queued → in_progress → finished."""
+        if self.runtime is not None or deployment["status"] not in ("queued", "in_progress"):
+            return
+        deployment["polls"] += 1
+        if deployment["status"] == "queued":
+            deployment["status"] = "in_progress"
+            self._log_line(deployment, "Starting deployment (simulated).")
+        elif deployment["polls"] >= self.deploy_after_polls:
+            deployment["status"] = "finished"
+            self._log_line(deployment, "Rolling update completed (simulated).")
+            life = self.lifecycle(deployment["application_uuid"])
+            life.start(self.clock())
+            life.status = life.healthy
+        deployment["updated_at"] = now_iso(self.clock())
+        self.touch()
+
+    def _deployment_view(self, deployment: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in deployment.items() if k not in ("polls", "application_uuid")}
+
+    def _deploy(self, request: Request) -> Response:
+        uuids = [u for u in (request.arg("uuid") or "").split(",") if u.strip()]
+        tags = [t for t in (request.arg("tag") or "").split(",") if t.strip()]
+        if not uuids and not tags:
+            raise HTTPError(400, "You must provide uuid or tag.")
+        force = (request.arg("force") or "false").lower() in ("1", "true")
+        out = []
+        for app_uuid in uuids:
+            app = self.applications.get(app_uuid.strip())
+            if app is None:
+                out.append({"message": "Resource not found.", "resource_uuid": app_uuid})
+                continue
+            deployment = self.queue_deployment(app, force=force, webhook=True)
+            out.append(
+                {
+                    "message": "Deployment request queued.",
+                    "resource_uuid": app["uuid"],
+                    "deployment_uuid": deployment["deployment_uuid"],
+                }
+            )
+        if not any("deployment_uuid" in d for d in out):
+            raise HTTPError(404, "No resources found.", extra={"deployments": out})
+        return json_response({"deployments": out})
+
+    def _start_application(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        force = (request.arg("force") or "false").lower() in ("1", "true")
+        deployment = self.queue_deployment(app, force=force, webhook=False)
+        return json_response(
+            {"message": "Deployment request queued.", "deployment_uuid": deployment["deployment_uuid"]}
+        )
+
+    def _stop_application(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        self.lifecycle(app["uuid"]).stop()
+        if self.runtime is not None:
+            self.runtime.stop(app["uuid"])
+        self.touch()
+        return json_response({"message": "Application stopping request queued."})
+
+    def _list_running_deployments(self, request: Request) -> Response:
+        items = [d for d in self.deployments.values() if d["status"] in ("queued", "in_progress")]
+        return json_response([self._deployment_view(d) for d in sorted(items, key=lambda d: d["id"])])
+
+    def _get_deployment(self, request: Request) -> Response:
+        deployment = self.deployments.get(request.params["uuid"])
+        if deployment is None:
+            raise HTTPError(404, "Deployment not found.")
+        self._advance_deployment(deployment)
+        return json_response(self._deployment_view(deployment))
+
+    def _app_deployments(self, request: Request) -> Response:
+        app = self.application_or_404(request.params["uuid"])
+        skip = int(request.arg("skip") or 0)
+        take = int(request.arg("take") or 10)
+        items = sorted(
+            (d for d in self.deployments.values() if d["application_uuid"] == app["uuid"]),
+            key=lambda d: -d["id"],
+        )
+        for d in items:
+            self._advance_deployment(d)
+        # Coolify answers {"count", "deployments"} (the spec's schema says a list; clients accept both)
+        page = [self._deployment_view(d) for d in items[skip : skip + take]]
+        return json_response({"count": len(items), "deployments": page})
+
+    def run_database(self, db: Mapping[str, Any]) -> None:
+        if self.runtime is None:
+            return
+        try:
+            self.runtime.start_database(db)
+        except Exception as exc:  # reported as exited, like a container that did not start
+            print(f"coolify stand-in: starting database {db['uuid']} failed: {exc}", flush=True)
+
+    def _record(self, request: Request, response: Response, fault: bool) -> None:
+        super()._record(request, response, fault)
+        if "/envs" in request.route:  # env values are secrets: keep only the keys in the request log
+            with self.lock:
+                entry = self.log[-1]
+                entry.body = _hide_env_values(entry.body)
 
 
 # --------------------------------------------------------------------------- the rehearsal's port map
@@ -921,6 +1431,214 @@ def _published(container: str) -> dict[int, int]:
     return found
 
 
+# --------------------------------------------------------------------------- the runtime: real containers
+
+
+STANDIN_IMAGES = {"postgres": "runbook-standin/postgres:15", "redis": "runbook-standin/redis:7"}
+APP_IMAGE = "runbook-standin/app:latest"
+RESOURCE_LABEL = "runbook.coolify.resource"  # teardown removes every container carrying it
+
+
+class Runtime:
+    """Real containers for the stand-in's databases and applications, through the Docker socket.
+
+    The droplet container has the host's Docker socket mounted (the droplet "has Docker", as Coolify needs),
+    so the containers are the host engine's: named by the resource's uuid (as Coolify names them), on a
+    user-defined network ``coolify-<droplet>`` so that applications reach databases by uuid, as Coolify's
+    internal URLs say; the droplet container joins it too (SSH tunnels to Redis go through the "server").
+    No registry is reachable on the project's machines: an image that is not present is mapped to a
+    stand-in (``postgres:*`` → ``runbook-standin/postgres:15``, ``redis:*`` → ``runbook-standin/redis:7``,
+    anything else, e.g. ``ghcr.io/<owner>/<repo>-web``, → ``runbook-standin/app:latest`` with ``web`` or
+    ``worker`` as its command, chosen by the image name's ``-worker`` suffix). A web application's exposed
+    port is published on ``127.0.0.1:<port Docker picks>`` (the rehearsal's "public" port; see
+    :func:`published_app_port`). Every container carries :data:`RESOURCE_LABEL` = the droplet's name.
+    """
+
+    def __init__(self, docker: Any, server: str, deploy_timeout: float = 90.0):
+        self.docker = docker
+        self.server = server
+        self.network = f"coolify-{server}"
+        self.deploy_timeout = deploy_timeout
+        self._network_ready = False
+
+    @classmethod
+    def detect(cls, server: str | None = None) -> Runtime | None:
+        from helpers.rehearse.dockerapi import Docker
+
+        if not Docker.available():
+            return None
+        return cls(Docker(), server or socket_hostname())
+
+    def labels(self, resource_uuid: str, kind: str) -> dict[str, str]:
+        return {
+            RESOURCE_LABEL: self.server,
+            "runbook.coolify.uuid": resource_uuid,
+            "runbook.coolify.kind": kind,
+        }
+
+    def ensure_network(self) -> None:
+        if self._network_ready:
+            return
+        self.docker.ensure_network(self.network, {RESOURCE_LABEL: self.server})
+        own = [c for c in self.docker.containers({"runbook.standin": "droplet"}) if self._is_me(c)]
+        for container in own:  # the droplet itself joins: the server reaches its containers
+            self.docker.connect(self.network, container["Id"])
+        self._network_ready = True
+
+    def _is_me(self, container: Mapping[str, Any]) -> bool:
+        names = [n.lstrip("/") for n in container.get("Names") or []]
+        label = (container.get("Labels") or {}).get("runbook.droplet.name", "")
+        return self.server in (label, label.removeprefix("rb-droplet-")) or any(
+            n.removeprefix("rb-droplet-") == self.server for n in names
+        )
+
+    def map_image(self, image: str) -> tuple[str, list[str]]:
+        """(image to run, command) for ``image`` (see the class docstring)."""
+        if self.docker.image_exists(image):
+            return image, []
+        name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        if name in STANDIN_IMAGES:
+            return STANDIN_IMAGES[name], []
+        return APP_IMAGE, ["worker" if name.endswith("-worker") else "web"]
+
+    def _replace(self, name: str, config: dict[str, Any]) -> None:
+        self.ensure_network()
+        self.docker.remove(name)
+        config["HostConfig"] = {
+            "NetworkMode": self.network,
+            "RestartPolicy": {"Name": "unless-stopped"},
+            **config.get("HostConfig", {}),
+        }
+        config["NetworkingConfig"] = {"EndpointsConfig": {self.network: {"Aliases": [name]}}}
+        self.docker.create(name, config)
+        self.docker.start(name)
+
+    def start_database(self, db: Mapping[str, Any]) -> None:
+        info = self.docker.inspect(db["uuid"])
+        if info and (info.get("State") or {}).get("Running"):
+            return
+        if info:
+            self.docker.start(db["uuid"])
+            return
+        image, _ = self.map_image(str(db["image"]))
+        if db["kind"] == "postgresql":
+            env = [
+                f"POSTGRES_USER={db['postgres_user']}",
+                f"POSTGRES_PASSWORD={db['postgres_password']}",
+                f"POSTGRES_DB={db['postgres_db']}",
+            ]
+            cmd: list[str] = []
+            test = ["CMD-SHELL", f"pg_isready -U {db['postgres_user']} -d {db['postgres_db']}"]
+        else:
+            env = []
+            cmd = ["redis-server", "--requirepass", str(db["redis_password"]), "--appendonly", "yes"]
+            test = ["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep PONG']
+            env = [f"REDIS_PASSWORD={db['redis_password']}"]
+        config: dict[str, Any] = {
+            "Image": image,
+            "Env": env,
+            "Labels": self.labels(db["uuid"], db["kind"]),
+            "Healthcheck": {"Test": test, "Interval": 1_000_000_000, "Timeout": 5_000_000_000, "Retries": 30},
+        }
+        if cmd:
+            config["Cmd"] = cmd
+        self._replace(db["uuid"], config)
+
+    def deploy_application(self, app: Mapping[str, Any], envs: Mapping[str, str]) -> str:
+        """Replace the app's container (a rolling update without the overlap) and wait until it is up."""
+        image_ref = f"{app['docker_registry_image_name']}:{app.get('docker_registry_image_tag') or 'latest'}"
+        image, cmd = self.map_image(image_ref)
+        port = str(app.get("ports_exposes") or "").split(",")[0].strip()
+        config: dict[str, Any] = {
+            "Image": image,
+            "Env": [f"{k}={v}" for k, v in envs.items()],
+            "Labels": self.labels(app["uuid"], "application"),
+        }
+        if cmd:
+            config["Cmd"] = cmd
+        host_config: dict[str, Any] = {}
+        if port and cmd != ["worker"]:
+            config["ExposedPorts"] = {f"{port}/tcp": {}}
+            host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+        if app.get("health_check_enabled"):
+            check_port = app.get("health_check_port") or port
+            url = f"http://127.0.0.1:{check_port}{app.get('health_check_path') or '/'}"
+            probe = f"import urllib.request,sys; urllib.request.urlopen({url!r}, timeout=3)"
+            config["Healthcheck"] = {
+                "Test": ["CMD", "python3", "-c", probe],
+                "Interval": 1_000_000_000,
+                "Timeout": 5_000_000_000,
+                "Retries": 60,
+            }
+        if host_config:
+            config["HostConfig"] = host_config
+        self._replace(app["uuid"], config)
+        deadline = time.monotonic() + self.deploy_timeout
+        want = "running:healthy" if app.get("health_check_enabled") else "running:unknown"
+        while True:
+            status = self.status(app["uuid"])
+            if status == want:
+                break
+            if status in ("exited", "running:unhealthy") or time.monotonic() > deadline:
+                logs = self.docker.logs(app["uuid"], tail=15)
+                raise RuntimeError(f"container {app['uuid']} is {status}:\n{logs}")
+            time.sleep(0.5)
+        shown = image_ref if image == image_ref else f"{image_ref} (rehearsal: {image} {' '.join(cmd)})"
+        return f"Image {shown} started as {app['uuid']}; {want}."
+
+    def status(self, resource_uuid: str) -> str:
+        from helpers.rehearse.dockerapi import status_of
+
+        return status_of(self.docker.inspect(resource_uuid))
+
+    def stop(self, resource_uuid: str) -> None:
+        self.docker.stop(resource_uuid)
+
+    def remove(self, resource_uuid: str) -> None:
+        self.docker.remove(resource_uuid)
+
+
+def socket_hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def published_app_port(app_uuid: str, port: int = 3000) -> int | None:
+    """Where the rehearsal published an application's port on the host (``docker port <uuid>``): the
+    rehearsal's equivalent of "the droplet's IP, port 3000". None when it publishes none."""
+    try:
+        proc = subprocess.run(
+            ["docker", "port", app_uuid, f"{port}/tcp"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in proc.stdout.splitlines():
+        m = re.match(r"127\.0\.0\.1:(\d+)$", line.strip())
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def remove_resources(server: str | None = None) -> int:
+    """Remove the runtime's containers (all, or one droplet's) and networks from the host; the count."""
+    label = RESOURCE_LABEL if server is None else f"{RESOURCE_LABEL}={server}"
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True, timeout=60
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, timeout=120)
+    nets = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", f"label={label}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    for net in nets:
+        subprocess.run(["docker", "network", "rm", net], capture_output=True, timeout=60)
+    return len(ids)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -944,7 +1662,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--healthy-after-seconds", type=float, default=0.0)
     parser.add_argument("--rate-limit-per-minute", type=int, default=200)
     parser.add_argument("--state-file", type=Path, default=None, help="keep the state across restarts")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "docker", "simulated"),
+        default=os.environ.get("COOLIFY_STANDIN_RUNTIME") or "auto",
+        help="docker: real containers through /var/run/docker.sock; auto: docker when the socket answers",
+    )
     args = parser.parse_args(argv)
+    runtime = None if args.runtime == "simulated" else Runtime.detect()
+    if args.runtime == "docker" and runtime is None:
+        parser.error("--runtime docker: /var/run/docker.sock does not answer (start the droplet with it)")
     tokens = [t for t in os.environ.get("COOLIFY_API_TOKEN", "").split(",") if t.strip()]
     raw = os.environ.get("COOLIFY_STANDIN_TOKEN_ABILITIES", "")
     abilities = tuple(a.strip() for a in raw.split(",") if a.strip()) or DEFAULT_ABILITIES
@@ -959,7 +1686,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         healthy_after_seconds=args.healthy_after_seconds,
         rate_limit_per_minute=args.rate_limit_per_minute,
         state_file=args.state_file,
+        runtime=runtime,
     )
+    print(f"runtime: {'docker (' + runtime.network + ')' if runtime else 'simulated'}", flush=True)
     if not tokens:
         print("no COOLIFY_API_TOKEN in the environment: every API call will answer 401", flush=True)
     serve(standin, args.ready_file)

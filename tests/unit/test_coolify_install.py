@@ -154,6 +154,7 @@ def test_fetch_a_local_installer_with_its_manifest() -> None:
         "helpers/rehearse/__init__.py",
         "helpers/rehearse/base.py",
         "helpers/rehearse/coolify.py",
+        "helpers/rehearse/dockerapi.py",
     ]
     assert installer.rows()[0][2] == hashlib.sha256(ci.REHEARSAL_INSTALLER.read_bytes()).hexdigest()
 
