@@ -38,7 +38,8 @@ outputs (one folder per run, default runs/<UTC timestamp>-<phase>/):
 
 EXIT = """\
 exit codes: 0 all selected tasks passed · 1 a task failed or did not run · 2 bad usage or parameters
-(nothing ran) · 130 interrupted by Ctrl-C (resume continues)"""
+(nothing ran) · 130 interrupted by Ctrl-C (resume continues). `plan`: 0 once every dry-run ran, even
+when a check failed because an earlier task has not really run yet; 1 when a dry-run crashed."""
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -388,7 +389,7 @@ def cmd_run(args: argparse.Namespace, console: Any, mode: str = "run") -> int:
     if mode == "plan":
         _print_plan_result(console, ledger)
         console.print(f"dry-run notebooks: {ledger.run_dir}", markup=False)
-        return runs.exit_code(ledger)
+        return runs.plan_exit_code(ledger)
     _finish_report(console, ledger)
     return runs.exit_code(ledger)
 

@@ -445,3 +445,16 @@ def resume(
 
 def exit_code(ledger: Ledger) -> int:
     return {"passed": 0, "interrupted": 130}.get(ledger.status, 1)
+
+
+CHECK_FAILURES = ("VerificationFailed", "StepFailed")
+
+
+def plan_exit_code(ledger: Ledger) -> int:
+    """A plan succeeds when every dry-run ran: a failed check is part of the plan, a crash is not."""
+    if ledger.status == "interrupted":
+        return 130
+    crashed = [
+        r for r in ledger.tasks if r.status == "failed" and (r.error or {}).get("ename") not in CHECK_FAILURES
+    ]
+    return 1 if crashed else 0

@@ -210,3 +210,18 @@ def test_write_and_terminal_outputs(tmp_path) -> None:
     out = console.export_text()
     assert "1.1 First" in out and "failed" in out and "not-run" in out
     assert json.loads(ledger.save().read_text())["tasks"][0]["id"] == "1.1"
+
+
+def test_exit_codes(tmp_path) -> None:
+    from helpers.runner.runs import exit_code, plan_exit_code
+
+    ledger = make_ledger(tmp_path / "runs" / "r1")
+    assert exit_code(ledger) == 1
+    ledger.status = "interrupted"
+    assert exit_code(ledger) == 130 and plan_exit_code(ledger) == 130
+    ledger.status = "passed"
+    assert exit_code(ledger) == 0
+    ledger.status = "failed"
+    assert plan_exit_code(ledger) == 0  # a failed check in a dry-run is part of the plan
+    ledger.tasks[1].error["ename"] = "TypeError"
+    assert plan_exit_code(ledger) == 1  # a crashed dry-run is not
