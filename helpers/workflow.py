@@ -382,6 +382,22 @@ def secrets_read(text: str) -> list[str]:
     return sorted({n for n in names if n != "GITHUB_TOKEN"})
 
 
+def check_secrets_read(check: Any, app: Tree | str | os.PathLike[str], dry_run: bool = False) -> None:
+    """Task 2.13: the app's workflow reads exactly :data:`DEPLOY_SECRETS`. In a dry run of the whole phase
+    task 2.9 wrote nothing either, so a missing workflow is read as 2.9 would write it."""
+    text = Tree.of(app).read(WORKFLOW)
+    source = WORKFLOW
+    if text is None and dry_run:
+        text, source = render(WorkflowSpec.build()), "the workflow task 2.9 would write (dry run)"
+    read = secrets_read(text or "")
+    check(
+        "the workflow reads exactly these secrets",
+        text is not None and read == sorted(DEPLOY_SECRETS),
+        f"{source}: {', '.join(read) or 'none'}" if text is not None else f"no {WORKFLOW}",
+        hint="run task 2.9 first (it writes the workflow)",
+    )
+
+
 def check_record(check: Any, recorded: Mapping[str, Any] | None, expected: Mapping[str, Any]) -> None:
     """The images record in the state file is the one this workflow produces (tasks 2.14/2.15 read it)."""
     check(

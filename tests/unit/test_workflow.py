@@ -1,0 +1,147 @@
+"""helpers.workflow: the deploy workflow's text, its pins, the plan (idempotent, foreign files kept) and the
+semantic checks (each can fail). The linters themselves run in tests/integration/test_workflow_lint.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import workflow
+from helpers.appfiles import apply
+from helpers.checks import Checklist
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def failed(text: str, spec: workflow.WorkflowSpec | None = None, tmp: Path | None = None) -> set[str]:
+    assert tmp is not None
+    (tmp / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+    (tmp / workflow.WORKFLOW).write_text(text)
+    check = Checklist("t")
+    workflow.check_workflow(check, tmp, spec or workflow.WorkflowSpec.build())
+    return {f.name for f in check.failures}
+
+
+def test_rendered_workflow_has_every_placeholder_filled_and_passes_the_checks(tmp_path: Path) -> None:
+    text = workflow.render(workflow.WorkflowSpec.build())
+    assert "@@" not in text
+    assert failed(text, tmp=tmp_path) == set()
+    data = workflow.load(text)
+    assert data["on"]["push"]["branches"] == ["main"] and "workflow_dispatch" in data["on"]
+    assert workflow.secrets_read(text) == sorted(workflow.DEPLOY_SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fails"),
+    [
+        (("permissions: {}\n", "permissions: write-all\n"), "workflow-level permissions are empty"),
+        (("      packages: write # push", "      packages: write\n      id-token: write # push"),
+         "build job: permissions contents: read, packages: write (nothing else)"),
+        (("--fail-with-body", "--fail"),
+         "it calls Coolify's deploy webhook for both apps and fails on an error (curl --fail-with-body)"),
+        (("persist-credentials: false", "persist-credentials: true"),
+         "checkout keeps no credentials (persist-credentials: false)"),
+        (("cache-from: type=gha", "cache-from: type=registry"),
+         "build-push pushes, with the GitHub Actions layer cache"),
+        (("type=ref,event=branch", "type=raw,value=latest"),
+         "images ghcr.io/<owner>/<repo>-<app>, tagged with the sha and the branch"),
+        (("COOLIFY_WEB_UUID: ${{ secrets.COOLIFY_WEB_UUID }}", "COOLIFY_WEB_UUID: abc"),
+         "deploy job reads the Coolify secrets: " + ", ".join(workflow.DEPLOY_SECRETS)),
+        (("branches: [main]", "branches: [develop]"), "runs on a push to main"),
+        (("password: ${{ secrets.GITHUB_TOKEN }}", "password: ${{ secrets.GHCR_PAT }}"),
+         "GHCR login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)"),
+    ],
+)  # fmt: skip
+def test_each_semantic_check_can_fail(tmp_path: Path, edit: tuple[str, str], fails: str) -> None:
+    text = workflow.render(workflow.WorkflowSpec.build())
+    assert edit[0] in text
+    assert fails in failed(text.replace(edit[0], edit[1], 1), tmp=tmp_path)
+
+
+def test_missing_or_broken_workflow_fails(tmp_path: Path) -> None:
+    check = Checklist("t")
+    workflow.check_workflow(check, tmp_path, workflow.WorkflowSpec.build())
+    assert [f.name for f in check.failures] == [".github/workflows/deploy.yml exists"]
+    assert failed("jobs: [", tmp=tmp_path) == {"it is valid YAML"}
+
+
+def test_pins_accept_tags_and_full_shas_only() -> None:
+    spec = workflow.WorkflowSpec.build(action_pins={"docker/login-action": f"{SHA} # v4.0.0"})
+    assert spec.pin("docker/login-action").uses == f"docker/login-action@{SHA} # v4.0.0"
+    assert f"uses: docker/login-action@{SHA} # v4.0.0" in workflow.render(spec)
+    for bad in ("main", "0123abc", "latest", "v4-beta"):
+        with pytest.raises(workflow.WorkflowError, match="40-character commit SHA"):
+            workflow.WorkflowSpec.build(action_pins={"actions/checkout": bad})
+    with pytest.raises(workflow.WorkflowError, match="does not use"):
+        workflow.WorkflowSpec.build(action_pins={"evil/action": "v1"})
+    with pytest.raises(workflow.WorkflowError, match="branch"):
+        workflow.WorkflowSpec.build(branch="-x")
+
+
+def test_zizmor_policy_names_only_owners_still_pinned_by_tag() -> None:
+    default = workflow.zizmor_config(workflow.WorkflowSpec.build())
+    assert '"actions/*": ref-pin' in default and '"docker/*": ref-pin' in default and '"*"' not in default
+    docker_by_sha = {a: SHA for a in workflow.DEFAULT_PINS if a.startswith("docker/")}
+    some = workflow.zizmor_config(workflow.WorkflowSpec.build(action_pins=docker_by_sha))
+    assert '"actions/*": ref-pin' in some and "docker/*" not in some.split("rules:")[1]
+    all_sha = workflow.zizmor_config(
+        workflow.WorkflowSpec.build(action_pins=dict.fromkeys(workflow.DEFAULT_PINS, SHA))
+    )
+    assert all_sha.rstrip().endswith("rules: {}")
+
+
+def test_image_names_are_lower_case_and_repository_is_validated() -> None:
+    assert workflow.image_names("My-Team/Demo-App") == {
+        "web": "ghcr.io/my-team/demo-app-web",
+        "worker": "ghcr.io/my-team/demo-app-worker",
+    }
+    for bad in ("demo-app", "a/b/c", "https://github.com/a/b", ""):
+        with pytest.raises(workflow.WorkflowError, match="owner/name"):
+            workflow.image_names(bad)
+
+
+def test_plan_is_idempotent_and_keeps_a_foreign_workflow(tmp_path: Path) -> None:
+    spec = workflow.WorkflowSpec.build()
+    changes, kept = workflow.plan(tmp_path, spec)
+    assert [c.action for c in changes] == ["create", "create"] and kept == []
+    apply(tmp_path, changes)
+    again, kept = workflow.plan(tmp_path, spec)
+    assert [c.needed for c in again] == [False, False] and kept == []
+    # a newer runbook (other pins) updates its own file
+    newer, _ = workflow.plan(tmp_path, workflow.WorkflowSpec.build(action_pins={"actions/checkout": "v8"}))
+    assert [c.path for c in newer if c.needed] == [workflow.WORKFLOW]
+    # a team's own deploy.yml is kept, its diff shown, unless overwrite
+    (tmp_path / workflow.WORKFLOW).write_text("name: ours\non: push\njobs: {}\n")
+    changes, kept = workflow.plan(tmp_path, spec)
+    assert [c.path for c in changes] == [workflow.ZIZMOR_CONFIG]
+    assert kept[0].status == "skipped" and "+name: Deploy to production" in kept[0].diff
+    changes, kept = workflow.plan(tmp_path, spec, overwrite=True)
+    assert kept == [] and changes[0].needed and "overwrite=True" in changes[0].why
+
+
+def test_deploy_url_matches_the_workflow_script() -> None:
+    assert (
+        workflow.deploy_url("https://c.example.com/", "abc")
+        == "https://c.example.com/api/v1/deploy?uuid=abc&force=false"
+    )
+    assert '"${COOLIFY_URL%/}/api/v1/deploy?uuid=$2&force=false"' in workflow.render(
+        workflow.WorkflowSpec.build()
+    )
+
+
+def test_check_lint_fails_for_findings_and_for_a_required_linter_that_did_not_run() -> None:
+    check = Checklist("t")
+    not_run = workflow.check_lint(
+        check,
+        [
+            workflow.LintResult("check-jsonschema", True, []),
+            workflow.LintResult("zizmor", False, problem="not installed"),
+            workflow.LintResult("actionlint", False, problem="not installed"),
+        ],
+    )
+    assert [f.name for f in check.failures] == ["zizmor: zero findings"]
+    assert [r.tool for r in not_run] == ["actionlint"]
+    check = Checklist("t")
+    workflow.check_lint(check, [workflow.LintResult("actionlint", True, ["x.yml:1:1: bad"])])
+    assert [f.name for f in check.failures] == ["actionlint: zero findings"]

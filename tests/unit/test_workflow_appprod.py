@@ -1,0 +1,215 @@
+"""helpers.appprod (tasks 2.10-2.12): what the deploy workflow builds and the docs it needs, planned on
+copies of the sample app: idempotent, foreign files kept, and every check able to fail."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import appprod, references
+from helpers.appfiles import Tree, apply, view
+from helpers.checks import Checklist
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sample-app"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    dest = tmp_path / "app"
+    shutil.copytree(FIXTURE, dest)
+    return dest
+
+
+def failures(checker, app: Path, *args) -> set[str]:
+    check = Checklist("t")
+    checker(check, app, *args)
+    return {f.name for f in check.failures}
+
+
+# --------------------------------------------------------------------------- 2.10
+
+
+def test_docs_replace_the_deployment_section_and_are_idempotent(app: Path) -> None:
+    changes, kept = appprod.plan_docs(app)
+    assert kept == [] and {c.path for c in changes} == {"README.md", "CLAUDE.md", "docs/production.md"}
+    readme = next(c for c in changes if c.path == "README.md")
+    assert "'## Deployment' replaced" in readme.why
+    assert "triggered by hand" not in readme.after and "<!-- production:start" in readme.after
+    assert readme.after.count("## Production") == 1 and "## Scripts" in readme.after  # the rest is kept
+    # the plan is verified before anything is written (dry run), then written
+    assert failures(appprod.check_docs, view(app, changes, dry_run=True)) == set()
+    assert failures(appprod.check_docs, Tree(app)) >= {"README.md has the production section"}
+    apply(app, changes)
+    again, _ = appprod.plan_docs(app)
+    assert not any(c.needed for c in again)
+    # a different health path rewrites only inside the markers
+    moved, _ = appprod.plan_docs(app, health_path="/healthz")
+    assert {c.path for c in moved if c.needed} == {"README.md", "CLAUDE.md", "docs/production.md"}
+
+
+def test_docs_checks_fail_on_a_stale_or_foreign_page(app: Path) -> None:
+    (app / "docs" / "production.md").write_text(
+        "# Production\n\nAsk Bob, he deploys from the multipass VM.\n"
+    )
+    changes, kept = appprod.plan_docs(app)
+    assert kept[0].status == "skipped" and "overwrite=True" in kept[0].detail
+    apply(app, changes)
+    bad = failures(appprod.check_docs, app)
+    assert any(name.startswith("docs/production.md covers") for name in bad)
+    assert "docs/production.md: no Multipass/VM reference" in bad
+    changes, kept = appprod.plan_docs(app, overwrite=True)
+    apply(app, changes)
+    assert failures(appprod.check_docs, app) == set()
+
+
+def test_a_readme_without_deployment_section_gets_it_appended(app: Path) -> None:
+    (app / "README.md").write_text("# demo\r\n\r\nText.\r\n")
+    changes, _ = appprod.plan_docs(app)
+    readme = next(c for c in changes if c.path == "README.md").after
+    assert readme.startswith(
+        "# demo\r\n\r\nText.\r\n\r\n<!-- production:start"
+    ) and "\n" not in readme.replace("\r\n", "")
+
+
+# --------------------------------------------------------------------------- 2.11
+
+
+def test_env_page_documents_every_variable_the_app_reads(app: Path) -> None:
+    used = appprod.app_variables(app)
+    assert {"DATABASE_URL", "REDIS_URL", "SESSION_SECRET", "QUEUE_NAME", "WORKER_CONCURRENCY"} <= set(used)
+    assert "src/lib/env.ts" in used["SESSION_SECRET"]
+    changes, _ = appprod.plan_env_page(app)
+    apply(app, changes)
+    assert failures(appprod.check_env_page, app) == set()
+    assert not any(c.needed for c in appprod.plan_env_page(app)[0])
+    page = (app / "docs" / "production-env.md").read_text()
+    assert "| `COOLIFY_WEB_UUID` | 🔒 secret |" in page and not references.find_in_text(page)
+
+
+def test_env_check_names_an_undocumented_variable(app: Path) -> None:
+    apply(app, appprod.plan_env_page(app)[0])
+    env_ts = app / "src" / "lib" / "env.ts"
+    env_ts.write_text(
+        env_ts.read_text().replace("  LOG_LEVEL:", "  STRIPE_API_KEY: z.string(),\n  LOG_LEVEL:")
+    )
+    (app / "src" / "worker" / "extra.ts").write_text("export const x = process.env['SENTRY_DSN'];\n")
+    check = Checklist("t")
+    appprod.check_env_page(check, app)
+    [failure] = check.failures
+    assert (
+        "STRIPE_API_KEY (src/lib/env.ts)" in failure.detail
+        and "SENTRY_DSN (src/worker/extra.ts)" in failure.detail
+    )
+
+
+def test_secret_leaks_ignores_placeholders_but_not_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert appprod.secret_leaks("postgresql://USER:PASSWORD@HOST:5432/DB") == []
+    assert appprod.secret_leaks("postgresql://app:s3cretpass@db:5432/app") == ["postgresql://app:[REDACTED]@"]
+    monkeypatch.setenv("APP_SECRET", "a-configured-session-secret")
+    assert appprod.secret_leaks("x a-configured-session-secret y") == [
+        "the value of a configured secret (27 characters)"
+    ]
+
+
+# --------------------------------------------------------------------------- 2.12
+
+
+def test_images_plan_for_the_sample_app(app: Path) -> None:
+    changes, kept = appprod.plan_images(app)
+    by_path = {c.path: c for c in changes}
+    assert set(by_path) == {"Dockerfile", "Dockerfile.worker", ".dockerignore", "next.config.mjs"}
+    web = by_path["Dockerfile"].after
+    assert "pnpm install\n" in web and "--frozen-lockfile" not in web  # the fixture has no lockfile...
+    assert kept[0].status == "skipped" and "pnpm-lock.yaml" in kept[0].detail  # ...and says so
+    assert "COPY --from=build --chown=node:node /app/public" not in web  # the fixture has no public/
+    assert 'CMD ["node_modules/.bin/tsx", "src/worker/index.ts"]' in by_path["Dockerfile.worker"].after
+    assert 'output: "standalone"' in by_path["next.config.mjs"].after
+    assert "experimental" in by_path["next.config.mjs"].after  # the rest of the config is kept
+    assert failures(appprod.check_images, view(app, changes, dry_run=True)) == set()
+    apply(app, changes)
+    (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    (app / "public").mkdir()
+    (app / "public" / "favicon.ico").write_bytes(b"\0")
+    changes, kept = appprod.plan_images(app)
+    web = next(c for c in changes if c.path == "Dockerfile").after
+    assert "COPY package.json pnpm-lock.yaml ./" in web and "pnpm install --frozen-lockfile" in web
+    assert "/app/public ./public" in web and kept == []
+    apply(app, changes)
+    assert not any(c.needed for c in appprod.plan_images(app)[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "problem"),
+    [
+        ("module.exports = {\n  reactStrictMode: true,\n};\n", '  output: "standalone",', ""),
+        ("const nextConfig: NextConfig = {\n};\nexport default nextConfig;\n", '  output: "standalone",', ""),
+        ("const nextConfig = {\n  output: 'standalone',\n};\n", "output: 'standalone'", ""),
+        ("const nextConfig = {\n  output: 'export',\n};\n", None, "needs 'standalone'"),
+        ("export default withPlugins(config)\n", None, "could not find the config object"),
+    ],
+)
+def test_with_standalone(text: str, expected: str | None, problem: str) -> None:
+    after, found = appprod.with_standalone(text)
+    if problem:
+        assert problem in found and after == text
+    else:
+        assert found == "" and expected in after
+        assert appprod.with_standalone(after) == (after, "")  # idempotent
+
+
+def test_image_checks_fail_on_a_root_image_without_healthcheck(app: Path) -> None:
+    apply(app, appprod.plan_images(app)[0])
+    (app / "Dockerfile").write_text(
+        "FROM node:20-alpine AS build\nUSER node\nRUN pnpm build\n"
+        "FROM node:20-alpine\nCOPY --from=build /app/.next/standalone ./\nCMD node server.js\n"
+    )
+    (app / ".dockerignore").write_text("node_modules\n")
+    (app / "Dockerfile.worker").write_text(
+        "FROM node:20\nUSER root\nEXPOSE 9000\nCMD tsx src/worker/gone.ts\n"
+    )
+    bad = failures(appprod.check_images, app)
+    assert bad == {
+        "web: runs as a non-root user",
+        "web: HEALTHCHECK calls /api/health on port 3000",
+        "web: EXPOSE 3000",
+        "worker: runs as a non-root user",
+        "worker: exposes no port",
+        "worker: its entry file exists in the app",
+        ".dockerignore keeps .env, node_modules, .git and .next out of the images",
+    }
+    assert "the health path /healthz is served by the app" in failures(appprod.check_images, app, "/healthz")
+
+
+def test_foreign_dockerfile_is_kept_and_bad_inputs_are_clear(app: Path) -> None:
+    (app / "Dockerfile").write_text("FROM node:20\nCMD node x.js\n")
+    changes, kept = appprod.plan_images(app)
+    assert "Dockerfile" not in {c.path for c in changes}
+    assert any(k.name == "update Dockerfile" and k.status == "skipped" for k in kept)
+    with pytest.raises(ValueError, match="health_path"):
+        appprod.plan_images(app, health_path="api/health")
+    pkg = app / "package.json"
+    pkg.write_text(
+        pkg.read_text().replace('"worker": "tsx src/worker/index.ts"', '"worker": "node dist/w.js"')
+    )
+    with pytest.raises(ValueError, match="worker_entry"):
+        appprod.plan_images(app)
+    assert appprod.plan_images(app, worker_entry_file="src/worker/index.ts")[0]
+
+
+def test_parse_dockerfile_joins_continuations_and_counts_stages() -> None:
+    text = (
+        "# c\nFROM a AS x\nRUN one \\\n  two\n\nFROM b\n# comment\n"
+        "USER node\nHEALTHCHECK --interval=1s \\\n  CMD x\n"
+    )
+    ins = appprod.parse_dockerfile(text)
+    assert [(i.keyword, i.stage) for i in ins] == [
+        ("FROM", 0),
+        ("RUN", 0),
+        ("FROM", 1),
+        ("USER", 1),
+        ("HEALTHCHECK", 1),
+    ]
+    assert ins[1].args == "one    two" or ins[1].args.split() == ["one", "two"]
+    assert [i.keyword for i in appprod.final_stage(ins)] == ["FROM", "USER", "HEALTHCHECK"]
