@@ -253,29 +253,33 @@ def cmd_list(args: argparse.Namespace, console: Any) -> int:
         table = Table(title=title, title_justify="left")
         for col in ("group", "id", "kind", "task", "needs", "last status"):
             table.add_column(col, overflow="fold")
-        if args.params:
-            table.add_column("parameters (default)", overflow="fold")
         for task in plan.tasks:
             notebook = catalog.notebook(task)
-            row = [
+            table.add_row(
                 str(plan.group_of(task.id)),
                 task.id,
                 task.kind,
                 task.title,
                 ", ".join(plan.needs(task.id)) or "—",
                 statuses.get(task.id, "—") if notebook.is_file() else "no notebook yet",
-            ]
-            if args.params:
-                declared = P.declared_parameters(notebook) if notebook.is_file() else {}
-                row.append(
-                    "\n".join(
-                        f"{d.name} = {d.default}" + (f"  # {d.help}" if d.help else "")
-                        for d in declared.values()
-                    )
-                    or "—"
-                )
-            table.add_row(*row)
+            )
         console.print(table)
+        if args.params:
+            for task in plan.tasks:
+                notebook = catalog.notebook(task)
+                declared = P.declared_parameters(notebook) if notebook.is_file() else {}
+                console.print(f"\n{task.id} {task.title} ({task.notebook})", markup=False, highlight=False)
+                for d in declared.values():
+                    console.print(
+                        f"    {d.name} = {d.default}" + (f"   # {d.help}" if d.help else ""),
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                if not declared:
+                    console.print(
+                        "    (no parameters)" if notebook.is_file() else "    (no notebook yet)", markup=False
+                    )
     return 0
 
 
@@ -444,6 +448,8 @@ def lab_command(root: Path, port: int, no_browser: bool, extra: list[str]) -> li
     ]
     if no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI run as root; JupyterLab refuses to start otherwise
     return cmd + [e for e in extra if e != "--"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -106,6 +107,7 @@ def test_lab_command_binds_loopback_and_opens_the_notebooks(tmp_path) -> None:
     assert f"--ServerApp.root_dir={tmp_path / 'notebooks'}" in cmd
     assert "--ServerApp.ip=127.0.0.1" in cmd and "--ServerApp.port=8899" in cmd and "--no-browser" in cmd
     assert cmd[-1] == "--ServerApp.token=abc" and "--" not in cmd
+    assert ("--allow-root" in cmd) == (os.geteuid() == 0)
 
 
 def test_list_reads_the_last_status_from_the_ledger(demo, capsys) -> None:
