@@ -55,6 +55,8 @@ def troubleshooting_link(task_id: str, run_dir: Path, root: Path) -> str:
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
@@ -66,7 +68,8 @@ def what_happened(record: TaskRecord) -> str:
         return record.reason
     parts = [f"{n} {status}" for status, n in sorted(record.steps.items()) if n]
     if record.checks:
-        parts.append(f"{record.checks.get('passed', 0)} checks passed")
+        passed = record.checks.get("passed", 0)
+        parts.append(f"{passed} check{'' if passed == 1 else 's'} passed")
         if record.checks.get("failed"):
             parts.append(f"{record.checks['failed']} failed")
     if record.error and not record.checks.get("failed"):

@@ -174,7 +174,7 @@ def test_markdown_summary(tmp_path) -> None:
     ledger = make_ledger(tmp_path / "runs" / "r1")
     (ledger.run_dir / "1.01-a.ipynb").write_text("{}")
     md = report.markdown(ledger)
-    assert "| 1 | 1.1 First | ⚙ automated | ✅ passed | 1.2 s | 2 changed, 1 ok, 2 checks passed |" in md
+    assert "| 1 | 1.1 First | ⚙ automated | ✅ passed | 1.25 s | 2 changed, 1 ok, 2 checks passed |" in md
     assert "[1.01-a.ipynb](1.01-a.ipynb)" in md
     assert "1.02-b.ipynb](" not in md.split("## ")[0]  # no link to a notebook that was not written
     assert "**Cell:** In [3] (cell 4)" in md and "VerificationFailed" in md
