@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RunnerError, ParameterError, RegistryError) as exc:
         console.print(f"runbook {args.command}: {exc}", markup=False, highlight=False)
         return 2
+    except KeyboardInterrupt:  # before or after the chain (the chain handles its own Ctrl-C)
+        console.print(f"runbook {args.command}: interrupted", markup=False)
+        return 130
     return 2  # pragma: no cover
 
 

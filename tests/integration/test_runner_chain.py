@@ -291,3 +291,15 @@ def test_parameters_cell_help_is_listed(demo) -> None:
     assert proc.returncode == 0
     assert "folder the demo tasks write into" in proc.stdout
     assert PARAMETERS.splitlines()[1].split("=")[0].strip() in proc.stdout
+
+
+def test_output_dir_is_the_run_folder_and_resume_finds_it(demo) -> None:
+    out = demo["tmp"] / "elsewhere" / "my-run"
+    proc = runbook(["run", "phase1", "--output-dir", str(out)], {**demo["env"], "DEMO_BROKEN": "1.6"})
+    assert proc.returncode == 1
+    assert (out / "ledger.json").is_file() and (out / "1.06-join.ipynb").is_file()
+    proc = runbook(["run", "phase1", "--output-dir", str(out)], demo["env"])
+    assert proc.returncode == 2 and "is not empty" in proc.stdout
+    proc = runbook(["resume"], demo["env"])  # found through runs/LAST
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ledger_of(out)["status"] == "passed"

@@ -126,3 +126,32 @@ def test_list_reads_the_last_status_from_the_ledger(demo, capsys) -> None:
     rows = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 5}
     assert "passed" in rows["1.1"] and "failed" in rows["1.2"] and "pending" in rows["1.3"]
     assert json.loads(ledger.path.read_text())["phase"] == "phase1"
+
+
+def test_live_progress_shows_task_n_of_m_and_the_current_cell() -> None:
+    from rich.console import Console
+
+    from helpers.runner.ledger import TaskRecord
+    from helpers.runner.progress import RichObserver, observer_for
+    from helpers.runner.redact import Redactor
+
+    console = Console(force_terminal=True, record=True, width=120)
+    observer = observer_for(console, Redactor(["s3cr3tvalue"]))
+    assert isinstance(observer, RichObserver)
+    record = TaskRecord("1.4", "Create and start the services", "automated", [], "n", "o", 1)
+
+    class FakeLedger:
+        phase, phase_title, mode, run_dir = "phase1", "Phase 1", "run", "/tmp/x"
+
+    observer.run_started(FakeLedger(), 15)
+    observer.task_started(record, 5, 15)
+    observer.cell("1.4", 3, 9, "compose.up(app_dir, token='s3cr3tvalue')")
+    rows = [observer.progress.tasks[i].description for i in range(len(observer.progress.tasks))]
+    assert rows[0] == "task 5 of 15: 1.4 Create and start the services"
+    assert rows[1].startswith("  1.4 cell 3/9: compose.up(app_dir") and "s3cr3tvalue" not in rows[1]
+    record.status, record.duration = "passed", 2.5
+    observer.task_finished(record, 5, 15)
+    observer.run_finished(FakeLedger())
+    assert "[5/15] ✅ 1.4 Create and start the services passed in 2.50 s" in console.export_text()
+    plain = observer_for(Console(file=__import__("io").StringIO()), Redactor([]))
+    assert not isinstance(plain, RichObserver)  # not a terminal: one line per task, no live display
