@@ -135,7 +135,7 @@ def _topological(subset: Iterable[Task], index: dict[str, Task]) -> list[Task]:
     waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
     done: list[Task] = []
     while waiting:
-        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: index[i].position)
+        ready = sorted((t for t, deps in waiting.items() if not deps), key=lambda t: index[t].position)
         if not ready:
             raise RegistryError(f"dependency cycle among tasks {', '.join(sorted(waiting))}")
         first = ready[0]

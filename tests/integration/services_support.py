@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from testsupport import ROOT, free_port
 
 PREFIX = "rb-engine-"

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 from services_support import notebook_outputs, run_notebook, services_env
-
 from testsupport import free_port
+
 from helpers import compose
 from helpers.checks import MIME as CHECKS_MIME
 from helpers.checks import Checklist

@@ -10,8 +10,8 @@ import json
 import shutil
 
 import pytest
-
 from testsupport import ROOT
+
 from helpers import compose
 from helpers.checks import Checklist
 
