@@ -130,7 +130,7 @@ def in_phase(phase: str) -> list[Task]:
 
 
 def _topological(subset: Iterable[Task], index: dict[str, Task]) -> list[Task]:
-    """Kahn's algorithm; among ready tasks the one listed first in tasks.yaml goes first (the plan's order)."""
+    """Kahn's algorithm; among ready tasks, the one listed first in tasks.yaml (the plan's order)."""
     members = {t.id: t for t in subset}
     waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
     done: list[Task] = []
