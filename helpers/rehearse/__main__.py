@@ -1,0 +1,284 @@
+"""``python -m helpers.rehearse phase2``: rehearse phase 2 on this machine, twice, through the runner.
+
+The module's :func:`main` takes ``argv`` and returns an exit code, so the runner's CLI can offer it as
+``runbook rehearse`` (see :func:`add_subcommand`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helpers import tasks as registry
+from helpers.rehearse.session import Rehearsal, RehearsalError
+from helpers.tasks import PROJECT_ROOT
+
+STEPS_MIME = "application/vnd.runbook.steps+json"
+QUIET_STATUSES = frozenset({"ok", "skipped"})
+WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
+
+DESCRIPTION = """\
+Rehearse phase 2 (Coolify on a DigitalOcean droplet) on this machine, without a cloud account:
+the committed notebooks run through the runner (`runbook run phase2`), unchanged, against local
+stand-ins, twice. The second run must change nothing (every step ok or skipped) and every task
+must pass, or the command fails.
+
+What is real: SSH (keys, known_hosts, ~/.ssh/config entry), the droplet's operating system (a
+Debian container with systemd as PID 1 and sshd, published on 127.0.0.1), the sudo user, sshd
+hardening (sshd -T), ufw, fail2ban, unattended-upgrades, the timezone, the Coolify installer's
+upload and run over SSH, Docker containers, git in a copy of the sample app.
+
+What is stood in (local, stateful HTTP servers that follow the vendors' API contracts): the
+DigitalOcean API (droplet, SSH key, firewall; a created droplet is the container above), the
+Coolify API (installed in the droplet container by the rehearsal installer as coolify.service on
+port 8000), the GitHub API (repository secrets, workflow runs).
+
+What is skipped, and why: swap (swapon on the container's overlay filesystem fails, and a swap
+file on the host would be the whole machine's swap), pulling images from GHCR or Docker Hub (no
+registry is reachable from the rehearsal). Each skip shows as a `skipped` step in the notebook.
+
+Nothing leaves this machine: tokens are throwaway values made for the stand-ins, kept in the
+rehearsal's own secrets file; DIGITALOCEAN_API_URL etc. pointing elsewhere stop the rehearsal.
+Stand-ins and containers are removed at the end, also after Ctrl-C.
+"""
+
+EPILOG = """\
+examples:
+  python -m helpers.rehearse phase2                 all of phase 2 that exists, twice
+  python -m helpers.rehearse phase2 --to 2.8        the infrastructure tasks (2.1 to 2.8)
+  python -m helpers.rehearse phase2 --runs 1 --keep one run; keep the workspace to look at
+  make rehearse-phase2 ARGS="--to 2.8"
+
+outputs: the workspace (default .work/rehearsal/<id>/) holds secrets.env (throwaway tokens,
+generated passwords), state/, ssh/, app/ (the sample app copy the tasks change) and runs/run-N/,
+one runner folder per run (executed notebooks, ledger.json, summary.md/.html, runner.log).
+The run folders stay; the rest of the workspace is removed after a clean rehearsal unless --keep.
+
+exit codes: 0 every run passed and the last one changed nothing · 1 a task failed, or a later
+run changed something · 2 bad usage, or the rehearsal could not start · 130 interrupted.
+"""
+
+
+@dataclass
+class RunResult:
+    number: int
+    folder: Path
+    returncode: int
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+
+def existing_tasks(phase: str = "phase2") -> list[str]:
+    """The phase's tasks, in run order, up to the first whose notebook does not exist yet."""
+    found: list[str] = []
+    for task in registry.order(phase):
+        if not (PROJECT_ROOT / task.notebook).is_file():
+            break
+        found.append(task.id)
+    return found
+
+
+def notebook_steps(path: Path) -> list[dict[str, Any]]:
+    """The steps an executed notebook reported (its ``application/vnd.runbook.steps+json`` outputs)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        step
+        for cell in nb.get("cells", [])
+        for output in cell.get("outputs", [])
+        for step in output.get("data", {}).get(STEPS_MIME, {}).get("steps", [])
+    ]
+
+
+def problems_of(folder: Path, selected: Sequence[str], quiet: bool) -> list[str]:
+    """What is wrong with a run folder: tasks that did not pass; with ``quiet``, steps that changed."""
+    ledger_path = folder / "ledger.json"
+    if not ledger_path.is_file():
+        return [f"{folder}: no ledger.json (the runner did not start?)"]
+    ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
+    records = {t["id"]: t for t in ledger.get("tasks", [])}
+    problems: list[str] = []
+    for task_id in selected:
+        record = records.get(task_id)
+        if record is None:
+            problems.append(f"{task_id}: not in the ledger")
+            continue
+        if record["status"] != "passed":
+            detail = (record.get("error") or {}).get("evalue", "") or record.get("reason", "")
+            problems.append(f"{task_id}: {record['status']} {detail[:300]}".rstrip())
+            continue
+        if not quiet:
+            continue
+        executed = folder / record["output"]
+        steps = notebook_steps(executed) if executed.is_file() else []
+        changed = [
+            f"{s.get('name')} ({s.get('status')})" for s in steps if s.get("status") not in QUIET_STATUSES
+        ]
+        counted = {k: v for k, v in (record.get("steps") or {}).items() if k not in QUIET_STATUSES and v}
+        if changed or counted:
+            problems.append(f"{task_id}: changed on a repeated run: {', '.join(changed) or counted}")
+    return problems
+
+
+def select(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(the runner's selection options, the task ids they select) from --only/--from/--to."""
+    order = [t.id for t in registry.order("phase2")]
+    if args.only:
+        unknown = [t for t in args.only if t not in order]
+        if unknown:
+            raise RehearsalError(
+                f"not phase-2 tasks: {', '.join(unknown)} (they are {order[0]} to {order[-1]})"
+            )
+        return ["--only", *args.only], [t for t in order if t in args.only]
+    available = existing_tasks()
+    if not available:
+        raise RehearsalError("no phase-2 notebook exists yet (notebooks/phase2/)")
+    to = args.to or available[-1]
+    start = args.start or order[0]
+    for value in (start, to):
+        if value not in order:
+            raise RehearsalError(f"{value} is not a phase-2 task ({order[0]} to {order[-1]})")
+    chosen = order[order.index(start) : order.index(to) + 1]
+    missing = [t for t in chosen if t not in available]
+    if missing:
+        raise RehearsalError(
+            f"no notebook yet for {', '.join(missing)}; rehearse up to {available[-1]} (--to {available[-1]})"
+        )
+    return ["--from", start, "--to", to], chosen
+
+
+def run_once(rehearsal: Rehearsal, number: int, selection: list[str], extra: Sequence[str]) -> RunResult:
+    folder = rehearsal.runs_dir / f"run-{number}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "helpers.cli",
+        "run",
+        "phase2",
+        *selection,
+        "--output-dir",
+        str(folder),
+        *extra,
+    ]
+    print(f"\n=== rehearsal run {number}: runbook {' '.join(cmd[3:])}", flush=True)
+    began = time.monotonic()
+    proc = subprocess.run(cmd, env=rehearsal.env, cwd=PROJECT_ROOT, check=False)
+    return RunResult(number, folder, proc.returncode, round(time.monotonic() - began, 1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.rehearse",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="phase", required=True, metavar="phase2")
+    p2 = sub.add_parser(
+        "phase2",
+        help="rehearse phase 2 against the local stand-ins",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p2)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``phase2`` (also for ``runbook rehearse``, see :func:`add_subcommand`)."""
+    parser.add_argument("--runs", type=int, default=2, help="how many runs in a row (default 2)")
+    parser.add_argument("--from", dest="start", metavar="ID", help="first task (default 2.1)")
+    parser.add_argument("--to", metavar="ID", help="last task (default: the last notebook that exists)")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="exactly these tasks")
+    parser.add_argument("--keep", action="store_true", help="keep the workspace (the stand-ins always stop)")
+    parser.add_argument("--workdir", type=Path, help="the workspace (default .work/rehearsal/<id>)")
+    parser.add_argument(
+        "--runner-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed on to `runbook run` (repeatable)",
+    )
+
+
+def rehearse(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        print("rehearse: --runs must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        selection, selected = select(args)
+    except RehearsalError as exc:
+        print(f"rehearse: {exc}", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    results: list[RunResult] = []
+    needs_github = any(t not in {f"2.{n}" for n in range(1, 9)} for t in selected)
+    rehearsal = Rehearsal(args.workdir, github=needs_github, keep=True)
+    try:
+        with rehearsal:
+            print(f"rehearsal {rehearsal.id}: workspace {rehearsal.workdir}", flush=True)
+            print(f"  DigitalOcean stand-in {rehearsal.digitalocean_url}", flush=True)
+            if rehearsal.github_url:
+                print(f"  GitHub stand-in {rehearsal.github_url}", flush=True)
+            for number in range(1, args.runs + 1):
+                result = run_once(rehearsal, number, selection, args.runner_arg)
+                result.problems = problems_of(result.folder, selected, quiet=number > 1)
+                if result.returncode != 0 and not result.problems:
+                    result.problems = [f"`runbook run` exited {result.returncode}"]
+                results.append(result)
+                if result.problems:
+                    break
+    except RehearsalError as exc:
+        print(f"rehearse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nrehearse: interrupted; the stand-ins and containers were removed", file=sys.stderr)
+        return 130
+    failed = any(r.problems for r in results)
+    print(f"\nrehearsal {rehearsal.id}: {len(results)} run(s) of {', '.join(selected)} in "
+          f"{time.monotonic() - began:.0f} s")  # fmt: skip
+    for result in results:
+        verdict = "ok" if not result.problems else "FAILED"
+        print(f"  run {result.number}: {verdict} in {result.seconds:.0f} s, run folder {result.folder}")
+        for problem in result.problems:
+            print(f"    - {problem}")
+    if failed or args.keep:
+        print(f"workspace kept: {rehearsal.workdir}")
+    else:
+        for part in WORKSPACE_PARTS:
+            path = rehearsal.workdir / part
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        print(
+            f"run folders kept in {rehearsal.runs_dir}; the rest of the workspace removed (--keep keeps it)"
+        )
+    return 1 if failed else 0
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Register ``runbook rehearse`` on the runner's subparsers (the handler is in ``func``)."""
+    parser = subparsers.add_parser(
+        "rehearse",
+        help="rehearse phase 2 locally against the stand-ins, twice",
+        description=DESCRIPTION,
+        epilog=EPILOG.replace("python -m helpers.rehearse phase2", "runbook rehearse"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=rehearse)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return rehearse(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""A rehearsal of phase 2 on this machine: private workspace, throwaway tokens, stand-ins, teardown.
+
+:class:`Rehearsal` is a context manager. On entry it
+
+* refuses to start when ``DIGITALOCEAN_API_URL``, ``GITHUB_API_URL``, ``COOLIFY_API_URL`` or ``COOLIFY_URL``
+  point anywhere but this machine (a rehearsal must never reach a real vendor);
+* creates a private workspace (default ``.work/rehearsal/<id>/``): ``secrets.env`` (mode 600), ``state/``,
+  ``ssh/``, ``app/`` (a git working copy of the sample app, :func:`helpers.sampleapp.prepare`) and
+  ``runs/`` (the runner's run folders);
+* generates throwaway tokens (DigitalOcean, Coolify, GitHub, Coolify's root password) that only the
+  stand-ins accept, and keeps them in the workspace's secrets file, never in a real ``.env``;
+* starts the DigitalOcean stand-in (each droplet a real systemd + sshd container) and the GitHub stand-in
+  as processes on free ports of 127.0.0.1.
+
+:attr:`Rehearsal.env` is the environment a phase-2 run needs (``runbook run phase2`` reads it); on exit,
+even after Ctrl-C, the stand-in processes stop and every container labelled with the rehearsal's droplet
+name or ``runbook.rehearsal=<id>`` is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as stdlib_secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from urllib.parse import urlparse
+
+from helpers.tasks import PROJECT_ROOT
+
+DEFAULT_ROOT = PROJECT_ROOT / ".work" / "rehearsal"
+PREFIX = "rb-rehearse-"
+REHEARSAL_LABEL = "runbook.rehearsal"  # stand-ins that start containers may label them with the id
+DROPLET_LABEL = "runbook.droplet.name"  # helpers.rehearse.droplet labels each droplet container
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+VENDOR_URL_VARS = ("DIGITALOCEAN_API_URL", "GITHUB_API_URL", "COOLIFY_API_URL", "COOLIFY_URL")
+GITHUB_REPOSITORY = "team/demo-app"
+# Variables a developer's shell may hold that would steer the notebooks away from the rehearsal's
+# records (task 2.2's droplet, task 2.5's dashboard): the rehearsal clears them.
+CLEARED = (
+    "COOLIFY_URL", "COOLIFY_API_URL", "RUNBOOK_DROPLET_HOST", "RUNBOOK_SSH_PORT", "RUNBOOK_HOST_FINGERPRINT",
+    "RUNBOOK_DOMAIN", "RUNBOOK_DRY_RUN", "RUNBOOK_COOLIFY_INSTALLER", "RUNBOOK_COOLIFY_INSTALLER_SHA256",
+    "RUNBOOK_COOLIFY_VERSION", "RUNBOOK_ROOT_LOGIN_FROM", "RUNBOOK_REGISTRY",
+    "PROD_POSTGRES_PASSWORD", "PROD_REDIS_PASSWORD", "PROD_DATABASE_URL", "PROD_REDIS_URL",
+    "GHCR_TOKEN", "APP_SECRET",
+)  # fmt: skip
+
+
+class RehearsalError(RuntimeError):
+    """The rehearsal cannot start or run; the message says what to do."""
+
+
+def refuse_real_vendors(environ: Mapping[str, str]) -> None:
+    """Raise when a vendor URL in ``environ`` points at anything but this machine."""
+    for name in VENDOR_URL_VARS:
+        value = environ.get(name, "")
+        if not value:
+            continue
+        host = urlparse(value).hostname or ""
+        if host not in LOCAL_HOSTS:
+            raise RehearsalError(
+                f"{name}={value} points at {host or 'an unparsable URL'}, not at this machine: a rehearsal "
+                f"only talks to local stand-ins. Unset it (`unset {name}`) and run the rehearsal again; to "
+                "run phase 2 for real, use `runbook run phase2` (README: Phase 2 for real)."
+            )
+
+
+def throwaway_tokens() -> dict[str, str]:
+    """Fresh random credentials shaped like the vendors' (accepted only by this rehearsal's stand-ins)."""
+    return {
+        "DIGITALOCEAN_TOKEN": "dop_v1_" + stdlib_secrets.token_hex(32),
+        "COOLIFY_API_TOKEN": "1|" + stdlib_secrets.token_urlsafe(32),
+        "GITHUB_TOKEN": "ghp_" + stdlib_secrets.token_hex(18),
+        "ROOT_USER_PASSWORD": "Root-" + stdlib_secrets.token_urlsafe(18),
+    }
+
+
+def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def labelled_containers(label: str, value: str) -> list[str]:
+    """Ids of the containers (running or not) labelled ``label=value``."""
+    proc = _docker("ps", "-aq", "--filter", f"label={label}={value}")
+    return proc.stdout.split() if proc.returncode == 0 else []
+
+
+class Rehearsal:
+    """The rehearsal's workspace, stand-ins and environment (a context manager; see the module doc).
+
+    ``workdir``: where the workspace goes (default ``.work/rehearsal/<id>``); ``github``: also start the
+    GitHub stand-in (tasks 2.9 to 2.18); ``keep``: leave the workspace on disk after exit (the stand-ins
+    and containers are always removed).
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str] | None = None,
+        *,
+        github: bool = True,
+        keep: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.id = stdlib_secrets.token_hex(3)
+        self.name = PREFIX + self.id
+        self.workdir = Path(workdir).resolve() if workdir else DEFAULT_ROOT / self.id
+        self.github = github
+        self.keep = keep
+        self.base_environ = dict(os.environ if environ is None else environ)
+        self.tokens: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self.processes: list = []  # helpers.rehearse.base.StandInProcess
+        self._previous_sigterm: object = None
+
+    # ---------------------------------------------------------------- paths
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.workdir / "secrets.env"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.workdir / "ssh"
+
+    @property
+    def app_dir(self) -> Path:
+        return self.workdir / "app"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workdir / "runs"
+
+    # ---------------------------------------------------------------- life cycle
+
+    def __enter__(self) -> Rehearsal:
+        refuse_real_vendors(self.base_environ)
+        if shutil.which("docker") is None or _docker("info", "--format", "{{.ServerVersion}}").returncode:
+            raise RehearsalError(
+                "no Docker engine answers: the rehearsal's droplet is a container. Start the engine "
+                "(scripts/provision.sh engine) and run the rehearsal again."
+            )
+        self._trap_sigterm()
+        try:
+            self._prepare_workspace()
+            self._start_standins()
+            self.env = self._environment()
+            refuse_real_vendors(self.env)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _trap_sigterm(self) -> None:
+        """SIGTERM (CI cancelling the job) tears down like Ctrl-C does."""
+
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous_sigterm = None
+
+    def _prepare_workspace(self) -> None:
+        from helpers import sampleapp
+
+        for folder in (self.workdir, self.state_dir, self.runs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tokens = throwaway_tokens()
+        self.secrets_file.touch(mode=0o600)
+        self.secrets_file.chmod(0o600)
+        lines = [
+            "# Throwaway credentials of a local rehearsal: only its stand-ins accept them.",
+            *(f"{name}={value}" for name, value in self.tokens.items()),
+        ]
+        self.secrets_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        sampleapp.prepare(self.app_dir)
+
+    def _start_standins(self) -> None:
+        from helpers.rehearse.base import StandInProcess
+
+        standin_env = {
+            **self.base_environ,
+            "RUNBOOK_REHEARSAL_ID": self.id,
+            "DIGITALOCEAN_TOKEN": self.tokens["DIGITALOCEAN_TOKEN"],
+            "GITHUB_TOKEN": self.tokens["GITHUB_TOKEN"],
+            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+            "RUNBOOK_APP_DIR": str(self.app_dir),
+        }
+        do = StandInProcess(
+            "helpers.rehearse.digitalocean", args=["--droplet-backend", "container"], env=standin_env,
+            cwd=PROJECT_ROOT, timeout=30,
+        )  # fmt: skip
+        self.processes.append(do)
+        do.start()
+        self.digitalocean_url = do.url
+        self.github_url = ""
+        if self.github:
+            gh = StandInProcess(
+                "helpers.rehearse.github",
+                args=["--repository", GITHUB_REPOSITORY, "--state-file", str(self.workdir / "github.json")],
+                env=standin_env,
+                cwd=PROJECT_ROOT,
+                timeout=30,
+            )
+            self.processes.append(gh)
+            gh.start()
+            self.github_url = gh.url
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in self.base_environ.items() if k not in CLEARED}
+        env.update(self.tokens)
+        env.update(
+            {
+                "RUNBOOK_REHEARSAL": "1",
+                "RUNBOOK_REHEARSAL_ID": self.id,
+                "RUNBOOK_SECRETS_FILE": str(self.secrets_file),
+                "RUNBOOK_STATE_DIR": str(self.state_dir),
+                "RUNBOOK_SSH_DIR": str(self.ssh_dir),
+                "RUNBOOK_SSH_KEY": str(self.ssh_dir / "id_ed25519"),
+                "RUNBOOK_APP_DIR": str(self.app_dir),
+                "RUNBOOK_RUNS_DIR": str(self.runs_dir),
+                "RUNBOOK_DROPLET_NAME": self.name,
+                "RUNBOOK_DROPLET_TAG": self.name,
+                "RUNBOOK_DO_POLL_SECONDS": "0.2",
+                "RUNBOOK_COOLIFY_POLL_SECONDS": "0.2",
+                "RUNBOOK_ALLOW_PAID": "1",  # the "paid" droplet is a local container
+                "RUNBOOK_ALLOW_COOLIFY_INSTALL": "1",  # the Coolify stand-in, installed in that container
+                "RUNBOOK_COOLIFY_ENABLE_API": "1",  # 2.6's manual switch, done through the API
+                "RUNBOOK_INSTALLER_ENV": "ROOT_USERNAME,ROOT_USER_EMAIL,ROOT_USER_PASSWORD,COOLIFY_API_TOKEN",
+                "ROOT_USERNAME": "admin",
+                "ROOT_USER_EMAIL": "admin@example.invalid",
+                "DIGITALOCEAN_API_URL": self.digitalocean_url,
+                "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+            }
+        )
+        if self.github_url:
+            env["GITHUB_API_URL"] = self.github_url
+        else:
+            env.pop("GITHUB_API_URL", None)
+        return env
+
+    def secret_values(self) -> dict[str, str]:
+        """Every secret the rehearsal knows: its tokens and what the notebooks stored in its secrets file."""
+        values = dict(self.tokens)
+        if self.secrets_file.is_file():
+            for line in self.secrets_file.read_text(encoding="utf-8").splitlines():
+                name, sep, value = line.partition("=")
+                if sep and not name.startswith("#") and value.strip():
+                    values[name.strip()] = value.strip().strip("'\"")
+        return values
+
+    def close(self) -> list[str]:
+        """Stop the stand-ins and remove the rehearsal's containers (safe to call twice); what was removed."""
+        removed: list[str] = []
+        while self.processes:
+            proc = self.processes.pop()
+            try:
+                proc.stop()
+            except Exception as exc:  # teardown goes on
+                print(f"rehearsal: stopping {proc.module} failed: {exc}", file=sys.stderr)
+        for label, value in ((DROPLET_LABEL, self.name), (REHEARSAL_LABEL, self.id)):
+            for container in labelled_containers(label, value):
+                if _docker("rm", "-f", "-v", container).returncode == 0:
+                    removed.append(container)
+        if not self.keep and self.workdir.exists():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
+            self._previous_sigterm = None
+        return removed
