@@ -136,7 +136,12 @@ def plan_docs(
     """Task 2.10: README and CLAUDE.md sections, ``docs/production.md`` (a different page is kept unless
     ``overwrite``)."""
     tree = Tree.of(app)
-    values = {"BRANCH": branch, "HEALTH_PATH": check_health_path(health_path), "WEB_PORT": web_port}
+    values = {
+        "BRANCH": branch,
+        "HEALTH_PATH": check_health_path(health_path),
+        "WEB_PORT": web_port,
+        "MIGRATIONS": MIGRATIONS_DOC if migrations(tree) else "",
+    }
     changes: list[FileChange] = []
     for section in (README_SECTION, CLAUDE_SECTION):
         before = tree.read(section.path)
@@ -468,7 +473,33 @@ def worker_entry(tree: Tree) -> tuple[str, str]:
             "`tsx <entry file>`. "
             "Set the parameter worker_entry to the worker's entry file (e.g. src/worker/index.ts)"
         )
-    return m.group(1), f"pnpm worker = {script}"
+    return m.group(1), f"package.json's worker script: {script.strip()}"
+
+
+@dataclass(frozen=True)
+class Migrations:
+    config: str  # drizzle.config.ts
+    folder: str  # its `out` folder (drizzle)
+
+
+def migrations(tree: Tree) -> Migrations | None:
+    """Drizzle migrations, if ``db:migrate`` runs ``drizzle-kit migrate`` (the worker applies them)."""
+    script = str((_package(tree).get("scripts") or {}).get("db:migrate", ""))
+    if not re.fullmatch(r"\s*drizzle-kit\s+migrate\b.*", script):
+        return None
+    config = next(
+        (c for c in ("drizzle.config.ts", "drizzle.config.js", "drizzle.config.mjs") if tree.exists(c)), None
+    )
+    if config is None:
+        return None
+    m = re.search(r"""\bout\s*:\s*['"]\.?/?([\w./-]+?)/?['"]""", tree.read(config) or "")
+    return Migrations(config, m.group(1) if m else "drizzle")
+
+
+MIGRATIONS_DOC = (
+    " Before it starts, it applies the pending database migrations (`drizzle-kit migrate`, what "
+    "`pnpm db:migrate` runs), so new code does not meet an old schema for long."
+)
 
 
 def route_file(tree: Tree, path: str) -> str | None:
@@ -492,7 +523,7 @@ def plan_images(
     check_health_path(health_path)
     tools = toolchain(tree)
     entry, script = (
-        (worker_entry_file, "the parameter worker_entry") if worker_entry_file else worker_entry(tree)
+        (worker_entry_file, f"tsx {worker_entry_file}") if worker_entry_file else worker_entry(tree)
     )
     common = {"NODE_VERSION": NODE_VERSION, "MANIFESTS": tools.manifests, "INSTALL": tools.install}
     web = fill(
@@ -507,7 +538,23 @@ def plan_images(
             else "",
         },
     )
-    worker = fill(template("Dockerfile.worker"), {**common, "WORKER_ENTRY": entry, "WORKER_SCRIPT": script})
+    migrate = migrations(tree)
+    tsx = f'"node_modules/.bin/tsx", "{entry}"'
+    if migrate:
+        copy_migrations = (
+            f"COPY --chown=node:node {migrate.config} ./\n"
+            f"COPY --chown=node:node {migrate.folder} ./{migrate.folder}\n"
+        )
+        cmd = (
+            "# Pending migrations first (drizzle-kit migrate, as `pnpm db:migrate` does), then the worker\n"
+            f'CMD ["sh", "-c", "node_modules/.bin/drizzle-kit migrate && exec node_modules/.bin/tsx {entry}"]'
+        )
+    else:
+        copy_migrations, cmd = "", f"CMD [{tsx}]"
+    worker = fill(
+        template("Dockerfile.worker"),
+        {**common, "WORKER_SCRIPT": script, "COPY_MIGRATIONS": copy_migrations, "CMD": cmd},
+    )
     changes: list[FileChange] = []
     kept: list[StepResult] = []
     for rel, text in (
@@ -698,6 +745,15 @@ def check_images(
             cmd or "no CMD",
             hint="set worker_entry to the worker's entry file",
         )
+        migrate = migrations(tree)
+        if migrate:
+            copied = " ".join(i.args for i in last if i.keyword == "COPY")
+            check(
+                "worker: applies the database migrations before it starts",
+                "drizzle-kit migrate" in cmd and migrate.config in copied and migrate.folder in copied,
+                f"{migrate.config}, {migrate.folder}/",
+                hint="run task 2.12 with overwrite=True, or run `pnpm db:migrate` against production by hand",
+            )
     ignore = tree.read(DOCKERIGNORE)
     entries = {
         ln.strip().rstrip("/") for ln in (ignore or "").splitlines() if ln.strip() and not ln.startswith("#")

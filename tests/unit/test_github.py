@@ -324,6 +324,14 @@ def test_stand_in_refuses_reserved_names_and_missing_fields(standin: GitHubStand
     assert httpx.put(f"{base}/OK_NAME", content=b"{", headers=headers).status_code == 400
     assert httpx.get(f"{base}/OK_NAME", headers=headers).status_code == 404
     assert httpx.get(base).json()["message"] == "Requires authentication"
+    sealed = base64.b64encode(SealedBox(standin.repo(REPO).private_key.public_key).encrypt(b"v")).decode()
+    body = {"encrypted_value": sealed, "key_id": standin.repo(REPO).key_id}
+    assert httpx.put(f"{base}/ok_name", json=body, headers=headers).status_code == 201  # stored upper-case
+    assert httpx.get(f"{base}/OK_NAME", headers=headers).json()["name"] == "OK_NAME"
+    assert httpx.delete(f"{base}/OK_NAME", headers=headers).status_code == 204
+    assert httpx.delete(f"{base}/OK_NAME", headers=headers).status_code == 404
+    assert httpx.get(f"{standin.url}/user", headers=headers).json()["login"] == standin.login
+    assert httpx.get(f"{standin.url}/rate_limit", headers=headers).json()["rate"]["limit"] == 5000
 
 
 # --------------------------------------------------------------------------- workflow runs

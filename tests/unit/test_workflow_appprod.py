@@ -124,7 +124,11 @@ def test_images_plan_for_the_sample_app(app: Path) -> None:
     assert "pnpm install\n" in web and "--frozen-lockfile" not in web  # the fixture has no lockfile...
     assert kept[0].status == "skipped" and "pnpm-lock.yaml" in kept[0].detail  # ...and says so
     assert "COPY --from=build --chown=node:node /app/public" not in web  # the fixture has no public/
-    assert 'CMD ["node_modules/.bin/tsx", "src/worker/index.ts"]' in by_path["Dockerfile.worker"].after
+    worker = by_path["Dockerfile.worker"].after
+    assert (
+        "drizzle-kit migrate && exec node_modules/.bin/tsx src/worker/index.ts" in worker
+    )  # migrations first
+    assert "COPY --chown=node:node drizzle ./drizzle" in worker
     assert 'output: "standalone"' in by_path["next.config.mjs"].after
     assert "experimental" in by_path["next.config.mjs"].after  # the rest of the config is kept
     assert failures(appprod.check_images, view(app, changes, dry_run=True)) == set()
@@ -177,6 +181,7 @@ def test_image_checks_fail_on_a_root_image_without_healthcheck(app: Path) -> Non
         "worker: runs as a non-root user",
         "worker: exposes no port",
         "worker: its entry file exists in the app",
+        "worker: applies the database migrations before it starts",
         ".dockerignore keeps .env, node_modules, .git and .next out of the images",
     }
     assert "the health path /healthz is served by the app" in failures(appprod.check_images, app, "/healthz")
@@ -213,3 +218,15 @@ def test_parse_dockerfile_joins_continuations_and_counts_stages() -> None:
     ]
     assert ins[1].args == "one    two" or ins[1].args.split() == ["one", "two"]
     assert [i.keyword for i in appprod.final_stage(ins)] == ["FROM", "USER", "HEALTHCHECK"]
+
+
+def test_without_drizzle_migrations_the_worker_just_starts(app: Path) -> None:
+    pkg = app / "package.json"
+    pkg.write_text(pkg.read_text().replace('"db:migrate": "drizzle-kit migrate",\n', ""))
+    changes, _ = appprod.plan_images(app)
+    worker = next(c for c in changes if c.path == "Dockerfile.worker").after
+    assert 'CMD ["node_modules/.bin/tsx", "src/worker/index.ts"]' in worker and "drizzle" not in worker
+    docs = next(c for c in appprod.plan_docs(app)[0] if c.path == "docs/production.md").after
+    assert "drizzle-kit migrate" not in docs and "results to PostgreSQL.\n" in docs
+    apply(app, changes)
+    assert failures(appprod.check_images, app) == set()
