@@ -448,8 +448,7 @@ PRODUCTION_ENV: tuple[EnvVar, ...] = (
         ("web",),
         False,
         "`https://DOMAIN`, or `http://DROPLET_IP:PORT` before a domain is set",
-        "the web app's public URL from task 2.14",
-        build_time=True,
+        "the web app's public URL from task 2.14 (read on the server at run time, not baked into the image)",
     ),
     EnvVar(
         "QUEUE_NAME",
@@ -466,7 +465,8 @@ PRODUCTION_ENV: tuple[EnvVar, ...] = (
 
 # Variables of the app's development setup that production does not get, and why.
 NOT_IN_PRODUCTION: dict[str, str] = {
-    "COOLIFY_URL": "the dashboard of the Coolify inside the Multipass VM; phase 1 removes it",
+    "COOLIFY_URL": "the old local Coolify dashboard's address; the apps never read it (the deploy workflow "
+    "gets the production dashboard's URL from a GitHub secret, task 2.13)",
     "POSTGRES_USER": "local compose services only",
     "POSTGRES_PASSWORD": "local compose services only",
     "POSTGRES_DB": "local compose services only",
