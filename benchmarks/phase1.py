@@ -91,6 +91,8 @@ class World:
         self.env[apprun.ENV_COMMANDS] = "; ".join(sampleapp.commands(sys.executable, web))
         self.env[apprun.ENV_LOG_DIR] = str(self.dir / "logs")
         self.began = self.ended = 0.0
+        self.stderr = ""
+        self.cells: dict[str, float] = {}
 
     def down(self) -> None:
         from helpers import apprun
@@ -116,15 +118,15 @@ class World:
         )
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
+def timed(cmd: list[str], env: dict[str, str], cwd: Path = ROOT, world: World | None = None) -> float:
     began = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - began
-    if os.environ.get("BENCH_VERBOSE"):
-        print(proc.stderr[-2000:], file=sys.stderr)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise SystemExit(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{tail}")
+    if world is not None:
+        world.stderr = proc.stderr
     return elapsed
 
 
@@ -185,7 +187,17 @@ def raw_notebooks() -> int:
 
 
 def raw_phase(world: World) -> float:
-    return timed([sys.executable, str(Path(__file__).resolve()), "--raw-worker"], world.env)
+    return timed([sys.executable, str(Path(__file__).resolve()), "--raw-worker"], world.env, world=world)
+
+
+def raw_tasks(world: World) -> dict[str, float]:
+    """The raw worker's time per task (it prints ``<id> <seconds>`` lines)."""
+    out = {}
+    for line in world.stderr.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith("1."):
+            out[parts[0]] = float(parts[1])
+    return out
 
 
 def runner(world: World, fresh: bool) -> float:
@@ -215,16 +227,25 @@ def breakdown(world: World) -> dict[str, float]:
     cells = 0.0
     for task in ledger["tasks"]:
         nb = json.loads((run_dir / task["output"]).read_text())
-        cells += sum(
+        took = sum(
             c["metadata"]["papermill"].get("duration") or 0 for c in nb["cells"] if c["cell_type"] == "code"
         )
+        world.cells[task["id"]] = took
+        cells += took
     durations = sum(t["duration"] or 0 for t in ledger["tasks"])
+    logged = {}
+    for line in (run_dir / "runner.log").read_text().splitlines():
+        for key, marker in (("finished", " finished: "), ("stopped", "kernels stopped")):
+            if marker in line:
+                logged[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return {
         "start until the first notebook (imports, checks, kernel boot)": min(starts) - world.began,
         "notebook cells (the work, in the kernel)": cells,
         "per notebook: papermill, clean slate, files": durations - cells,
         "between notebooks (ledger, scheduling)": (max(ends) - min(starts)) - durations,
-        "after the last notebook (reports, scrub, kernel stop)": world.ended - max(ends),
+        "reports and the final scrub": logged.get("finished", max(ends)) - max(ends),
+        "kernel shutdown": logged.get("stopped", 0) - logged.get("finished", 0),
+        "summary table and process exit": world.ended - logged.get("stopped", max(ends)),
     }
 
 
@@ -244,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         sides = [side.strip() for side in args.sides.split(",")]
     times: dict[str, list[float]] = {side: [] for side in sides}
     parts: dict[str, list[float]] = {}
+    per_task: dict[str, dict[str, list[float]]] = {"raw": {}, "runner": {}}
     base = Path(tempfile.mkdtemp(prefix="rb-runner-bench-"))
     try:
         for n in range(args.repeat):
@@ -255,11 +277,15 @@ def main(argv: list[str] | None = None) -> int:
                         took = raw_compose(world)
                     elif side == "raw phase 1":
                         took = raw_phase(world)
+                        for task_id, value in raw_tasks(world).items():
+                            per_task["raw"].setdefault(task_id, []).append(value)
                     else:
                         took = runner(world, fresh=side == "runner fresh")
                         if side == "runner":
                             for name, value in breakdown(world).items():
                                 parts.setdefault(name, []).append(value)
+                            for task_id, value in world.cells.items():
+                                per_task["runner"].setdefault(task_id, []).append(value)
                 finally:
                     world.down()
                 times[side].append(took)
@@ -282,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         print("  where the runner's time goes (median):")
         for name, values in parts.items():
             print(f"    {statistics.median(values):6.2f} s  {name}")
+    if per_task["raw"] and per_task["runner"]:
+        print("  per task, median: raw exec | the same cells in the runner's kernel")
+        for task_id in per_task["raw"]:
+            raw = statistics.median(per_task["raw"][task_id])
+            ran = statistics.median(per_task["runner"].get(task_id, [0.0]))
+            print(f"    {task_id:<5} {raw:6.2f} s | {ran:6.2f} s")
     if {"runner", "raw phase 1"} <= set(median):
         print(f"  runner / raw phase 1  = {median['runner'] / median['raw phase 1']:.2f}x   (target <= 1.5x)")
     if {"runner", "raw compose"} <= set(median):
