@@ -15,7 +15,7 @@ import socket
 import urllib.parse
 from typing import Any
 
-SOCKET = "/var/run/docker.sock"
+SOCKET = "/run/docker.sock" if os.path.exists("/run/docker.sock") else "/var/run/docker.sock"
 API_VERSION = "v1.41"  # Docker 20.10
 
 
