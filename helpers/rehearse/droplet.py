@@ -22,6 +22,7 @@ Interface (kept stable for the DigitalOcean stand-in, which backs a created drop
 from __future__ import annotations
 
 import io
+import os
 import re
 import socket
 import subprocess
@@ -37,6 +38,7 @@ PREFIX = "rb-droplet-"
 LABEL = "runbook.standin"
 BUILD_SCRIPT = PROJECT_ROOT / "scripts" / "standins" / "build.sh"
 HOST = "127.0.0.1"
+DOCKER_SOCKET = "/var/run/docker.sock"
 
 RUN_FLAGS: tuple[str, ...] = (
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
@@ -197,13 +199,22 @@ def start_droplet(
     port: int | None = None,
     timeout: float = 90,
     build: bool = True,
+    docker_socket: bool | None = None,
 ) -> tuple[str, int]:
     """Start (or find running) the droplet ``name``; return ``(host, ssh_port)`` on 127.0.0.1.
 
     ``public_keys``: the OpenSSH public key line(s) root accepts (a droplet created without keys gets
     none, and nobody can log in). Idempotent: a running droplet is returned as it is (its keys are not
     changed); a stopped one is started again.
+
+    ``docker_socket`` (default: ``RUNBOOK_DROPLET_DOCKER_SOCKET=1``) mounts the host's Docker socket, so the
+    droplet "has Docker" as Coolify needs: the Coolify stand-in then starts real containers for databases
+    and applications (tasks 2.8, 2.14 to 2.17), labelled so that :func:`stop_droplet` removes them.
     """
+    if docker_socket is None:
+        docker_socket = os.environ.get("RUNBOOK_DROPLET_DOCKER_SOCKET", "") in ("1", "true")
+    # /run is a tmpfs in the droplet (and /var/run links to it): bind the socket below it, after it
+    socket_flags = ("-v", f"{DOCKER_SOCKET}:/run/docker.sock") if docker_socket else ()
     container = container_name(name)
     keys = [public_keys] if isinstance(public_keys, str) else list(public_keys)
     status = droplet_status(name)
@@ -225,7 +236,7 @@ def start_droplet(
         proc = _docker(
             "create", "--name", container, "--hostname", name.removeprefix(PREFIX),
             "--label", f"{LABEL}=droplet", "--label", f"runbook.droplet.name={name}",
-            *RUN_FLAGS, "-p", f"{HOST}:{chosen}:22", "-p", f"{HOST}::8000", IMAGE, check=False,
+            *RUN_FLAGS, *socket_flags, "-p", f"{HOST}:{chosen}:22", "-p", f"{HOST}::8000", IMAGE, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
             raise DropletError(f"docker create {container} failed: {proc.stderr.decode().strip()}")
@@ -242,12 +253,28 @@ def start_droplet(
     return HOST, chosen
 
 
+def remove_coolify_resources(name: str) -> int:
+    """Remove what the Coolify stand-in's Docker runtime started for this droplet (containers, networks)."""
+    label = f"runbook.coolify.resource={name.removeprefix(PREFIX)}"
+    ids = _docker("ps", "-aq", "--filter", f"label={label}", check=False).stdout.decode().split()
+    if ids:
+        _docker("rm", "-f", "-v", *ids, check=False)
+    for net in (
+        _docker("network", "ls", "-q", "--filter", f"label={label}", check=False).stdout.decode().split()
+    ):
+        _docker("network", "rm", net, check=False)
+    return len(ids)
+
+
 def stop_droplet(name: str) -> bool:
-    """Remove the droplet's container (and its anonymous volumes); True if there was one."""
+    """Remove the droplet's container (and its anonymous volumes, and the containers its Coolify stand-in
+    started); True if there was one."""
     container = container_name(name)
+    remove_coolify_resources(name)
     if _docker("inspect", "--format", "{{.Id}}", container, check=False).returncode != 0:
         return False
     _docker("rm", "-f", "-v", container)
+    remove_coolify_resources(name)  # its network, now that the droplet left it
     return True
 
 
