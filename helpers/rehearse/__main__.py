@@ -23,6 +23,7 @@ from helpers.tasks import PROJECT_ROOT
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
+PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
 WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
 
 DESCRIPTION = """\
@@ -102,7 +103,10 @@ def problems_of(folder: Path, selected: Sequence[str], quiet: bool) -> list[str]
     ledger_path = folder / "ledger.json"
     if not ledger_path.is_file():
         return [f"{folder}: no ledger.json (the runner did not start?)"]
-    ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
+    try:
+        ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return [f"{ledger_path} is not valid JSON ({exc}): the runner wrote a broken ledger"]
     records = {t["id"]: t for t in ledger.get("tasks", [])}
     problems: list[str] = []
     for task_id in selected:
@@ -220,8 +224,10 @@ def rehearse(args: argparse.Namespace) -> int:
         return 2
     began = time.monotonic()
     results: list[RunResult] = []
-    needs_github = any(t not in {f"2.{n}" for n in range(1, 9)} for t in selected)
-    rehearsal = Rehearsal(args.workdir, github=needs_github, keep=True)
+    infrastructure = {f"2.{n}" for n in range(1, 9)}
+    needs_github = any(t not in infrastructure for t in selected)
+    production = any(t in PRODUCTION_TASKS for t in selected)
+    rehearsal = Rehearsal(args.workdir, github=needs_github, docker_socket=production, keep=True)
     try:
         with rehearsal:
             print(f"rehearsal {rehearsal.id}: workspace {rehearsal.workdir}", flush=True)

@@ -93,7 +93,9 @@ class Rehearsal:
     """The rehearsal's workspace, stand-ins and environment (a context manager; see the module doc).
 
     ``workdir``: where the workspace goes (default ``.work/rehearsal/<id>``); ``github``: also start the
-    GitHub stand-in (tasks 2.9 to 2.18); ``keep``: leave the workspace on disk after exit (the stand-ins
+    GitHub stand-in (tasks 2.9 to 2.18); ``docker_socket``: the droplet container gets this engine's Docker
+    socket, so that the Coolify stand-in runs the databases and apps as real containers (tasks 2.14 to
+    2.18 check them); ``keep``: leave the workspace on disk after exit (the stand-ins
     and containers are always removed).
     """
 
@@ -102,6 +104,7 @@ class Rehearsal:
         workdir: str | os.PathLike[str] | None = None,
         *,
         github: bool = True,
+        docker_socket: bool = False,
         keep: bool = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -109,6 +112,7 @@ class Rehearsal:
         self.name = PREFIX + self.id
         self.workdir = Path(workdir).resolve() if workdir else DEFAULT_ROOT / self.id
         self.github = github
+        self.docker_socket = docker_socket
         self.keep = keep
         self.base_environ = dict(os.environ if environ is None else environ)
         self.tokens: dict[str, str] = {}
@@ -200,6 +204,9 @@ class Rehearsal:
             "GITHUB_TOKEN": self.tokens["GITHUB_TOKEN"],
             "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
             "RUNBOOK_APP_DIR": str(self.app_dir),
+            # the droplet "has Docker": the Coolify stand-in in it runs the databases and apps as real
+            # containers on this engine (helpers.rehearse.droplet removes them with the droplet)
+            "RUNBOOK_DROPLET_DOCKER_SOCKET": "1" if self.docker_socket else "",
         }
         do = StandInProcess(
             "helpers.rehearse.digitalocean", args=["--droplet-backend", "container"], env=standin_env,
@@ -273,6 +280,13 @@ class Rehearsal:
                 proc.stop()
             except Exception as exc:  # teardown goes on
                 print(f"rehearsal: stopping {proc.module} failed: {exc}", file=sys.stderr)
+        from helpers.rehearse import droplet
+
+        try:  # the stand-in removes its droplets on SIGTERM; this catches what a killed one left
+            if droplet.stop_droplet(self.name):
+                removed.append(droplet.container_name(self.name))
+        except Exception as exc:  # teardown goes on
+            print(f"rehearsal: removing droplet {self.name} failed: {exc}", file=sys.stderr)
         for label, value in ((DROPLET_LABEL, self.name), (REHEARSAL_LABEL, self.id)):
             for container in labelled_containers(label, value):
                 if _docker("rm", "-f", "-v", container).returncode == 0:
