@@ -89,7 +89,8 @@ class Docker:
     # ---------------------------------------------------------------- images
 
     def image_exists(self, ref: str) -> bool:
-        return bool(self.request("GET", f"/images/{urllib.parse.quote(ref, safe='')}/json", ok=(404,)))
+        found = self.request("GET", f"/images/{urllib.parse.quote(ref, safe='')}/json", ok=(404,))
+        return isinstance(found, dict) and bool(found.get("Id"))  # a 404 answers {"message": ...}
 
     # ---------------------------------------------------------------- networks
 
