@@ -73,3 +73,9 @@ phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of 
 docs: install ## build the site into site/ (mkdocs --strict), with real outputs from a reference run when Docker answers
 	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite reference-run --if-engine
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+.PHONY: rehearse-phase2
+rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twice (ARGS="--to 2.8", "--keep"; docs/rehearsal.md)
+	scripts/provision.sh engine compose images
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet app
+	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)
