@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    # In CI logs and pipes (no terminal, no COLUMNS) rich would wrap tables at 80 columns.
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(stderr=False, highlight=False, width=wide)
 
 
 def _given(args: argparse.Namespace) -> Any:
