@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -173,8 +174,20 @@ def run_once(rehearsal: Rehearsal, number: int, selection: list[str], extra: Seq
     ]
     print(f"\n=== rehearsal run {number}: runbook {' '.join(cmd[3:])}", flush=True)
     began = time.monotonic()
-    proc = subprocess.run(cmd, env=rehearsal.env, cwd=PROJECT_ROOT, check=False)
-    return RunResult(number, folder, proc.returncode, round(time.monotonic() - began, 1))
+    proc = subprocess.Popen(cmd, env=rehearsal.env, cwd=PROJECT_ROOT)
+    try:
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        # let the runner stop as on Ctrl-C (a consistent ledger that `runbook resume` accepts), then go on
+        # with the teardown
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    return RunResult(number, folder, returncode, round(time.monotonic() - began, 1))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +259,11 @@ def rehearse(args: argparse.Namespace) -> int:
         print(f"rehearse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nrehearse: interrupted; the stand-ins and containers were removed", file=sys.stderr)
+        print(
+            "\nrehearse: interrupted; the stand-ins and their containers were removed, so `runbook resume` "
+            "cannot continue this run: start a new rehearsal",
+            file=sys.stderr,
+        )
         return 130
     failed = any(r.problems for r in results)
     print(f"\nrehearsal {rehearsal.id}: {len(results)} run(s) of {', '.join(selected)} in "
@@ -283,6 +300,7 @@ def add_subcommand(subparsers: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     return rehearse(args)
 
 
