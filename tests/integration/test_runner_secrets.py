@@ -26,7 +26,8 @@ PARAMS = 'import os\nwork_dir = os.environ.get("DEMO_WORK_DIR", "")  # unused'
 
 LEAKY_CELLS = [
     "import os, sys, logging\n"
-    "do, coolify, gh = os.environ['DIGITALOCEAN_TOKEN'], os.environ['COOLIFY_API_TOKEN'], os.environ['GITHUB_TOKEN']\n"
+    "do, coolify = os.environ['DIGITALOCEAN_TOKEN'], os.environ['COOLIFY_API_TOKEN']\n"
+    "gh = os.environ['GITHUB_TOKEN']\n"
     "print('stdout:', do, coolify)\n"
     "print('stderr:', gh, file=sys.stderr)\n"
     "logging.getLogger('leaky').warning('log: %s', os.environ['MY_SERVICE_PASSWORD'])",
