@@ -50,6 +50,7 @@ import os
 import re
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,9 @@ SENSITIVE_FIELDS = frozenset(
     }
 )
 MINUTE = 60.0
+
+
+_SAVE_LOCK = threading.Lock()  # one writer of a state file at a time (see CoolifyStandIn.save)
 
 
 def now_iso(ts: float) -> str:
@@ -505,14 +509,15 @@ class CoolifyStandIn(StandIn):
     def save(self) -> None:
         if self.state_file is None:
             return
-        with self.lock:
-            payload = json.dumps(self._snapshot(), indent=1, sort_keys=True)
-            self._dirty = False
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(payload, encoding="utf-8")
-        os.chmod(tmp, 0o600)  # it holds the databases' passwords, as Coolify's database does
-        tmp.replace(self.state_file)
+        with _SAVE_LOCK:  # deployment threads and request threads save concurrently: one writer at a time
+            with self.lock:
+                payload = json.dumps(self._snapshot(), indent=1, sort_keys=True)
+                self._dirty = False
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+            tmp.write_text(payload, encoding="utf-8")
+            os.chmod(tmp, 0o600)  # it holds the databases' passwords, as Coolify's database does
+            tmp.replace(self.state_file)
 
     # ---------------------------------------------------------------- routes
 
@@ -1254,8 +1259,6 @@ class CoolifyStandIn(StandIn):
         self.deployments[dep_uuid] = deployment
         self.touch()
         if self.runtime is not None:
-            import threading
-
             threading.Thread(target=self._run_deployment, args=(dep_uuid,), daemon=True).start()
         return deployment
 
@@ -1274,6 +1277,13 @@ class CoolifyStandIn(StandIn):
 
     def _run_deployment(self, dep_uuid: str) -> None:
         """The runtime's deployment (a thread): pull (mapped), replace the container, wait until healthy."""
+        try:
+            self._deploy_with_runtime(dep_uuid)
+        except Exception as exc:  # never leave a deployment in_progress for ever: it failed, and says why
+            self._set_deployment(self.deployments[dep_uuid], "failed", f"Deployment failed: {exc!r}")
+            raise
+
+    def _deploy_with_runtime(self, dep_uuid: str) -> None:
         deployment = self.deployments[dep_uuid]
         with self.lock:
             app = copy.deepcopy(self.applications.get(deployment["application_uuid"]) or {})
