@@ -2,18 +2,26 @@
 
 The droplet container gets the host's Docker socket (the droplet "has Docker"), so the Coolify stand-in in it
 starts real PostgreSQL/Redis stand-in containers (2.8) and the sample app image (2.17) on a Docker network;
-2.18 probes the published web port, and sends a BullMQ job through an SSH tunnel to production Redis.
-Twice: the second run changes nothing. Then the worker is stopped and 2.18 must fail.
+2.18 probes the published web port, sends a BullMQ job through an SSH tunnel to production Redis, and reads
+the last Actions run from the GitHub stand-in. Twice: the second run changes nothing. Then the worker is
+stopped and 2.18 must fail, loudly; teardown leaves no container behind.
 """
 
 from __future__ import annotations
 
+import json
+import secrets as stdlib_secrets
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import papermill
 import pytest
 
+import tests.integration.test_rehearse_coolify_notebooks as coolify_notebooks
+from helpers import workflow
+from helpers.rehearse.github import GitHubStandIn
 from tests.integration.test_rehearse_coolify_notebooks import (  # noqa: F401  (the fixture)
     _named_values,
     add_sudo_user,
@@ -24,54 +32,117 @@ from tests.integration.test_rehearse_coolify_notebooks import (  # noqa: F401  (
     step_statuses,
 )
 
-pytestmark = [
-    pytest.mark.engine,
-    pytest.mark.xfail(
-        strict=True,
-        reason="work in progress: with the Docker socket mounted, task 2.8's databases stay 'exited' (the "
-        "stand-in's runtime inside the droplet does not start them yet; see the phase-2 delivery report)",
-    ),
-]
+pytestmark = pytest.mark.engine
 CHAIN = ("2.5", "2.6", "2.7", "2.8", "2.14", "2.15", "2.16", "2.17", "2.18")
+REPO = "acme/demo-app"
+RESOURCE_LABEL = "runbook.coolify.resource"
 
 
 @pytest.fixture(autouse=True)
-def production_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def production_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
+    """The Docker socket for the droplet, and a GitHub stand-in whose deploy workflow ran once on main."""
     if subprocess.run(
         ["docker", "image", "inspect", "runbook-standin/app:latest"], capture_output=True
     ).returncode:
         pytest.skip("runbook-standin/app:latest is missing: scripts/standins/build.sh app")
+    monkeypatch.setattr(coolify_notebooks, "PREFIX", "rb-prod2-")  # containers: rb-droplet-rb-prod2-*
     monkeypatch.setenv("RUNBOOK_DROPLET_DOCKER_SOCKET", "1")
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/demo-app")
-    monkeypatch.setenv("RUNBOOK_CHECK_GITHUB", "0")  # the GitHub stand-in is not part of this test
-    for name in ("GITHUB_TOKEN", "APP_SECRET", "RUNBOOK_FINGERPRINT_SECRET", "RUNBOOK_DOMAIN"):
+    for name in ("APP_SECRET", "RUNBOOK_FINGERPRINT_SECRET", "RUNBOOK_DOMAIN", "RUNBOOK_CHECK_GITHUB"):
         monkeypatch.delenv(name, raising=False)
+    token = "ghp_" + stdlib_secrets.token_urlsafe(27)
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    # no deploy emulation: 2.17 deploys through Coolify's webhook itself; the run only has to exist and pass
+    with GitHubStandIn([token], repositories=[REPO], run_after_polls=0, emulate_deploy=False) as github:
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        github.set_workflows(
+            REPO, {f".github/workflows/{workflow.WORKFLOW_FILE}": workflow.render(workflow.WorkflowSpec())}
+        )
+        [pushed] = github.push(REPO, "main")
+        assert pushed.conclusion == "success"
+        yield github
 
 
-def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(droplet: dict[str, Any]) -> None:  # noqa: F811
+def _coolify_containers(name: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label={RESOURCE_LABEL}={name}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
+    droplet: dict[str, Any],  # noqa: F811
+    production_env: GitHubStandIn,
+) -> None:
+    from helpers.rehearse import droplet as droplets
+
     tmp = droplet["tmp"]
+    assert droplet["name"].startswith("rb-prod2-")
     add_sudo_user(droplet)
     first = {t: run(t, tmp / f"{t}-first.ipynb") for t in CHAIN}
     for task, path in first.items():
         assert [c["name"] for c in checks(path) if not c["ok"]] == [], task
     assert step_statuses(first["2.14"]) == ["skipped", "changed"]  # GHCR login skipped in rehearsal
     assert "changed" in step_statuses(first["2.17"])
-    url = __import__("json").loads((tmp / "state" / "phase2.json").read_text())["coolify"]["url"]
+    record = json.loads((tmp / "state" / "phase2.json").read_text())
+    url = record["coolify"]["url"]
+    apps, dbs = record["applications"], record["coolify_databases"]
+
+    # real containers: both databases healthy, web and worker from the stand-in app image
+    names = set(_coolify_containers(droplet["name"]))
+    wanted = {apps["web"]["uuid"], apps["worker"]["uuid"], dbs["postgresql"]["uuid"], dbs["redis"]["uuid"]}
+    assert wanted <= names, (wanted, names)
+    for uuid in (dbs["postgresql"]["uuid"], dbs["redis"]["uuid"], apps["web"]["uuid"]):
+        health = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Health.Status}}", uuid], capture_output=True, text=True
+        )
+        assert health.stdout.strip() == "healthy", uuid
+    # the web app answers on 127.0.0.1 with both backends connected; the worker publishes nothing
+    port = subprocess.run(
+        ["docker", "port", apps["web"]["uuid"], "3000/tcp"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert port.startswith("127.0.0.1:"), port
+    body = httpx.get(f"http://{port}/api/health", timeout=10).json()
+    assert body["database"] == "connected" and body["redis"] == "connected", body
+    worker_ports = subprocess.run(
+        ["docker", "port", apps["worker"]["uuid"]], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert worker_ports == ""
+    text = first["2.18"].read_text()
+    assert "BullMQ job completed" in text and "last GitHub Actions run on main succeeded" in text
 
     before = len(standin_log(url))
+    github_before = len(production_env.mutating_requests())
     second = {t: run(t, tmp / f"{t}-second.ipynb") for t in CHAIN}
     for task, path in second.items():
         assert [c["name"] for c in checks(path) if not c["ok"]] == [], task
         assert set(step_statuses(path)) <= {"ok", "skipped"}, (task, step_statuses(path))
-    assert [e for e in standin_log(url)[before:] if e["method"] != "GET" or "/deploy" in e["path"]] == []
+    changes = [
+        (e["method"], e["path"])
+        for e in standin_log(url)[before:]
+        if e["method"] != "GET" or e["path"].rstrip("/") == "/api/v1/deploy"  # the webhook is a GET
+    ]
+    assert changes == []  # the second run created, set and deployed nothing
+    assert production_env.mutating_requests()[github_before:] == []
 
     for executed in tmp.glob("*.ipynb"):
         text = executed.read_text()
         assert [n for n, v in _named_values().items() if v in text] == [], executed.name
 
-    import json
-
-    worker = json.loads((tmp / "state" / "phase2.json").read_text())["applications"]["worker"]["uuid"]
-    subprocess.run(["docker", "stop", worker], capture_output=True, check=True)
-    with pytest.raises(papermill.PapermillExecutionError, match="worker"):
+    # the production worker stopped: 2.18 fails loudly, naming it
+    subprocess.run(["docker", "stop", apps["worker"]["uuid"]], capture_output=True, check=True)
+    with pytest.raises(papermill.PapermillExecutionError, match="a worker consumes queue 'jobs'"):
         run("2.18", tmp / "2.18-stopped.ipynb")
+
+    # a failed Actions run on main fails 2.18 too (with the worker running again)
+    subprocess.run(["docker", "start", apps["worker"]["uuid"]], capture_output=True, check=True)
+    production_env.forced_conclusion = "failure"
+    production_env.push(REPO, "main")
+    with pytest.raises(papermill.PapermillExecutionError, match=r"GitHub Actions run .*completed/failure"):
+        run("2.18", tmp / "2.18-failed-run.ipynb")
+
+    assert droplets.stop_droplet(droplet["name"])
+    assert _coolify_containers(droplet["name"]) == []
