@@ -24,6 +24,7 @@ from helpers.tasks import PROJECT_ROOT
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
+PUSH_BEFORE = "2.18"  # the operator pushes the app repository (CI builds and deploys) before this task
 PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
 WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
 
@@ -42,6 +43,10 @@ What is stood in (local, stateful HTTP servers that follow the vendors' API cont
 DigitalOcean API (droplet, SSH key, firewall; a created droplet is the container above), the
 Coolify API (installed in the droplet container by the rehearsal installer as coolify.service on
 port 8000), the GitHub API (repository secrets, workflow runs).
+
+What is simulated between tasks: the operator's `git push` of the app repository after 2.17 (no
+notebook pushes); the GitHub stand-in then runs the deploy workflow, whose deploy job calls the
+Coolify webhooks, and 2.18 checks that run. 2.18 therefore runs as a second runner call.
 
 What is skipped, and why: swap (swapon on the container's overlay filesystem fails, and a swap
 file on the host would be the whole machine's swap), pulling images from GHCR or Docker Hub (no
@@ -159,8 +164,10 @@ def select(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return ["--from", start, "--to", to], chosen
 
 
-def run_once(rehearsal: Rehearsal, number: int, selection: list[str], extra: Sequence[str]) -> RunResult:
-    folder = rehearsal.runs_dir / f"run-{number}"
+def run_once(
+    rehearsal: Rehearsal, number: int, selection: list[str], extra: Sequence[str], name: str = ""
+) -> RunResult:
+    folder = rehearsal.runs_dir / (name or f"run-{number}")
     cmd = [
         sys.executable,
         "-m",
@@ -188,6 +195,28 @@ def run_once(rehearsal: Rehearsal, number: int, selection: list[str], extra: Seq
             proc.wait()
         raise
     return RunResult(number, folder, returncode, round(time.monotonic() - began, 1))
+
+
+def segments(selection: list[str], selected: list[str]) -> list[tuple[list[str], list[str]]]:
+    """The runner invocations of one run: the whole selection, or, when it goes from before 2.18 to 2.18,
+    up to 2.17 and then 2.18 (the operator's `git push` happens between them, :func:`push`)."""
+    if PUSH_BEFORE not in selected or selected[0] == PUSH_BEFORE or selection[0] == "--only":
+        return [(selection, selected)]
+    before = selected[: selected.index(PUSH_BEFORE)]
+    return [
+        (["--from", before[0], "--to", before[-1]], before),
+        (["--only", PUSH_BEFORE], [PUSH_BEFORE]),
+    ]
+
+
+def push(rehearsal: Rehearsal, first: bool) -> None:
+    """Simulate the operator's push on the first run; a repeated run pushes nothing new (no change)."""
+    if not first:
+        print("\n=== no new push on a repeated run: 2.18 reads the last run on main", flush=True)
+        return
+    print("\n=== git push of the app repository (simulated on the GitHub stand-in)", flush=True)
+    for run in rehearsal.push():
+        print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,12 +277,18 @@ def rehearse(args: argparse.Namespace) -> int:
             if rehearsal.github_url:
                 print(f"  GitHub stand-in {rehearsal.github_url}", flush=True)
             for number in range(1, args.runs + 1):
-                result = run_once(rehearsal, number, selection, args.runner_arg)
-                result.problems = problems_of(result.folder, selected, quiet=number > 1)
-                if result.returncode != 0 and not result.problems:
-                    result.problems = [f"`runbook run` exited {result.returncode}"]
-                results.append(result)
-                if result.problems:
+                for segment, (options, tasks) in enumerate(segments(selection, selected)):
+                    if segment:  # between 2.17 and 2.18: the operator pushes the app repository
+                        push(rehearsal, first=number == 1)
+                    name = f"run-{number}" + (f"-{tasks[0]}" if segment else "")
+                    result = run_once(rehearsal, number, options, args.runner_arg, name)
+                    result.problems = problems_of(result.folder, tasks, quiet=number > 1)
+                    if result.returncode != 0 and not result.problems:
+                        result.problems = [f"`runbook run` exited {result.returncode}"]
+                    results.append(result)
+                    if result.problems:
+                        break
+                if results[-1].problems:
                     break
     except RehearsalError as exc:
         print(f"rehearse: {exc}", file=sys.stderr)

@@ -25,9 +25,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 from urllib.parse import urlparse
 
 from helpers.tasks import PROJECT_ROOT
@@ -260,6 +262,44 @@ class Rehearsal:
         else:
             env.pop("GITHUB_API_URL", None)
         return env
+
+    def push(self, branch: str = "main", timeout: float = 60) -> list[dict[str, Any]]:
+        """The developer's ``git push`` of the app repository to GitHub, simulated; the finished runs.
+
+        No notebook pushes: between tasks 2.17 and 2.18 the operator commits what 2.9 to 2.12 wrote and
+        pushes, and GitHub Actions builds and deploys. The GitHub stand-in reads the workflow files from
+        the rehearsal's app copy, starts the runs a push starts (its deploy job calls the Coolify stand-in's
+        webhooks with the sealed secrets) and moves them on as they are read; this waits until they finish.
+        """
+        import httpx
+
+        if not self.github_url:
+            raise RehearsalError("the GitHub stand-in is not running (Rehearsal(github=True))")
+        control = httpx.post(
+            f"{self.github_url}/_standin/push",
+            json={"repository": GITHUB_REPOSITORY, "branch": branch},
+            timeout=30,
+        )
+        control.raise_for_status()
+        headers = {
+            "Authorization": f"Bearer {self.tokens['GITHUB_TOKEN']}",
+            "Accept": "application/vnd.github+json",
+        }
+        finished: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.github_url, headers=headers, timeout=30) as api:
+            for run_id in control.json().get("runs", []):
+                while True:
+                    run = api.get(f"/repos/{GITHUB_REPOSITORY}/actions/runs/{run_id}").json()
+                    if run.get("status") == "completed":
+                        finished.append(run)
+                        break
+                    if time.monotonic() > deadline:
+                        raise RehearsalError(
+                            f"workflow run {run_id} is still {run.get('status')} after {timeout:g} s"
+                        )
+                    time.sleep(0.2)
+        return finished
 
     def secret_values(self) -> dict[str, str]:
         """Every secret the rehearsal knows: its tokens and what the notebooks stored in its secrets file."""
