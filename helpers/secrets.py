@@ -110,7 +110,7 @@ TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"dop_v1_[0-9a-f]{16,}"), REDACTED),  # DigitalOcean personal token
     (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"), REDACTED),  # GitHub tokens
     (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), REDACTED),
-    (re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s'\"]+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s'\"\\]+"), rf"\g<1>{REDACTED}"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9|._~+/=-]{16,}"), rf"\g<1>{REDACTED}"),
     # passwords inside connection URLs: scheme://user:PASSWORD@host
     (re.compile(r"(?i)((?:postgres(?:ql)?|redis|rediss)://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{REDACTED}@"),

@@ -74,3 +74,10 @@ def test_documented_public_defaults_are_not_scrubbed_as_words(secrets_file, monk
     assert secrets.scrub("image postgres:15-alpine") == "image postgres:15-alpine"
     monkeypatch.setenv("POSTGRES_PASSWORD", "a-real-local-password")
     assert "a-real-local-password" not in secrets.scrub("pw a-real-local-password")
+
+
+def test_scrubbing_json_text_keeps_it_valid_json(secrets_file):
+    import json
+
+    text = json.dumps({"workflow": 'curl -H "Authorization: Bearer ${COOLIFY_API_TOKEN}" --fail-with-body'})
+    assert json.loads(secrets.scrub(text))["workflow"].startswith('curl -H "Authorization: Bearer [REDACTED]"')
