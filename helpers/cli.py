@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8888)
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    from helpers.rehearse.__main__ import add_subcommand as add_rehearse
+
+    add_rehearse(sub)
     return parser
 
 
@@ -485,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_resume(args, console)
         if args.command == "lab":
             return cmd_lab(args, console)
+        if args.command == "rehearse":
+            return args.func(args)
     except (RunnerError, ParameterError, RegistryError) as exc:
         console.print(f"runbook {args.command}: {exc}", markup=False, highlight=False)
         return 2
