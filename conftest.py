@@ -43,6 +43,8 @@ def _tests_conftest():
     """tests/conftest.py (engine_problem, _truthy), loaded under a name of its own."""
     name = "_runbook_tests_conftest"
     if name not in sys.modules:
+        if str(ROOT / "tests") not in sys.path:  # its own imports (testsupport) live there
+            sys.path.insert(0, str(ROOT / "tests"))
         spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
