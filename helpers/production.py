@@ -12,6 +12,9 @@ What it checks, each against the real thing:
   docker CLI; the same tunnel goes to the address the Coolify stand-in's Docker runtime reports (its own
   module on the droplet answers over the Docker socket): same code path, one documented difference;
 * the last GitHub Actions run on main succeeded (:func:`helpers.github.latest_run`);
+* no deployment of the apps is still running (a ``git push`` just before 2.18 makes GitHub Actions call the
+  deploy webhooks: 2.18 waits for those deployments to finish, then checks the result), and the latest
+  deployment of each app finished;
 * Coolify reports every service running (web healthy, worker running, PostgreSQL and Redis healthy);
   a summary table shows them all.
 """
@@ -93,6 +96,35 @@ def redis_tunnel(remote: Any, redis_uuid: str, rehearsal: bool, port: int = 6379
             f"{url.username or 'default'}:{urllib.parse.quote(url.password or '', safe='')}@127.0.0.1:{local}"
         )
         yield urllib.parse.urlunsplit((url.scheme, netloc, url.path or "/0", "", ""))
+
+
+def settle_deployments(
+    client: Client, apps: Mapping[str, Any], timeout: float = 600.0, interval: float = 3.0
+) -> dict[str, dict[str, Any] | None]:
+    """The latest deployment of each app, waited for when it is still queued or in progress."""
+    from helpers import coolify_apps
+
+    latest: dict[str, dict[str, Any] | None] = {}
+    for role in ("web", "worker"):
+        uuid = (apps.get(role) or {}).get("uuid")
+        dep = coolify_apps.latest_deployment(client, uuid) if uuid else None
+        if dep and dep.get("status") not in coolify_apps.FINAL:
+            dep = coolify_apps.wait_deployment(
+                client, str(dep["deployment_uuid"]), timeout=timeout, interval=interval
+            )
+        latest[role] = dep
+    return latest
+
+
+def check_deployments(check: Any, latest: Mapping[str, Mapping[str, Any] | None]) -> None:
+    for role, dep in latest.items():
+        status = str((dep or {}).get("status") or "never deployed")
+        check(
+            f"latest {role} deployment finished",
+            status == "finished",
+            f"{status} ({(dep or {}).get('deployment_uuid', '-')})",
+            hint="dashboard → the application → Deployments (its log says why); fix, then re-run task 2.17",
+        )
 
 
 def service_rows(

@@ -132,6 +132,18 @@ def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
         text = executed.read_text()
         assert [n for n, v in _named_values().items() if v in text] == [], executed.name
 
+    # a push's deploy (what the workflow does through the webhook) is still running: 2.18 waits for it
+    hook = httpx.get(
+        f"{url}/api/v1/deploy",
+        params={"uuid": apps["web"]["uuid"], "force": "true"},
+        headers={"Authorization": f"Bearer {droplet['token']}"},
+        timeout=30,
+    )
+    assert hook.status_code == 200, hook.text
+    during = run("2.18", tmp / "2.18-during-deploy.ipynb")
+    assert [c["name"] for c in checks(during) if not c["ok"]] == []
+    assert any(c["name"] == "latest web deployment finished" for c in checks(during))
+
     # the production worker stopped: 2.18 fails loudly, naming it
     subprocess.run(["docker", "stop", apps["worker"]["uuid"]], capture_output=True, check=True)
     with pytest.raises(papermill.PapermillExecutionError, match="a worker consumes queue 'jobs'"):
