@@ -43,12 +43,14 @@ def troubleshooting_ref(task_id: str) -> str:
 
 
 def troubleshooting_link(task_id: str, run_dir: Path, root: Path) -> str:
-    """A link usable from a file in ``run_dir``: the published site when known, else the docs file."""
+    """A link usable from a file in ``run_dir``: the published site when known, else the locally built
+    site (``make docs``: the per-task anchors exist only in the built page), else the docs source."""
     site = os.environ.get("RUNBOOK_DOCS_URL", "").rstrip("/")
     anchor = troubleshooting_anchor(task_id)
     if site:
         return f"{site}/troubleshooting/#{anchor}"
-    target = Path(root) / TROUBLESHOOTING_PAGE
+    built = Path(root) / "site" / "troubleshooting" / "index.html"
+    target = built if built.is_file() else Path(root) / TROUBLESHOOTING_PAGE
     return f"{os.path.relpath(target, run_dir)}#{anchor}"
 
 
