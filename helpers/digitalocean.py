@@ -25,9 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import difflib
-import email.utils
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -36,11 +34,15 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from helpers import secrets, steps
+from helpers.apiclient import IDEMPOTENT as IDEMPOTENT  # re-exported: this module's public names
+from helpers.apiclient import LOOPBACK as LOOPBACK
+from helpers.apiclient import JsonApiClient, error_body, is_http_url, token_in_clear
+from helpers.apiclient import retry_delay as retry_delay
 from helpers.steps import StepResult
 
 DEFAULT_API_URL = "https://api.digitalocean.com"
@@ -98,8 +100,6 @@ READ_PROBES: tuple[tuple[str, str], ...] = (
     ("image:read", "/v2/images"),
 )
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 # Coolify's documented minimum server: 2 vCPU, 2 GB RAM, 30 GB disk.
 COOLIFY_MIN_VCPUS, COOLIFY_MIN_MEMORY_MB, COOLIFY_MIN_DISK_GB = 2, 2048, 30
@@ -219,12 +219,7 @@ def required_scope(method: str, path: str) -> str:
 
 
 def _error_from(response: httpx.Response, method: str, path: str, sent: Any) -> DigitalOceanError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    body = error_body(response)
     error_id = str(body.get("id") or body.get("error") or "")
     message = str(body.get("message") or body.get("error") or response.text[:300] or response.reason_phrase)
     request_id = str(body.get("request_id") or response.headers.get("x-request-id") or "")
@@ -291,117 +286,42 @@ class RateLimit:
     reset: int
 
 
-def retry_delay(response: httpx.Response, attempt: int, now: Callable[[], float] = time.time) -> float:
-    """Seconds to wait before retrying: ``retry-after`` (seconds or HTTP date), else backoff."""
-    value = response.headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - now())
-    return float(min(2**attempt, 30))
+class Client(JsonApiClient):
+    """A small DigitalOcean API v2 client. ``transport`` swaps the network (tests, stand-ins).
 
+    The retry rules and the token/URL checks are :class:`helpers.apiclient.JsonApiClient`'s; here: the
+    URL checks (plain http only to this machine), the error translation and the rate-limit headers.
+    """
 
-class Client:
-    """A small DigitalOcean API v2 client. ``transport`` swaps the network (tests, stand-ins)."""
+    token_name = TOKEN_NAME
+    extra_headers: ClassVar[Mapping[str, str]] = {"Content-Type": "application/json"}
+    rate_limit: RateLimit | None = None  # the ratelimit-* headers of the last answer
 
-    def __init__(
-        self,
-        token: str,
-        base_url: str | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 4,
-        max_wait: float = 120.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if not token or token != token.strip() or token[:1] in "\"'":
-            raise ValueError(
-                f"{TOKEN_NAME} is empty or has quotes/spaces around it; store the bare token. {token_help()}"
-            )
-        self.base_url = (base_url or api_url()).rstrip("/")
-        split = urllib.parse.urlsplit(self.base_url)
-        if split.scheme not in ("http", "https") or not split.hostname:
+    def token_help(self) -> str:
+        return token_help()
+
+    def default_base_url(self) -> str:
+        return api_url()
+
+    def check_base_url(self, split: urllib.parse.SplitResult) -> None:
+        if not is_http_url(split):
             raise ValueError(f"DIGITALOCEAN_API_URL {self.base_url!r} is not an http(s) URL")
-        if split.scheme == "http" and split.hostname not in LOOPBACK and not _is_loopback(split.hostname):
+        if token_in_clear(split):
             raise ValueError(
                 f"refusing to send the DigitalOcean token over plain http to {split.hostname}; "
                 "use https (plain http is only for a local stand-in on 127.0.0.1)"
             )
-        self.max_retries = max_retries
-        self.max_wait = max_wait
-        self.sleep = sleep
-        self.rate_limit: RateLimit | None = None
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "User-Agent": "implementation3-runbook",
-            },
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            transport=transport,
-        )
 
-    def __repr__(self) -> str:  # never the token
-        return f"Client(base_url={self.base_url!r})"
+    def _error(self, response: httpx.Response, method: str, path: str, sent: Any) -> DigitalOceanError:
+        return _error_from(response, method, path, sent)
 
-    def close(self) -> None:
-        self._http.close()
+    def _network_error(self, message: str, *, method: str, path: str, hint: str) -> Unreachable:
+        return Unreachable(message, method=method, path=path, hint=hint)
 
-    def __enter__(self) -> Client:
-        return self
+    def _unreachable_hint(self) -> str:
+        return f"check the network and DIGITALOCEAN_API_URL ({self.base_url})"
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---------------------------------------------------------------- transport-level
-
-    def _relative(self, url: str) -> str:
-        """Keep requests on the configured host: an absolute link is reduced to its path and query."""
-        split = urllib.parse.urlsplit(url)
-        if not split.scheme:
-            return url
-        return urllib.parse.urlunsplit(("", "", split.path, split.query, ""))
-
-    def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-    ) -> httpx.Response:
-        method = method.upper()
-        path = self._relative(path)
-        shown = path.split("?", 1)[0]
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:
-                if method in IDEMPOTENT and attempt < self.max_retries:
-                    self.sleep(min(2**attempt, 30))
-                    attempt += 1
-                    continue
-                hint = f"check the network and DIGITALOCEAN_API_URL ({self.base_url})"
-                if method not in IDEMPOTENT:
-                    hint += "; the request may have been processed: look before trying again"
-                raise Unreachable(
-                    f"no answer ({type(exc).__name__}: {exc})", method=method, path=shown, hint=hint
-                ) from exc
-            self._remember_rate_limit(response)
-            status = response.status_code
-            retryable = status == 429 or (status >= 500 and method in IDEMPOTENT)
-            if retryable and attempt < self.max_retries:
-                delay = retry_delay(response, attempt)
-                if delay <= self.max_wait:
-                    self.sleep(delay)
-                    attempt += 1
-                    continue
-            if status >= 400:
-                raise _error_from(response, method, shown, json)
-            return response
-
-    def _remember_rate_limit(self, response: httpx.Response) -> None:
+    def _observe(self, response: httpx.Response) -> None:
         h = response.headers
         with contextlib.suppress(KeyError, ValueError):
             self.rate_limit = RateLimit(
@@ -412,12 +332,10 @@ class Client:
         return self.request("GET", path, params=params).json()
 
     def post(self, path: str, body: Any) -> dict[str, Any]:
-        response = self.request("POST", path, json=body)
-        return response.json() if response.content else {}
+        return self._json("POST", path, json=body)
 
     def put(self, path: str, body: Any) -> dict[str, Any]:
-        response = self.request("PUT", path, json=body)
-        return response.json() if response.content else {}
+        return self._json("PUT", path, json=body)
 
     def delete(self, path: str, params: Mapping[str, Any] | None = None) -> None:
         self.request("DELETE", path, params=params)
@@ -503,13 +421,6 @@ class Client:
 
     def create_tag(self, name: str) -> dict[str, Any]:
         return self.post("/v2/tags", {"name": name})["tag"]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def connect(token: str | None = None, base_url: str | None = None, **kwargs: Any) -> Client:
