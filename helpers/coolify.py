@@ -28,8 +28,6 @@ Later tasks (2.14 to 2.17: applications, their environment variables, deployment
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import ipaddress
 import json
 import os
 import re
@@ -37,11 +35,14 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from helpers import secrets, state, steps
+from helpers.apiclient import LOOPBACK as LOOPBACK  # re-exported: this module's public names
+from helpers.apiclient import JsonApiClient, error_body, is_http_url, token_in_clear
+from helpers.apiclient import retry_delay as retry_delay
 from helpers.steps import StepResult
 
 TOKEN_NAME = "COOLIFY_API_TOKEN"
@@ -51,7 +52,6 @@ API_PATH = "/api/v1"
 # vars), deploy (start databases; 2.17 deploy webhooks), read:sensitive (read back the databases' internal
 # URLs when the secrets file lost them). Coolify's "root" permission covers all of them.
 TOKEN_ABILITIES: tuple[str, ...] = ("read", "write", "deploy", "read:sensitive")
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
 STATE = "phase2"
 
 
@@ -180,12 +180,7 @@ FIELD_HINTS = {
 
 
 def _error_from(response: httpx.Response, method: str, path: str) -> CoolifyError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    body = error_body(response)
     message = str(body.get("message") or response.text[:300] or response.reason_phrase).strip()
     detail = body.get("error")
     if detail and str(detail) not in message:
@@ -252,50 +247,29 @@ def _error_from(response: httpx.Response, method: str, path: str) -> CoolifyErro
     return CoolifyError(message, hint="unexpected answer; see the message", **common)
 
 
-def retry_delay(response: httpx.Response, attempt: int, now: Callable[[], float] = time.time) -> float:
-    """Seconds to wait before retrying: ``Retry-After`` (seconds or HTTP date), else backoff."""
-    value = response.headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError):
-                parsed = email.utils.parsedate_to_datetime(value)
-                return max(0.0, parsed.timestamp() - now())
-    return float(min(2**attempt, 30))
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # --------------------------------------------------------------------------- the client
 
 
-class Client:
-    """A small Coolify v4 API client. ``transport`` swaps the network (tests, stand-ins)."""
+class Client(JsonApiClient):
+    """A small Coolify v4 API client. ``transport`` swaps the network (tests, stand-ins).
 
-    def __init__(
-        self,
-        token: str,
-        base_url: str | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 4,
-        max_wait: float = 120.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if not token or token != token.strip() or token[:1] in "\"'":
-            raise ValueError(
-                f"{TOKEN_NAME} is empty or has quotes/spaces around it; store the bare token. {token_help()}"
-            )
-        self.base_url = (base_url or api_url()).rstrip("/")
-        split = urllib.parse.urlsplit(self.base_url)
-        if split.scheme not in ("http", "https") or not split.hostname:
+    The retry rules and the token/URL checks are :class:`helpers.apiclient.JsonApiClient`'s; here: the
+    URL checks (an ``/api/v1`` base), ``Accept: application/json``, retries of GET only, the error
+    translation.
+    """
+
+    token_name = TOKEN_NAME
+    retry_methods = frozenset({"GET"})
+    extra_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    def token_help(self) -> str:
+        return token_help()
+
+    def default_base_url(self) -> str:
+        return api_url()
+
+    def check_base_url(self, split: urllib.parse.SplitResult) -> None:
+        if not is_http_url(split):
             raise ValueError(
                 f"Coolify API URL {self.base_url!r} is not an http(s) URL such as http://IP:8000/api/v1"
             )
@@ -303,22 +277,22 @@ class Client:
             raise ValueError(
                 f"Coolify API URL {self.base_url!r} must end in {API_PATH} (e.g. http://203.0.113.7:8000/api/v1)"
             )
-        self.max_retries = max_retries
-        self.max_wait = max_wait
-        self.sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": "implementation3-runbook",
-            },
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            transport=transport,
-        )
 
-    def __repr__(self) -> str:  # never the token
-        return f"Client(base_url={self.base_url!r})"
+    def _target(self, path: str) -> tuple[str, str]:
+        path = path if path.startswith("/") else "/" + path
+        return self.base_url + path, path
+
+    def _error(self, response: httpx.Response, method: str, path: str, sent: Any) -> CoolifyError:
+        return _error_from(response, method, path)
+
+    def _network_error(self, message: str, *, method: str, path: str, hint: str) -> Unreachable:
+        return Unreachable(message, method=method, path=path, hint=hint)
+
+    def _unreachable_hint(self) -> str:
+        return (
+            f"is Coolify running (task 2.5) and is port {DASHBOARD_PORT} open (ufw in task 2.4, the "
+            f"cloud firewall in task 2.2)? Check COOLIFY_API_URL ({self.base_url})"
+        )
 
     @property
     def dashboard_url(self) -> str:
@@ -327,70 +301,19 @@ class Client:
     @property
     def plain_http_remote(self) -> bool:
         """True when the token travels in clear text to a non-loopback host (Coolify before a domain)."""
-        split = urllib.parse.urlsplit(self.base_url)
-        host = split.hostname or ""
-        return split.scheme == "http" and host not in LOOPBACK and not _is_loopback(host)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---------------------------------------------------------------- transport level
-
-    def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-    ) -> httpx.Response:
-        method = method.upper()
-        path = path if path.startswith("/") else "/" + path
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(method, self.base_url + path, params=params, json=json)
-            except httpx.TransportError as exc:
-                if method == "GET" and attempt < self.max_retries:
-                    self.sleep(min(2**attempt, 30))
-                    attempt += 1
-                    continue
-                hint = (
-                    f"is Coolify running (task 2.5) and is port {DASHBOARD_PORT} open (ufw in task 2.4, the "
-                    f"cloud firewall in task 2.2)? Check COOLIFY_API_URL ({self.base_url})"
-                )
-                if method != "GET":
-                    hint += "; the request may have been processed: look before trying again"
-                raise Unreachable(
-                    f"no answer ({type(exc).__name__}: {exc})", method=method, path=path, hint=hint
-                ) from exc
-            status = response.status_code
-            retryable = status == 429 or (status >= 500 and method == "GET")
-            if retryable and attempt < self.max_retries:
-                delay = retry_delay(response, attempt)
-                if delay <= self.max_wait:
-                    self.sleep(delay)
-                    attempt += 1
-                    continue
-            if status >= 400:
-                raise _error_from(response, method, path)
-            return response
+        return token_in_clear(urllib.parse.urlsplit(self.base_url))
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
 
     def post(self, path: str, body: Any = None) -> Any:
-        response = self.request("POST", path, json=body)
-        return response.json() if response.content else {}
+        return self._json("POST", path, json=body)
 
     def patch(self, path: str, body: Any) -> Any:
-        response = self.request("PATCH", path, json=body)
-        return response.json() if response.content else {}
+        return self._json("PATCH", path, json=body)
 
     def delete(self, path: str) -> Any:
-        response = self.request("DELETE", path)
-        return response.json() if response.content else {}
+        return self._json("DELETE", path)
 
     # ---------------------------------------------------------------- instance
 
