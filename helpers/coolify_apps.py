@@ -20,8 +20,9 @@ Built on :mod:`helpers.coolify` (the client, :class:`~helpers.coolify.Target`, :
 * **Deployments** (2.17) go through the deploy webhook, ``GET <coolify>/api/v1/deploy?uuid=<app>&force=false``
   with a token that has the ``deploy`` permission, exactly as the GitHub workflow calls it; the runbook
   waits for ``queued → in_progress → finished`` (or ``failed``). Idempotence: an app whose latest
-  deployment *finished* with the same image tag and the same environment fingerprints, and which is
-  running, is ``ok``; a new deployment then needs ``redeploy=True``.
+  deployment *finished* with the same image tag, whose variables are unchanged since the runbook last
+  deployed it, and which is running, is ``ok`` — whether that latest deployment is the runbook's or a
+  newer one the workflow started after a push; a new deployment then needs ``redeploy=True``.
 """
 
 from __future__ import annotations
@@ -537,7 +538,9 @@ def ensure_deployed(
     up_to_date = (
         latest is not None
         and latest.get("status") == "finished"
-        and latest.get("deployment_uuid") == done.get("deployment_uuid")
+        # Ours, or a newer one (the workflow's webhook call after a push): either way it started after
+        # the variables we deployed with were in place, so it runs them as long as they are unchanged.
+        and bool(done.get("deployment_uuid"))
         and done.get("env_digest") == digest
         and latest.get("docker_registry_image_tag") == tag
         and status.startswith("running")

@@ -247,6 +247,11 @@ def test_2_17_deploys_through_the_webhook_once_then_ok(world: dict[str, Any]) ->
     again, _ = coolify_apps.ensure_deployed(client, "web", made["web"][1], redeploy=True, interval=0)
     assert again.status == "changed" and "redeploy=True" in again.detail
     assert len(fake.deployments) == 3
+    # The workflow's webhook call after a push makes a newer deployment: still current, no redeploy.
+    queued = client.deploy([made["web"][1]["uuid"]])[0]
+    coolify_apps.wait_deployment(client, queued["deployment_uuid"], progress=lines.append, interval=0)
+    after_push, _ = coolify_apps.ensure_deployed(client, "web", made["web"][1], interval=0)
+    assert after_push.status == "ok" and len(fake.deployments) == 4, after_push
     url = coolify_apps.webhook_url(client, made["web"][1]["uuid"])
     assert url == f"http://203.0.113.7:8000/api/v1/deploy?uuid={made['web'][1]['uuid']}&force=false"
 
