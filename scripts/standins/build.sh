@@ -21,6 +21,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"   # the project root (paths in a folder's `context` file)
 MIRROR="${STANDIN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${STANDIN_SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}"
 SUITE="${STANDIN_SUITE:-bookworm}"
@@ -125,8 +126,23 @@ build_one() {
     rootfs="$PREFIX/rootfs-$name:$SUITE"
     pkgs="$( [[ -f "$dir/packages" ]] && packages_of "$dir/packages" | paste -sd' ' - || true)"
     rootfs_hash="$( { image_label "$BASE_IMAGE"; echo "$pkgs"; } | sha)"
-    want="$( { echo "$rootfs_hash"; folder_hash "$dir"; } | sha)"
+    # The build context: the folder itself, plus the project paths its `context` file lists
+    # ("<path from the project root> <destination in the context>"), so nothing is kept twice.
+    local ctx_dir="$dir" src dest
+    if [[ -f "$dir/context" ]]; then
+        ctx_dir="$(mktemp -d)"
+        cp -a "$dir/." "$ctx_dir/"
+        while read -r src dest; do
+            [[ -z "$src" || "$src" == \#* ]] && continue
+            [[ -e "$ROOT/$src" ]] || die "$dir/context: $src does not exist"
+            mkdir -p "$ctx_dir/$(dirname "$dest")"
+            cp -a "$ROOT/$src" "$ctx_dir/$dest"
+            find "$ctx_dir/$dest" -name __pycache__ -prune -exec rm -rf {} +
+        done < "$dir/context"
+    fi
+    want="$( { echo "$rootfs_hash"; folder_hash "$ctx_dir"; } | sha)"
     if [[ $FORCE == 0 && "$(image_label "$image")" == "$want" ]]; then
+        [[ "$ctx_dir" == "$dir" ]] || rm -rf "$ctx_dir"
         echo "ok       $image"
         return 0
     fi
@@ -146,8 +162,11 @@ DOCKERFILE
         rm -rf "$ctx"
     fi
     log "$image: docker build $dir"
-    run docker build --network host --build-arg "BASE=$rootfs" --label "$LABEL=$want" -t "$image" "$dir" \
-        || die "docker build of '$name' failed"
+    local built=0
+    run docker build --network host --build-arg "BASE=$rootfs" --label "$LABEL=$want" -t "$image" "$ctx_dir" \
+        && built=1
+    [[ "$ctx_dir" == "$dir" ]] || rm -rf "$ctx_dir"
+    [[ $built == 1 ]] || die "docker build of '$name' failed"
     echo "changed  $image"
 }
 

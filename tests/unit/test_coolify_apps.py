@@ -266,8 +266,9 @@ def test_bad_input_says_what_to_do() -> None:
         assert secrets_missing  # APP_SECRET is not set yet
 
 
-def test_app_image_stub_is_the_fixture_stub() -> None:
-    ours = PROJECT_ROOT / "scripts" / "standins" / "app" / "stub"
-    fixture = PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub"
-    for name in ("_env.py", "web.py", "worker.py"):
-        assert (ours / name).read_bytes() == (fixture / name).read_bytes(), f"copy {fixture / name} to {ours}"
+def test_app_image_is_built_from_the_fixture_stub_itself() -> None:
+    folder = PROJECT_ROOT / "scripts" / "standins" / "app"
+    assert not (folder / "stub").exists(), "no copy of the stub: ./context brings the fixture's into the build"
+    lines = [ln.split() for ln in (folder / "context").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert ["tests/fixtures/sample-app/stub", "stub"] in lines
+    assert (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub" / "worker.py").is_file()
