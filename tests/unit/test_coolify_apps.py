@@ -268,7 +268,8 @@ def test_bad_input_says_what_to_do() -> None:
 
 def test_app_image_is_built_from_the_fixture_stub_itself() -> None:
     folder = PROJECT_ROOT / "scripts" / "standins" / "app"
-    assert not (folder / "stub").exists(), "no copy of the stub: ./context brings the fixture's into the build"
-    lines = [ln.split() for ln in (folder / "context").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert not (folder / "stub").exists(), "no copy: ./context brings the fixture's stub into the build"
+    text = (folder / "context").read_text()
+    lines = [ln.split() for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert ["tests/fixtures/sample-app/stub", "stub"] in lines
     assert (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub" / "worker.py").is_file()
