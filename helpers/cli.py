@@ -476,9 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     args = build_parser().parse_args(argv)
     console = _console()
-    from helpers.runner.catalog import RegistryError
     from helpers.runner.params import ParameterError
     from helpers.runner.runs import RunnerError
+    from helpers.tasks import RegistryError
 
     try:
         if args.command == "list":

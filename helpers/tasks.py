@@ -78,9 +78,12 @@ class Phase:
     success: str
 
 
-@functools.cache
-def _load() -> tuple[dict[str, Phase], dict[str, Task]]:
-    data = yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))
+def parse(data: dict, source: str = "tasks.yaml") -> tuple[dict[str, Phase], dict[str, Task]]:
+    """Phases and tasks from a registry document (``tasks.yaml``'s schema), validated.
+
+    Raises :class:`RegistryError` on a duplicate id, an unknown kind or phase, a dependency the
+    document does not list, or a cycle. ``source`` names the document in those messages.
+    """
     phases = {name: Phase(name=name, **body) for name, body in data["phases"].items()}
     tasks: dict[str, Task] = {}
     for position, row in enumerate(data["tasks"]):
@@ -89,22 +92,27 @@ def _load() -> tuple[dict[str, Phase], dict[str, Task]]:
             slug=row["slug"],
             title=row["title"],
             kind=row["kind"],
-            needs=tuple(str(n) for n in row["needs"]),
+            needs=tuple(str(n) for n in row.get("needs", [])),
             position=position,
         )
         if task.id in tasks:
-            raise RegistryError(f"task {task.id} is listed twice in {REGISTRY.name}")
+            raise RegistryError(f"task {task.id} is listed twice in {source}")
         if task.kind not in KINDS:
             raise RegistryError(f"task {task.id}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
         if task.phase not in phases:
-            raise RegistryError(f"task {task.id}: its phase {task.phase} is not declared")
+            raise RegistryError(f"task {task.id}: its phase {task.phase} is not declared in {source}")
         tasks[task.id] = task
     for task in tasks.values():
-        for dep in task.needs:
-            if dep not in tasks:
-                raise RegistryError(f"task {task.id} needs {dep}, which the registry does not list")
-    _topological(tasks.values(), tasks)  # raises on a cycle
+        missing = [d for d in task.needs if d not in tasks]
+        if missing:
+            raise RegistryError(f"task {task.id} needs {', '.join(missing)}, which {source} does not list")
+    topological(tasks.values())  # raises on a cycle
     return phases, tasks
+
+
+@functools.cache
+def _load() -> tuple[dict[str, Phase], dict[str, Task]]:
+    return parse(yaml.safe_load(REGISTRY.read_text(encoding="utf-8")), REGISTRY.name)
 
 
 def phases() -> dict[str, Phase]:
@@ -129,13 +137,24 @@ def in_phase(phase: str) -> list[Task]:
     return [t for t in all_tasks() if t.phase == phase]
 
 
-def _topological(subset: Iterable[Task], index: dict[str, Task]) -> list[Task]:
-    """Kahn's algorithm; among ready tasks, the one listed first in tasks.yaml (the plan's order)."""
-    members = {t.id: t for t in subset}
+def _tie(task: Task) -> tuple[int, tuple[int, int]]:
+    return task.position, task.key
+
+
+def topological(tasks: Iterable[Task]) -> list[Task]:
+    """Dependency order of any set of tasks (Kahn's algorithm).
+
+    Among ready tasks the one listed first in tasks.yaml goes first (the plan's order), then the
+    lowest id. Dependencies on tasks outside the set (2.1 needing 1.15) are ignored.
+    """
+    members = {t.id: t for t in tasks}
     waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
     done: list[Task] = []
     while waiting:
-        ready = sorted((t for t, deps in waiting.items() if not deps), key=lambda t: index[t].position)
+        ready = sorted(
+            (t for t, deps in waiting.items() if not deps),
+            key=lambda t: (members[t].position, members[t].key),
+        )
         if not ready:
             raise RegistryError(f"dependency cycle among tasks {', '.join(sorted(waiting))}")
         first = ready[0]
@@ -146,34 +165,48 @@ def _topological(subset: Iterable[Task], index: dict[str, Task]) -> list[Task]:
     return done
 
 
-def order(phase: str) -> list[Task]:
-    """The phase's tasks in dependency order (the order the runner executes them)."""
-    return _topological(in_phase(phase), _load()[1])
-
-
-def levels(phase: str) -> list[list[Task]]:
-    """Parallel groups: every task of a group depends only on earlier groups."""
-    tasks = in_phase(phase)
+def parallel_levels(tasks: Iterable[Task]) -> list[list[Task]]:
+    """Parallel groups of any set of tasks: each depends only on tasks of earlier groups."""
+    ordered = topological(tasks)
     depth: dict[str, int] = {}
-    for task in order(phase):
+    for task in ordered:
         inside = [depth[d] for d in task.needs if d in depth]
         depth[task.id] = 1 + max(inside) if inside else 0
+    if not ordered:
+        return []
     groups: list[list[Task]] = [[] for _ in range(max(depth.values()) + 1)]
-    for task in tasks:
+    for task in sorted(ordered, key=lambda t: t.key):
         groups[depth[task.id]].append(task)
     return groups
 
 
-def ancestors(task_id: str) -> set[str]:
-    """Every task that ``task_id`` depends on, directly or not."""
+def ancestors_among(task_id: str, tasks: Iterable[Task]) -> set[str]:
+    """Every task of ``tasks`` that ``task_id`` depends on, directly or not."""
+    index = {t.id: t for t in tasks}
     seen: set[str] = set()
-    stack = list(get(task_id).needs)
+    stack = list(index[task_id].needs) if task_id in index else []
     while stack:
         dep = stack.pop()
-        if dep not in seen:
+        if dep in index and dep not in seen:
             seen.add(dep)
-            stack.extend(get(dep).needs)
+            stack.extend(index[dep].needs)
     return seen
+
+
+def order(phase: str) -> list[Task]:
+    """The phase's tasks in dependency order (the order the runner executes them)."""
+    return topological(in_phase(phase))
+
+
+def levels(phase: str) -> list[list[Task]]:
+    """Parallel groups: every task of a group depends only on earlier groups."""
+    return parallel_levels(in_phase(phase))
+
+
+def ancestors(task_id: str) -> set[str]:
+    """Every task that ``task_id`` depends on, directly or not."""
+    get(task_id)  # unknown ids raise
+    return ancestors_among(task_id, all_tasks())
 
 
 def dependents(task_id: str) -> set[str]:

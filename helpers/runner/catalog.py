@@ -9,13 +9,13 @@ are then relative to that file's folder, or to ``RUNBOOK_PROJECT_ROOT`` when set
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from helpers import tasks as registry
-from helpers.tasks import KINDS, Phase, RegistryError, Task
+from helpers.tasks import Phase, Task
 
 
 @dataclass(frozen=True)
@@ -56,30 +56,7 @@ def from_registry() -> Catalog:
 def from_file(path: Path, root: Path | None = None) -> Catalog:
     """A registry file with the same schema as ``helpers/tasks.yaml``."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    phases = {name: Phase(name=name, **body) for name, body in data["phases"].items()}
-    tasks: dict[str, Task] = {}
-    positional = "position" in {f.name for f in fields(Task)}
-    for position, row in enumerate(data["tasks"]):
-        extra = {"position": position} if positional else {}
-        task = Task(
-            id=str(row["id"]),
-            slug=row["slug"],
-            title=row["title"],
-            kind=row["kind"],
-            needs=tuple(str(n) for n in row.get("needs", [])),
-            **extra,
-        )
-        if task.id in tasks:
-            raise RegistryError(f"task {task.id} is listed twice in {path}")
-        if task.kind not in KINDS:
-            raise RegistryError(f"task {task.id}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
-        if task.phase not in phases:
-            raise RegistryError(f"task {task.id}: its phase {task.phase} is not declared in {path}")
-        tasks[task.id] = task
-    for task in tasks.values():
-        missing = [d for d in task.needs if d not in tasks]
-        if missing:
-            raise RegistryError(f"task {task.id} needs {', '.join(missing)}, which {path} does not list")
+    phases, tasks = registry.parse(data, str(path))
     return Catalog(
         root=Path(root) if root else Path(path).resolve().parent,
         phases=phases,

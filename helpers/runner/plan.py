@@ -14,64 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from helpers.tasks import RegistryError, Task
+from helpers import tasks as registry
+from helpers.tasks import Task
 
 
 class SelectionError(ValueError):
     """A --from/--to/--only selection that does not fit the phase."""
 
 
-def _tie(task: Task) -> tuple[int, tuple[int, int]]:
-    """Among ready tasks: the one listed first in the registry (like :mod:`helpers.tasks`), then by id."""
-    return getattr(task, "position", 0), task.key
-
-
-def order(tasks: Iterable[Task]) -> list[Task]:
-    """Dependency order (Kahn's algorithm); ties go to the registry's listing order, then the lowest id.
-
-    Dependencies on tasks outside ``tasks`` (e.g. phase 2's first task needing 1.15) are ignored.
-    """
-    members = {t.id: t for t in tasks}
-    waiting = {tid: {d for d in t.needs if d in members} for tid, t in members.items()}
-    done: list[Task] = []
-    while waiting:
-        ready = sorted((tid for tid, deps in waiting.items() if not deps), key=lambda i: _tie(members[i]))
-        if not ready:
-            raise RegistryError(f"dependency cycle among tasks {', '.join(sorted(waiting))}")
-        first = ready[0]
-        done.append(members[first])
-        del waiting[first]
-        for deps in waiting.values():
-            deps.discard(first)
-    return done
-
-
-def levels(tasks: Iterable[Task]) -> list[list[Task]]:
-    """Parallel groups: every task of a group depends only on tasks of earlier groups."""
-    ordered = order(tasks)
-    depth: dict[str, int] = {}
-    for task in ordered:
-        inside = [depth[d] for d in task.needs if d in depth]
-        depth[task.id] = 1 + max(inside) if inside else 0
-    if not ordered:
-        return []
-    groups: list[list[Task]] = [[] for _ in range(max(depth.values()) + 1)]
-    for task in sorted(ordered, key=lambda t: t.key):
-        groups[depth[task.id]].append(task)
-    return groups
+# The registry's own functions work on any collection of tasks: the runner reuses them.
+order = registry.topological
+levels = registry.parallel_levels
 
 
 def ancestors(task_id: str, tasks: Iterable[Task]) -> set[str]:
     """Every task among ``tasks`` that ``task_id`` depends on, directly or not."""
-    index = {t.id: t for t in tasks}
-    seen: set[str] = set()
-    stack = list(index[task_id].needs) if task_id in index else []
-    while stack:
-        dep = stack.pop()
-        if dep in index and dep not in seen:
-            seen.add(dep)
-            stack.extend(index[dep].needs)
-    return seen
+    return registry.ancestors_among(task_id, tasks)
 
 
 @dataclass(frozen=True)

@@ -80,4 +80,5 @@ def test_scrubbing_json_text_keeps_it_valid_json(secrets_file):
     import json
 
     text = json.dumps({"workflow": 'curl -H "Authorization: Bearer ${COOLIFY_API_TOKEN}" --fail-with-body'})
-    assert json.loads(secrets.scrub(text))["workflow"].startswith('curl -H "Authorization: Bearer [REDACTED]"')
+    scrubbed = json.loads(secrets.scrub(text))["workflow"]
+    assert scrubbed.startswith('curl -H "Authorization: Bearer [REDACTED]"')
