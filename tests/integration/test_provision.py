@@ -54,6 +54,9 @@ def repo_copy() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="rb-platform-"))
     root.chmod(0o755)
     shutil.copytree(ROOT / "scripts", root / "scripts")
+    # what the stand-in folders' `context` files bring into their builds (the app image: the fixture's stub)
+    stub = Path("tests/fixtures/sample-app/stub")
+    shutil.copytree(ROOT / stub, root / stub, ignore=shutil.ignore_patterns("__pycache__"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
