@@ -211,22 +211,30 @@ def run_probe(cli: Any, image: str, name_prefix: str = "runbook-probe-") -> Prob
 
     Its output also carries ``df`` of the container's root, which lives on Docker's data root.
     """
-    from docker.errors import ImageNotFound
+    from docker.errors import ContainerError, ImageNotFound
 
     if not image_present(cli, image):
         raise ImageNotFound(missing_image_hint(image))
     name = f"{name_prefix}{uuid.uuid4().hex[:10]}"
-    out = cli.containers.run(
+    command = [f"echo {PROBE_MARKER}; df -Pk / 2>/dev/null | tail -n 1"]
+    # create/start/remove(v=True) rather than run(remove=True): the SDK removes without `v`, which
+    # leaves the image's anonymous volumes (the Redis and PostgreSQL images declare one) behind.
+    container = cli.containers.create(
         image,
         entrypoint=["sh", "-c"],
-        command=[f"echo {PROBE_MARKER}; df -Pk / 2>/dev/null | tail -n 1"],
+        command=command,
         name=name,
-        remove=True,
         network_disabled=True,
         labels={PROBE_LABEL: "1"},
-        stdout=True,
-        stderr=True,
     )
+    try:
+        container.start()
+        status = container.wait(timeout=120).get("StatusCode", 1)
+        out = container.logs(stdout=True, stderr=True)
+        if status != 0:
+            raise ContainerError(container, status, command, image, out)
+    finally:
+        container.remove(v=True, force=True)
     text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
     return ProbeRun(image=image, output=text, df_free_bytes=parse_df(text))
 

@@ -122,7 +122,7 @@ def test_port_taken_by_a_container_names_the_container(tmp_path):
             assert f"container `{name}`" in failure.detail and env.vars["REDIS_IMAGE"] in failure.detail
             assert f"docker stop {name}" in failure.hint and "REDIS_PORT" in failure.hint
         finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+            subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
 
 
 @pytest.mark.engine
