@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,29 +37,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PARAMETERS = {"commit": True, "rewrite_env": True}  # 1.14 commits in the disposable copy; 1.9 fixes .env
-STANDINS = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
-OFFICIAL = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def image_present(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
 def images() -> dict[str, str]:
-    chosen = {}
-    for key, official in OFFICIAL.items():
-        value = os.environ.get(key) or (official if image_present(official) else STANDINS[key])
-        if not image_present(value):
+    """The service images the tests would use (helpers.sampleapp), which must be present: no pulls here."""
+    from helpers import sampleapp
+
+    chosen = sampleapp.service_images()
+    for value in chosen.values():
+        if not sampleapp.image_present(value):
             sys.exit(
                 f"image {value} is not present: run `scripts/provision.sh images` first (no registry here)"
             )
-        chosen[key] = value
     return chosen
 
 
@@ -69,6 +57,7 @@ class World:
 
     def __init__(self, base: Path, name: str):
         from helpers import apprun, sampleapp
+        from helpers.ports import free_port
 
         self.dir = base / name
         self.project = f"rb-runner-bench-{name}-{os.getpid()}"

@@ -34,7 +34,6 @@ import os
 import posixpath
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from helpers import tasks as registry
+from helpers.ports import free_port
 from helpers.tasks import PROJECT_ROOT, Task
 
 log = logging.getLogger("mkdocs.plugins.runbook")
@@ -825,12 +825,6 @@ class RunContext:
     secret_values: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 120), **kw)
 
@@ -1034,12 +1028,12 @@ def reference_run(
     ctx = RunContext(work=work, app_dir=work / "app", project=project, env={}, secret_values=[password])
     from helpers import apprun, sampleapp
 
-    web_port = _free_port()
+    web_port = free_port()
     ctx.env = {
         **images,
         "COMPOSE_PROJECT_NAME": project,
-        "POSTGRES_PORT": str(_free_port()),
-        "REDIS_PORT": str(_free_port()),
+        "POSTGRES_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
         "POSTGRES_PASSWORD": password,
         "RUNBOOK_DRY_RUN": "",
         "RUNBOOK_ALLOW_COMMIT": "1",  # 1.14 commits, in the run's own copy of the app only

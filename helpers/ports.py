@@ -22,6 +22,13 @@ COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 DOCKER_PROXY_NAMES = ("docker-proxy", "com.docker.backend", "vpnkit", "wslrelay.exe", "rootlesskit")
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when a TCP listener could bind ``host:port`` right now (what Docker's port publishing needs)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -22,7 +22,6 @@ What it checks, each against the real thing:
 from __future__ import annotations
 
 import contextlib
-import socket
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from helpers import secrets, state
 from helpers.coolify import Client
 from helpers.docsite import PRODUCTION_ENV  # noqa: F401  (the production variables live there)
+from helpers.ports import free_port
 
 STATE = "phase2"
 STANDIN_DIR = "/opt/runbook-coolify-standin"  # where the rehearsal installer puts the stand-in (task 2.5)
@@ -79,17 +79,11 @@ def container_address(remote: Any, container: str, rehearsal: bool) -> str:
     return addresses[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def redis_tunnel(remote: Any, redis_uuid: str, rehearsal: bool, port: int = 6379) -> Iterator[str]:
     """``redis://default:<password>@127.0.0.1:<port>/0`` while an SSH tunnel to production Redis is up."""
     address = container_address(remote, redis_uuid, rehearsal)
-    local = _free_port()
+    local = free_port()
     url = urllib.parse.urlsplit(secrets.get("PROD_REDIS_URL"))
     with remote.conn.forward_local(local, remote_port=port, remote_host=address, local_host="127.0.0.1"):
         netloc = (

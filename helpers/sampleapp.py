@@ -22,7 +22,6 @@ import argparse
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from urllib.parse import quote
 from dotenv import dotenv_values, set_key
 
 from helpers import apprun
+from helpers.ports import free_port
 from helpers.tasks import PROJECT_ROOT
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
@@ -149,13 +149,8 @@ def environment(
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _image_present(image: str) -> bool:
+def image_present(image: str) -> bool:
+    """The image is in the local engine (no pull)."""
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
@@ -168,7 +163,7 @@ def service_images() -> dict[str, str]:
     from_file = dotenv_values(IMAGES_ENV) if IMAGES_ENV.is_file() else {}
     for key, official in OFFICIAL_IMAGES.items():
         value = os.environ.get(key) or from_file.get(key)
-        if not value and not _image_present(official) and _image_present(STANDIN_IMAGES[key]):
+        if not value and not image_present(official) and image_present(STANDIN_IMAGES[key]):
             value = STANDIN_IMAGES[key]
         if value:
             chosen[key] = value
@@ -197,7 +192,7 @@ class Sandbox:
     def create(cls, project: str, python: str = sys.executable) -> Sandbox:
         work = Path(tempfile.mkdtemp(prefix=f"{project}-"))
         app_dir, _ = prepare(work / "app")
-        postgres_port, redis_port, web_port = _free_port(), _free_port(), _free_port()
+        postgres_port, redis_port, web_port = free_port(), free_port(), free_port()
         env = {
             "RUNBOOK_APP_DIR": str(app_dir),
             "COMPOSE_PROJECT_NAME": project,
