@@ -64,14 +64,14 @@ phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of 
 	scripts/provision.sh engine compose images
 	@$(load_images_env); \
 	$(if $(APP_DIR),export RUNBOOK_APP_DIR="$(abspath $(APP_DIR))";,\
-	eval "$$($(VENV)/bin/python -m helpers.sampleapp prepare --allow-commit --export)";) \
+	eval "$$($(VENV)/bin/python -m helpers.runner.sampleapp prepare --allow-commit --export)";) \
 	if [[ ! -x $(VENV)/bin/runbook ]]; then \
-		echo "make phase1: $(VENV)/bin/runbook is missing (helpers.cli not installed?): run make install" >&2; exit 1; \
+		echo "make phase1: $(VENV)/bin/runbook is missing (helpers.runner.cli not installed?): run make install" >&2; exit 1; \
 	fi; \
 	$(VENV)/bin/runbook run phase1 $(ARGS)
 
 docs: install ## build the site into site/ (mkdocs --strict), with real outputs from a reference run when Docker answers
-	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite reference-run --if-engine
+	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite.site reference-run --if-engine
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 .PHONY: rehearse-phase2

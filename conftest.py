@@ -4,7 +4,7 @@
 ``testpaths``) executes each notebook with its parameter defaults, which come from environment
 variables. This file:
 
-* sorts the notebook cells by the task registry's dependency order (``helpers.tasks.order``), after
+* sorts the notebook cells by the task registry's dependency order (``helpers.core.tasks.order``), after
   every other test, so 1.7 writes the compose file before 1.4 starts the services;
 * before the first notebook cell runs (nbval starts a notebook's kernel when its first cell is set
   up; the setup hook below runs before that), prepares a git-initialised copy of the sample app
@@ -15,7 +15,7 @@ variables. This file:
   ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is disposable; nothing else sets it by default);
 * uses the service images from the environment, else ``.work/images.env`` (``scripts/provision.sh
   images``), else the local stand-ins when the official images are absent
-  (all of this is :class:`helpers.sampleapp.Sandbox`);
+  (all of this is :class:`helpers.runner.sampleapp.Sandbox`);
 * needs the Docker engine like ``@pytest.mark.engine`` tests: without one the notebooks are skipped
   with the reason, or fail when ``RUNBOOK_REQUIRE_ENGINE=1``;
 * skips the rest of a notebook after a failed cell, and the notebooks of tasks that need a failed one;
@@ -65,7 +65,7 @@ def _notebook_of(item: pytest.Item) -> Path:
 
 
 def _registry_positions() -> dict[Path, int]:
-    from helpers import tasks
+    from helpers.core import tasks
 
     ordered = [t for phase in tasks.phases() for t in tasks.order(phase)]
     return {(ROOT / t.notebook).resolve(): n for n, t in enumerate(ordered)}
@@ -106,7 +106,7 @@ def pytest_collection_modifyitems(
 
 
 def _task_of(notebook: Path):
-    from helpers import tasks
+    from helpers.core import tasks
 
     for task in tasks.all_tasks():
         if (ROOT / task.notebook).resolve() == notebook:
@@ -134,14 +134,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"an earlier cell of {notebook.name} failed")
     if problem is None and _RUN_KEY not in item.config.stash:
         # First notebook cell to run: the sandbox now (the other tests ran before, without its variables).
-        from helpers import sampleapp
+        from helpers.runner import sampleapp
 
         sandbox = sampleapp.Sandbox.create(f"rb-nbval-{os.getpid()}")
         sandbox.apply()
         item.config.stash[_RUN_KEY] = sandbox
     task = _task_of(notebook)
     if task is not None:
-        from helpers import tasks
+        from helpers.core import tasks
 
         blocked = sorted(
             (t for t in failed if (dep := _task_of(t)) is not None and dep.id in tasks.ancestors(task.id)),

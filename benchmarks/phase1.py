@@ -40,8 +40,9 @@ PARAMETERS = {"commit": True, "rewrite_env": True}  # 1.14 commits in the dispos
 
 
 def images() -> dict[str, str]:
-    """The service images the tests would use (helpers.sampleapp), which must be present: no pulls here."""
-    from helpers import sampleapp
+    """The service images the tests would use (helpers.runner.sampleapp), which must be present: no pulls
+    here."""
+    from helpers.runner import sampleapp
 
     chosen = sampleapp.service_images()
     for value in chosen.values():
@@ -56,8 +57,9 @@ class World:
     """A disposable copy of the sample app, its compose project, ports and environment."""
 
     def __init__(self, base: Path, name: str):
-        from helpers import apprun, sampleapp
-        from helpers.ports import free_port
+        from helpers.host.ports import free_port
+        from helpers.runner import sampleapp
+        from helpers.services import apprun
 
         self.dir = base / name
         self.project = f"rb-runner-bench-{name}-{os.getpid()}"
@@ -84,7 +86,7 @@ class World:
         self.cells: dict[str, float] = {}
 
     def down(self) -> None:
-        from helpers import apprun
+        from helpers.services import apprun
 
         apprun.stop_recorded(self.dir / "logs")
         compose = self.app / "docker-compose.yml"
@@ -153,7 +155,7 @@ def raw_compose(world: World) -> float:
 
 def raw_notebooks() -> int:
     """Worker mode: execute phase 1's notebook code in this process, in run order, no kernel."""
-    from helpers import tasks
+    from helpers.core import tasks
     from helpers.runner.params import declared_parameters
 
     for task in tasks.order("phase1"):
@@ -190,7 +192,7 @@ def raw_tasks(world: World) -> dict[str, float]:
 
 
 def runner(world: World, fresh: bool) -> float:
-    cmd = [sys.executable, "-m", "helpers.cli", "run", "phase1"]
+    cmd = [sys.executable, "-m", "helpers.runner.cli", "run", "phase1"]
     for name, value in PARAMETERS.items():
         cmd += ["-p", name, str(value).lower()]
     if fresh:

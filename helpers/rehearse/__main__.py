@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers import tasks as registry
+from helpers.core import tasks as registry
+from helpers.core.tasks import PROJECT_ROOT
 from helpers.rehearse.session import Rehearsal, RehearsalError
-from helpers.tasks import PROJECT_ROOT
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
@@ -171,7 +171,7 @@ def run_once(
     cmd = [
         sys.executable,
         "-m",
-        "helpers.cli",
+        "helpers.runner.cli",
         "run",
         "phase2",
         *selection,

@@ -237,7 +237,7 @@ def redact_secret_fields(value: Any) -> Any:
     stand-in keeps what it needs (e.g. a database password) in its own state, not in the log.
     """
     try:
-        from helpers.secrets import REDACTED, is_secret_name
+        from helpers.core.secrets import REDACTED, is_secret_name
     except ImportError:  # a stand-in shipped to a droplet (task 2.5's rehearsal): the standard library only
         REDACTED = "[REDACTED]"
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from helpers.tasks import PROJECT_ROOT
+from helpers.core.tasks import PROJECT_ROOT
 
 IMAGE = "runbook-standin/droplet:bookworm"
 PREFIX = "rb-droplet-"
@@ -105,7 +105,7 @@ def _free_port() -> int:
     2.3 would rightly refuse it as a changed key; on DigitalOcean that happens when a new droplet gets a
     released IP, here it would only be an accident of port numbers.
     """
-    from helpers import ssh
+    from helpers.cloud import ssh
 
     for _ in range(50):
         with socket.socket() as s:

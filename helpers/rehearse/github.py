@@ -66,7 +66,7 @@ import yaml
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
-from helpers import workflow as deploy_workflow
+from helpers.app import workflow as deploy_workflow
 from helpers.rehearse.base import (
     HTTPError,
     Request,

@@ -5,7 +5,7 @@
 * refuses to start when ``DIGITALOCEAN_API_URL``, ``GITHUB_API_URL``, ``COOLIFY_API_URL`` or ``COOLIFY_URL``
   point anywhere but this machine (a rehearsal must never reach a real vendor);
 * creates a private workspace (default ``.work/rehearsal/<id>/``): ``secrets.env`` (mode 600), ``state/``,
-  ``ssh/``, ``app/`` (a git working copy of the sample app, :func:`helpers.sampleapp.prepare`) and
+  ``ssh/``, ``app/`` (a git working copy of the sample app, :func:`helpers.runner.sampleapp.prepare`) and
   ``runs/`` (the runner's run folders);
 * generates throwaway tokens (DigitalOcean, Coolify, GitHub, Coolify's root password) that only the
   stand-ins accept, and keeps them in the workspace's secrets file, never in a real ``.env``;
@@ -32,7 +32,7 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from helpers.tasks import PROJECT_ROOT
+from helpers.core.tasks import PROJECT_ROOT
 
 DEFAULT_ROOT = PROJECT_ROOT / ".work" / "rehearsal"
 PREFIX = "rb-rehearse-"
@@ -181,7 +181,7 @@ class Rehearsal:
             self._previous_sigterm = None
 
     def _prepare_workspace(self) -> None:
-        from helpers import sampleapp
+        from helpers.runner import sampleapp
 
         for folder in (self.workdir, self.state_dir, self.runs_dir):
             folder.mkdir(parents=True, exist_ok=True)

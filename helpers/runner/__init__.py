@@ -14,5 +14,5 @@ Modules, one concern each (papermill's layout):
 * :mod:`~helpers.runner.runs` — start / resume / plan (setup and finish around the chain);
 * :mod:`~helpers.runner.progress` — terminal progress.
 
-The command line is :mod:`helpers.cli` (``runbook``).
+The command line is :mod:`helpers.runner.cli` (``runbook``).
 """

@@ -1,6 +1,6 @@
 """Where the runner's tasks come from: the project's registry, or a registry file of the same shape.
 
-The runner never lists tasks itself. By default it reads :mod:`helpers.tasks`; every function
+The runner never lists tasks itself. By default it reads :mod:`helpers.core.tasks`; every function
 below takes a :class:`Catalog`, so tests (and anyone trying the runner on their own notebooks)
 can hand it a small registry file instead: ``RUNBOOK_REGISTRY=/path/tasks.yaml`` (notebook paths
 are then relative to that file's folder, or to ``RUNBOOK_PROJECT_ROOT`` when set).
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from helpers import tasks as registry
-from helpers.tasks import Phase, Task
+from helpers.core import tasks as registry
+from helpers.core.tasks import Phase, Task
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Catalog:
     root: Path
     phases: dict[str, Phase]
     tasks: tuple[Task, ...] = field(default_factory=tuple)
-    source: str = "helpers/tasks.yaml"
+    source: str = "helpers/core/tasks.yaml"
 
     def get(self, task_id: str) -> Task:
         for task in self.tasks:
@@ -44,7 +44,7 @@ class Catalog:
 
 
 def from_registry() -> Catalog:
-    """The project's own registry (``helpers/tasks.yaml``)."""
+    """The project's own registry (``helpers/core/tasks.yaml``)."""
     return Catalog(
         root=registry.PROJECT_ROOT,
         phases=registry.phases(),
@@ -54,7 +54,7 @@ def from_registry() -> Catalog:
 
 
 def from_file(path: Path, root: Path | None = None) -> Catalog:
-    """A registry file with the same schema as ``helpers/tasks.yaml``."""
+    """A registry file with the same schema as ``helpers/core/tasks.yaml``."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     phases, tasks = registry.parse(data, str(path))
     return Catalog(

@@ -2,8 +2,8 @@
 
 ``python -m helpers.runner.demo DIR`` writes ``DIR/tasks.yaml`` and ``DIR/notebooks/phase1/*.ipynb``:
 six tasks shaped like the real phase 1 (a chain, then two independent tasks, then a join), each
-notebook written the project's way (parameters cell, a step reported with ``helpers.steps``, a
-verification with ``helpers.checks``). Then::
+notebook written the project's way (parameters cell, a step reported with ``helpers.core.steps``, a
+verification with ``helpers.core.checks``). Then::
 
     RUNBOOK_REGISTRY=DIR/tasks.yaml DEMO_WORK_DIR=/tmp/demo runbook run phase1
     DEMO_BROKEN=1.4 ... runbook run phase1      # task 1.4's verification fails on purpose
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from helpers import steps
+from helpers.core import steps
 
 PARAMETERS = (
     "import os\n"
@@ -51,7 +51,7 @@ def _step_cells(task_id: str) -> list[str]:
         f"from helpers import steps\nfrom helpers.runner.demo import touch\n"
         f"_ = steps.report(touch(work_dir, 'task-{task_id}.txt', label, dry_run=dry_run),\n"
         f"                 title='Task {task_id}')",
-        "from helpers.checks import verify\n"
+        "from helpers.core.checks import verify\n"
         "if not dry_run:\n"
         f"    with verify('Task {task_id} is done') as check:\n"
         f"        written = os.path.join(work_dir, 'task-{task_id}.txt')\n"
@@ -63,7 +63,7 @@ def _step_cells(task_id: str) -> list[str]:
 
 def _manual_cells(task_id: str) -> list[str]:
     return [
-        "from helpers.checks import verify\n"
+        "from helpers.core.checks import verify\n"
         f"with verify('Task {task_id}: the work folder exists') as check:\n"
         "    check('work_dir set', bool(work_dir), work_dir or '(empty)', hint='export DEMO_WORK_DIR')",
     ]

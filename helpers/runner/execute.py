@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.checks import MIME as CHECKS_MIME
+from helpers.core.checks import MIME as CHECKS_MIME
+from helpers.core.steps import MIME as STEPS_MIME
 from helpers.runner.ledger import now
 from helpers.runner.redact import Redactor, redacted_path, register_io_handler, strip_ansi
-from helpers.steps import MIME as STEPS_MIME
 
 log = logging.getLogger("runbook.execute")
 

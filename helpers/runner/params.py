@@ -14,9 +14,9 @@
 
 * Shared names go to every selected notebook that declares them; per-task names must be
   declared by that task's notebook. An unknown name is an error naming the real parameters.
-* Secrets are refused: a secret-looking name (``helpers.secrets.is_secret_name``), or a value
+* Secrets are refused: a secret-looking name (``helpers.core.secrets.is_secret_name``), or a value
   that holds a known secret's value or a token-shaped string. Notebooks read secrets with
-  ``helpers.secrets.get`` from the environment or the git-ignored ``.env``.
+  ``helpers.core.secrets.get`` from the environment or the git-ignored ``.env``.
 * ``--dry-run`` sets ``dry_run = True`` in every notebook that declares ``dry_run``.
 """
 
@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from helpers import secrets
-from helpers.tasks import Task
+from helpers.core import secrets
+from helpers.core.tasks import Task
 
 DRY_RUN = "dry_run"
 _TRUE = {"1", "true", "yes", "on", "y"}
@@ -243,7 +243,7 @@ def _secret_problem(name: str, value: Any, known: list[str]) -> str | None:
             f"parameter {name!r} looks like a secret, and the runner never passes secrets as notebook "
             "parameters (they would be written into the executed notebook). Export it in your shell or "
             f"put it in {secrets.secrets_file()} (git-ignored); notebooks read it with "
-            "helpers.secrets.get(...). The names are documented in helpers/secrets.py (SECRETS)."
+            "helpers.core.secrets.get(...). The names are documented in helpers/core/secrets.py (SECRETS)."
         )
     texts = (
         [str(v) for v in (value.values() if isinstance(value, dict) else value)]

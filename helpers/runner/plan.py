@@ -1,8 +1,8 @@
 """Run order, parallel groups and task selection (``--from``, ``--to``, ``--only``).
 
-Everything here works on a plain list of :class:`~helpers.tasks.Task`, so tests can hand in a
-synthetic registry; on the project's registry the results equal :func:`helpers.tasks.order` and
-:func:`helpers.tasks.levels` (a unit test holds them to it).
+Everything here works on a plain list of :class:`~helpers.core.tasks.Task`, so tests can hand in a
+synthetic registry; on the project's registry the results equal :func:`helpers.core.tasks.order` and
+:func:`helpers.core.tasks.levels` (a unit test holds them to it).
 
 ``--from`` and ``--to`` cut the run order that ``runbook plan`` and ``runbook list`` print
 (inclusive at both ends): what you see is what runs. ``--only`` runs exactly the given tasks, in
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from helpers import tasks as registry
-from helpers.tasks import Task
+from helpers.core import tasks as registry
+from helpers.core.tasks import Task
 
 
 class SelectionError(ValueError):

@@ -1,8 +1,8 @@
 """Keep secrets out of everything the runner writes: executed notebooks, logs, ledger, reports.
 
 A :class:`Redactor` knows the secret values configured when the run starts
-(:func:`helpers.secrets.known_values`, plus every environment variable whose *name* looks
-secret) and the token shapes of :data:`helpers.secrets.TOKEN_PATTERNS`. It scrubs text, nested
+(:func:`helpers.core.secrets.known_values`, plus every environment variable whose *name* looks
+secret) and the token shapes of :data:`helpers.core.secrets.TOKEN_PATTERNS`. It scrubs text, nested
 JSON-like structures (every string of a notebook, including tracebacks whose ANSI colour codes
 could split a value), and whole folders as a last pass.
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from helpers import secrets
+from helpers.core import secrets
 
 SCHEME = "runbook-redact://"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")

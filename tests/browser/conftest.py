@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.tasks import PROJECT_ROOT
+from helpers.core.tasks import PROJECT_ROOT
 
 CHROMIUM = os.environ.get("RUNBOOK_CHROMIUM", "/usr/bin/chromium")  # as tests/conftest.py
 

@@ -145,7 +145,7 @@ def services_env(tmp: Path, start: bool = False, **overrides: str) -> Iterator[S
             mp.setenv(key, value)
         try:
             if start:
-                from helpers import compose
+                from helpers.services import compose
 
                 results = compose.up(app_dir, wait_timeout=120)
                 assert all(r.status in ("changed", "ok") for r in results), results
@@ -172,7 +172,7 @@ def run_notebook(task_id: str, out_dir: Path, tag: str = "", **parameters: Any) 
     """Execute a task's notebook with papermill (kernel python3) into ``out_dir``; raises on a failed cell."""
     import papermill
 
-    from helpers.tasks import PROJECT_ROOT, get
+    from helpers.core.tasks import PROJECT_ROOT, get
 
     source = PROJECT_ROOT / get(task_id).notebook
     target = out_dir / f"{source.stem}{tag}.ipynb"

@@ -20,9 +20,10 @@ import papermill
 import pytest
 from services_support import PREFIX, run_notebook, service_images, services_env
 
-from helpers import compose, docker_engine
-from helpers.checks import Checklist
-from helpers.hostinfo import Host
+from helpers.core.checks import Checklist
+from helpers.host import docker_engine
+from helpers.host.hostinfo import Host
+from helpers.services import compose
 
 NO_ENGINE = "unix:///nonexistent.sock"
 LINUX = Host(kind="linux", system="Linux", distro_id="debian")
@@ -158,7 +159,7 @@ def test_missing_app_dir_and_env_file_messages(tmp_path):
     check = Checklist("pre-flight")
     compose.check_preflight(check, tmp_path / "nope")
     assert "does not exist" in check.failures[0].detail
-    from helpers import connectivity
+    from helpers.services import connectivity
 
     check = Checklist("1.5")
     connectivity.check_app_env(check, tmp_path)

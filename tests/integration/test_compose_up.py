@@ -12,10 +12,10 @@ import pytest
 from services_support import notebook_outputs, run_notebook, services_env
 from testsupport import free_port
 
-from helpers import compose
-from helpers.checks import MIME as CHECKS_MIME
-from helpers.checks import Checklist
-from helpers.steps import MIME as STEPS_MIME
+from helpers.core.checks import MIME as CHECKS_MIME
+from helpers.core.checks import Checklist
+from helpers.core.steps import MIME as STEPS_MIME
+from helpers.services import compose
 
 pytestmark = pytest.mark.engine
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from services_support import ServicesEnv, services_env
 
-from helpers import connectivity
-from helpers.checks import Checklist
+from helpers.core.checks import Checklist
+from helpers.services import connectivity
 
 pytestmark = pytest.mark.engine
 

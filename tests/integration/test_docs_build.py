@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import docsite, tasks
-from helpers.tasks import PROJECT_ROOT
+from helpers.core import tasks
+from helpers.core.tasks import PROJECT_ROOT
+from helpers.docsite import site as docsite
 
 pytestmark = pytest.mark.slow
 

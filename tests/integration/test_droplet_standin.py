@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ssh
+from helpers.cloud import ssh
 from helpers.rehearse import droplet
 
 pytestmark = pytest.mark.engine

@@ -23,8 +23,9 @@ import pytest
 import redis
 from services_support import ServicesEnv, notebook_outputs, run_notebook, services_env
 
-from helpers import apprun, health, jobs, sampleapp
-from helpers.checks import VerificationFailed, verify
+from helpers.core.checks import VerificationFailed, verify
+from helpers.runner import sampleapp
+from helpers.services import apprun, health, jobs
 
 pytestmark = pytest.mark.engine
 

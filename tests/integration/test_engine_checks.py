@@ -6,9 +6,9 @@ import docker
 import pytest
 from services_support import PREFIX, notebook_outputs, run_notebook, service_images
 
-from helpers import docker_engine
-from helpers.checks import MIME as CHECKS_MIME
-from helpers.checks import Checklist
+from helpers.core.checks import MIME as CHECKS_MIME
+from helpers.core.checks import Checklist
+from helpers.host import docker_engine
 
 pytestmark = pytest.mark.engine
 

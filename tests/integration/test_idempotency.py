@@ -1,7 +1,7 @@
 """Phase 1 twice in a row on a fresh copy of the sample app: the second run changes nothing.
 
 The automated and docs notebooks run with papermill in the registry's dependency order, against a
-:class:`helpers.sampleapp.Sandbox` (its own compose project ``rb-e2e-idem-<hex>``, free ports, the
+:class:`helpers.runner.sampleapp.Sandbox` (its own compose project ``rb-e2e-idem-<hex>``, free ports, the
 stand-in app, ``RUNBOOK_ALLOW_COMMIT=1``). After the second run, every step the notebooks report
 (their ``application/vnd.runbook.steps+json`` outputs) is ``ok`` or ``skipped``, the app repository's
 tree hash (every non-ignored file) and HEAD are what the first run left, and the first run did change
@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from services_support import notebook_outputs
 
-from helpers import gitrepo, sampleapp, tasks
-from helpers.steps import MIME as STEPS_MIME
+from helpers.app import gitrepo
+from helpers.core import tasks
+from helpers.core.steps import MIME as STEPS_MIME
+from helpers.runner import sampleapp
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -20,9 +20,9 @@ import nbformat
 import papermill
 import pytest
 
-from helpers import references
-from helpers.steps import MIME as STEPS_MIME
-from helpers.tasks import PROJECT_ROOT, get, order
+from helpers.app import references
+from helpers.core.steps import MIME as STEPS_MIME
+from helpers.core.tasks import PROJECT_ROOT, get, order
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ import nbformat
 import papermill
 import pytest
 
-from helpers.tasks import PROJECT_ROOT, get
+from helpers.core.tasks import PROJECT_ROOT, get
 
 pytestmark = pytest.mark.engine
 
@@ -53,7 +53,8 @@ def run(task: str, out: Path, **parameters: Any) -> Path:
 @pytest.fixture
 def droplet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A droplet container reachable by key, recorded in a private state file as task 2.2 records it."""
-    from helpers import ssh, state
+    from helpers.cloud import ssh
+    from helpers.core import state
     from helpers.rehearse import droplet as droplets
 
     try:
@@ -99,7 +100,7 @@ def droplet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def add_sudo_user(droplet: dict[str, Any], user: str = "deploy") -> None:
     """What task 2.4 leaves behind: a sudo user with the key (root may still log in here)."""
-    from helpers import ssh
+    from helpers.cloud import ssh
     from helpers.rehearse import droplet as droplets
 
     public = ssh.load_keypair(droplet["key"]).public_key.strip()
@@ -117,7 +118,7 @@ def standin_log(url: str) -> list[dict[str, Any]]:
 
 
 def test_2_5_to_2_8_twice_then_a_dry_run_changes_nothing(droplet: dict[str, Any]) -> None:
-    from helpers import secrets
+    from helpers.core import secrets
     from helpers.rehearse import droplet as droplets
 
     tmp = droplet["tmp"]
@@ -173,7 +174,7 @@ def test_2_5_to_2_8_twice_then_a_dry_run_changes_nothing(droplet: dict[str, Any]
 
 
 def _named_values() -> dict[str, str]:
-    from helpers import secrets
+    from helpers.core import secrets
 
     names = [*secrets.SECRETS, "ROOT_USER_PASSWORD"]
     return {n: secrets.get(n) for n in names if secrets.has(n) and len(secrets.get(n)) >= 8}

@@ -18,8 +18,8 @@ import nbformat
 import papermill
 import pytest
 
+from helpers.core.tasks import PROJECT_ROOT, get
 from helpers.rehearse.base import StandInProcess
-from helpers.tasks import PROJECT_ROOT, get
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 CHECKS_MIME = "application/vnd.runbook.checks+json"

@@ -21,10 +21,11 @@ import papermill
 import pytest
 from dotenv import dotenv_values
 
-from helpers import github, state
+from helpers.cloud import github
+from helpers.core import state
+from helpers.core.tasks import PROJECT_ROOT, get
 from helpers.rehearse.base import Request, StandIn, StandInProcess, json_response
 from helpers.rehearse.github import GitHubStandIn
-from helpers.tasks import PROJECT_ROOT, get
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 CHECKS_MIME = "application/vnd.runbook.checks+json"

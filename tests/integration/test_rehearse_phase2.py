@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.core.tasks import PROJECT_ROOT
 from helpers.rehearse.__main__ import QUIET_STATUSES, existing_tasks, notebook_steps, problems_of
 from helpers.rehearse.session import Rehearsal, RehearsalError, refuse_real_vendors
-from helpers.tasks import PROJECT_ROOT
 
 
 def _secrets(path: Path) -> dict[str, str]:

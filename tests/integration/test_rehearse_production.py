@@ -20,7 +20,7 @@ import papermill
 import pytest
 
 import tests.integration.test_rehearse_coolify_notebooks as coolify_notebooks
-from helpers import workflow
+from helpers.app import workflow
 from helpers.rehearse.github import GitHubStandIn
 from tests.integration.test_rehearse_coolify_notebooks import (  # noqa: F401  (the fixture)
     _named_values,

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def runbook(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "helpers.cli", *args],
+        [sys.executable, "-m", "helpers.runner.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -19,7 +19,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from helpers.runner.engine import KernelSession
 
-sys.modules.setdefault("rfc3987_syntax", None)  # as the CLI does (see helpers/cli.py)
+sys.modules.setdefault("rfc3987_syntax", None)  # as the CLI does (see helpers/runner/cli.py)
 
 
 def notebook(path: Path, *cells: str, params: str | None = None, metadata: dict | None = None) -> Path:
@@ -190,7 +190,7 @@ def test_cwd_is_the_notebooks_folder_like_jupyterlab_and_nbval(tmp_path, session
     assert os.getcwd() != str(tmp_path / "sub")  # the runner's own working directory is untouched
 
 
-@pytest.mark.parametrize("first", ["helpers.runner.engine", "papermill", "helpers.cli"])
+@pytest.mark.parametrize("first", ["helpers.runner.engine", "papermill", "helpers.runner.cli"])
 def test_entry_points_load_whatever_is_imported_first(first: str) -> None:
     """papermill loads its engine entry points while importing itself: no circular import either way."""
     import subprocess
@@ -228,7 +228,7 @@ def test_papermill_command_line_with_the_runbook_engine(tmp_path) -> None:
 
 def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) -> None:
     """Warm project modules stay loaded (the speed-up) until a notebook changes their state."""
-    session = KernelSession(warm_modules=["helpers.runner.demo", "helpers.secrets"])
+    session = KernelSession(warm_modules=["helpers.runner.demo", "helpers.core.secrets"])
     try:
         reader = notebook(
             tmp_path / "r.ipynb",

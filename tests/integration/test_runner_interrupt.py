@@ -45,7 +45,7 @@ def test_sigint_mid_task_then_resume(tmp_path: Path) -> None:
         RUNBOOK_REGISTRY=str(registry), RUNBOOK_RUNS_DIR=str(tmp_path / "runs"), DEMO_WORK_DIR=str(work)
     )
     runner = subprocess.Popen(
-        [sys.executable, "-m", "helpers.cli", "run", "phase1"],
+        [sys.executable, "-m", "helpers.runner.cli", "run", "phase1"],
         cwd=ROOT,
         env={**env, "DEMO_SLOW": "1"},
         stdout=subprocess.PIPE,
@@ -89,7 +89,7 @@ def test_sigint_mid_task_then_resume(tmp_path: Path) -> None:
     started = {t["id"]: t["started"] for t in ledger["tasks"]}
 
     proc = subprocess.run(
-        [sys.executable, "-m", "helpers.cli", "resume"],
+        [sys.executable, "-m", "helpers.runner.cli", "resume"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -28,7 +28,7 @@ def test_lab_serves_the_notebooks(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "helpers.cli",
+            "helpers.runner.cli",
             "lab",
             "--port",
             str(port),

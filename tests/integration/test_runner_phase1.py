@@ -1,6 +1,6 @@
 """The real phase 1 through the ``runbook`` command, against the real Docker engine.
 
-On a disposable sample-app copy (:class:`helpers.sampleapp.Sandbox`: compose project
+On a disposable sample-app copy (:class:`helpers.runner.sampleapp.Sandbox`: compose project
 ``rb-runner-<hex>``, free ports, the stand-in service images when the official ones are absent,
 the stand-in app), with a non-default PostgreSQL password and fake cloud tokens in the environment:
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import sampleapp, tasks
+from helpers.core import tasks
+from helpers.runner import sampleapp
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -69,7 +70,7 @@ def environment(box: sampleapp.Sandbox, runs: Path) -> dict[str, str]:
 
 def runbook(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "helpers.cli", *args],
+        [sys.executable, "-m", "helpers.runner.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

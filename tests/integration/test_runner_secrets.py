@@ -52,7 +52,8 @@ def test_no_secret_value_in_any_file_of_the_run_folder(tmp_path: Path) -> None:
         "GITHUB_TOKEN": "ghp_" + secrets.token_hex(18),
         "PROD_POSTGRES_PASSWORD": 'pw"<&>' + secrets.token_urlsafe(12),  # needs JSON and HTML escaping
         "APP_SECRET": secrets.token_urlsafe(20),
-        "MY_SERVICE_PASSWORD": "svc-" + secrets.token_hex(8),  # not in helpers.secrets: found by its name
+        "MY_SERVICE_PASSWORD": "svc-"
+        + secrets.token_hex(8),  # not in helpers.core.secrets: found by its name
     }
     registry = write_phase(
         tmp_path / "demo",
@@ -70,7 +71,7 @@ def test_no_secret_value_in_any_file_of_the_run_folder(tmp_path: Path) -> None:
         DEMO_WORK_DIR=str(tmp_path / "work"),
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "helpers.cli", "run", "phase1", "--keep-going"],
+        [sys.executable, "-m", "helpers.runner.cli", "run", "phase1", "--keep-going"],
         cwd=ROOT,
         env=env,
         capture_output=True,

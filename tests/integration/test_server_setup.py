@@ -15,11 +15,11 @@ import nbformat
 import papermill
 import pytest
 
-from helpers import server, ssh
-from helpers.checks import Checklist
+from helpers.cloud import server, ssh
+from helpers.core.checks import Checklist
+from helpers.core.steps import MIME as STEPS_MIME
+from helpers.core.tasks import PROJECT_ROOT, get
 from helpers.rehearse import droplet
-from helpers.steps import MIME as STEPS_MIME
-from helpers.tasks import PROJECT_ROOT, get
 
 pytestmark = pytest.mark.engine
 

@@ -10,9 +10,9 @@ import papermill
 import pytest
 from testsupport import free_port
 
-from helpers import ssh
+from helpers.cloud import ssh
+from helpers.core.tasks import PROJECT_ROOT, get
 from helpers.rehearse import droplet
-from helpers.tasks import PROJECT_ROOT, get
 
 pytestmark = pytest.mark.engine
 

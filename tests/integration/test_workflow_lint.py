@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import workflow
+from helpers.app import workflow
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -1,4 +1,4 @@
-"""helpers/apiclient.py: the shared client mechanism, through a minimal vendor over httpx.MockTransport."""
+"""helpers/clients/http.py: the shared client mechanism, through a minimal vendor over httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import apiclient
-from helpers.apiclient import JsonApiClient
+from helpers.clients import http as apiclient
+from helpers.clients.http import JsonApiClient
 
 TOKEN = "dop_v1_secret-token-value"
 BASE = "https://api.example.test"

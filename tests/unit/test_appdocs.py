@@ -1,4 +1,5 @@
-"""helpers.appdocs: the docker section of README/CLAUDE.md (1.10, 1.11), the troubleshooting guide (1.13)."""
+"""helpers.app.appdocs: the docker section of README/CLAUDE.md (1.10, 1.11), the troubleshooting guide
+(1.13)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import re
 
 import pytest
 
-from helpers import appdocs, appfiles, references
-from helpers.appdocs import CLAUDE, README
-from helpers.checks import Checklist
+from helpers.app import appdocs, appfiles, references
+from helpers.app.appdocs import CLAUDE, README
+from helpers.core.checks import Checklist
 
 DOC = """# App
 

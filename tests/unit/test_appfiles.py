@@ -1,4 +1,4 @@
-"""helpers.appfiles: app_dir validation, the file tree, planned changes, the compose file (task 1.7)."""
+"""helpers.app.appfiles: app_dir validation, the file tree, planned changes, the compose file (task 1.7)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from helpers import appfiles
-from helpers.appfiles import AppDirError, FileChange, Tree
-from helpers.checks import Checklist
+from helpers.app import appfiles
+from helpers.app.appfiles import AppDirError, FileChange, Tree
+from helpers.core.checks import Checklist
 
 # --------------------------------------------------------------------------- bad input
 

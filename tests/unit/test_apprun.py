@@ -1,4 +1,4 @@
-"""helpers.apprun with real processes: started in their own groups, logged, waited for, stopped."""
+"""helpers.services.apprun with real processes: started in their own groups, logged, waited for, stopped."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import apprun
+from helpers.services import apprun
 
 HEALTHY_APP = """
 import json, os, sys

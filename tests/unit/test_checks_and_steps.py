@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import steps
-from helpers.checks import Checklist, VerificationFailed, verify
+from helpers.core import steps
+from helpers.core.checks import Checklist, VerificationFailed, verify
 
 
 def test_all_checks_pass_shows_table_and_does_not_raise(capsys):

@@ -1,4 +1,5 @@
-"""helpers.compose without an engine: finding the file, reading compose's own config, ps output, diagnoses.
+"""helpers.services.compose without an engine: finding the file, reading compose's own config, ps output,
+diagnoses.
 
 ``docker compose config`` needs the CLI and its plugin but no engine, so the project model
 is read from the real top-level docker-compose.yml, resolved by compose itself.
@@ -12,8 +13,8 @@ import shutil
 import pytest
 from testsupport import ROOT
 
-from helpers import compose
-from helpers.checks import Checklist
+from helpers.core.checks import Checklist
+from helpers.services import compose
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 needs_compose = pytest.mark.skipif(

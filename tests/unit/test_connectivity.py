@@ -1,4 +1,4 @@
-"""helpers.connectivity without servers: env file choice, URL checks, hints, redaction.
+"""helpers.services.connectivity without servers: env file choice, URL checks, hints, redaction.
 
 A refused connection is real here (a free port on 127.0.0.1 nobody listens on).
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from testsupport import free_port
 
-from helpers import connectivity as cn
-from helpers.checks import Checklist
+from helpers.core.checks import Checklist
+from helpers.services import connectivity as cn
 
 LOCAL = "DATABASE_URL=postgresql://postgres:pw1234@localhost:5432/app\nREDIS_URL=redis://localhost:6379\n"
 

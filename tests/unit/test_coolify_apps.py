@@ -8,10 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import coolify, coolify_apps, secrets, state
-from helpers.checks import VerificationFailed, verify
+from helpers.cloud import coolify, coolify_apps
+from helpers.core import secrets, state
+from helpers.core.checks import VerificationFailed, verify
+from helpers.core.tasks import PROJECT_ROOT
 from helpers.rehearse.coolify import CoolifyStandIn
-from helpers.tasks import PROJECT_ROOT
 
 TOKEN = "3|" + "k9" * 20
 READ_ONLY = "4|" + "r7" * 20

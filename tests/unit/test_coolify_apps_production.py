@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from helpers import production
-from helpers.checks import VerificationFailed, verify
+from helpers.cloud import production
+from helpers.core.checks import VerificationFailed, verify
 from tests.unit.test_coolify_apps import apps, isolated, world  # noqa: F401  (the fixtures)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import coolify
+from helpers.cloud import coolify
 from helpers.rehearse.coolify import CoolifyStandIn
 from tests.conftest import free_port
 
@@ -39,7 +39,7 @@ def make(tokens: Any = None, **kwargs: Any) -> tuple[CoolifyStandIn, coolify.Cli
 
 
 def test_base_url_comes_from_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    from helpers import state
+    from helpers.core import state
 
     with pytest.raises(LookupError, match="COOLIFY_API_URL"):
         coolify.api_url()
@@ -64,7 +64,7 @@ def test_bad_configuration_is_refused_clearly() -> None:
 
 
 def test_connect_reads_the_token_from_the_secrets_file(isolated: Path) -> None:
-    from helpers import secrets
+    from helpers.core import secrets
 
     with pytest.raises(secrets.MissingSecret, match="Keys & Tokens"):
         coolify.connect(BASE)

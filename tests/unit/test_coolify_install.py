@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import coolify_install as ci
+from helpers.cloud import coolify_install as ci
 from helpers.rehearse.coolify import CoolifyStandIn
 
 OS_RELEASE = """PRETTY_NAME="Ubuntu 24.04.1 LTS"

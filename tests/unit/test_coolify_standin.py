@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers.core.tasks import PROJECT_ROOT
 from helpers.rehearse.base import HTTPError, StandInProcess
 from helpers.rehearse.coolify import CoolifyStandIn, validate
-from helpers.tasks import PROJECT_ROOT
 
 TOKEN = "3|" + "a1b2c3d4" * 5
 BASE = "http://coolify.test:8000/api/v1"

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from helpers import coolify, secrets, state
-from helpers.checks import Checklist
+from helpers.cloud import coolify
+from helpers.core import secrets, state
+from helpers.core.checks import Checklist
 from helpers.rehearse.coolify import CoolifyStandIn
 
 TOKEN = "3|" + "k9" * 20

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import digitalocean as do
+from helpers.cloud import digitalocean as do
 from helpers.rehearse.digitalocean import DigitalOceanStandIn, RateLimits
 
 TOKEN = "dop_v1_" + "cd" * 32

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import digitalocean as do
-from helpers import state, steps
-from helpers.checks import Checklist
+from helpers.cloud import digitalocean as do
+from helpers.core import state, steps
+from helpers.core.checks import Checklist
 from helpers.rehearse.digitalocean import DigitalOceanStandIn
 
 TOKEN = "dop_v1_" + "5a" * 32

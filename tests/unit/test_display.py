@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import display
+from helpers.core import display
 
 
 def test_markdown_table_escapes_pipes_and_newlines():

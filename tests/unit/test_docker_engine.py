@@ -1,12 +1,12 @@
-"""Parsing and decisions of helpers.docker_engine that need no engine."""
+"""Parsing and decisions of helpers.host.docker_engine that need no engine."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import docker_engine as de
-from helpers.checks import Checklist
-from helpers.hostinfo import Host
+from helpers.core.checks import Checklist
+from helpers.host import docker_engine as de
+from helpers.host.hostinfo import Host
 
 LINUX = Host(kind="linux", system="Linux", distro_id="debian")
 WSL = Host(kind="wsl", system="Linux", distro_id="ubuntu", wsl_distro="Ubuntu")

@@ -12,9 +12,10 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import docsite, tasks
-from helpers.secrets import REDACTED, SECRETS
-from helpers.tasks import PROJECT_ROOT, UnknownTask
+from helpers.core import tasks
+from helpers.core.secrets import REDACTED, SECRETS
+from helpers.core.tasks import PROJECT_ROOT, UnknownTask
+from helpers.docsite import site as docsite
 
 DOCS = PROJECT_ROOT / "docs"
 

@@ -1,12 +1,12 @@
-"""helpers.envfile: line-preserving .env edits and task 1.9 (.env.example to localhost, .env)."""
+"""helpers.app.envfile: line-preserving .env edits and task 1.9 (.env.example to localhost, .env)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import appfiles, envfile
-from helpers.checks import Checklist
-from helpers.envfile import EnvFileError, LocalServices
+from helpers.app import appfiles, envfile
+from helpers.app.envfile import EnvFileError, LocalServices
+from helpers.core.checks import Checklist
 
 TRICKY = (
     "# header comment\n"

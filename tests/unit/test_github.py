@@ -1,4 +1,4 @@
-"""helpers.github (PyGithub) against the GitHub stand-in, served on loopback: sealing, errors, retries,
+"""helpers.cloud.github (PyGithub) against the GitHub stand-in, served on loopback: sealing, errors, retries,
 idempotency, dry-run, workflow runs. The stand-in runs in this process, so tests can decrypt what the client
 sealed (never possible over HTTP)."""
 
@@ -16,8 +16,10 @@ import httpx
 import pytest
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from helpers import github, state, workflow
-from helpers.checks import Checklist
+from helpers.app import workflow
+from helpers.cloud import github
+from helpers.core import state
+from helpers.core.checks import Checklist
 from helpers.rehearse.base import Request, StandIn, json_response
 from helpers.rehearse.github import GitHubStandIn
 

@@ -1,4 +1,4 @@
-"""helpers.gitrepo on real git repositories in a temporary folder."""
+"""helpers.app.gitrepo on real git repositories in a temporary folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import gitrepo
+from helpers.app import gitrepo
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "T",

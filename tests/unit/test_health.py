@@ -1,4 +1,4 @@
-"""helpers.health against a real local HTTP server answering like the app (and unlike it)."""
+"""helpers.services.health against a real local HTTP server answering like the app (and unlike it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from helpers import health
+from helpers.services import health
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import hostinfo
+from helpers.host import hostinfo
 
 WSL_KERNEL = "Linux version 5.15.153.1-microsoft-standard-WSL2 (root@941d701f84f1) (gcc (GCC) 11.2.0)"
 NATIVE_KERNEL = "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12)"

@@ -1,4 +1,4 @@
-"""helpers.jobs without Redis: queue name lookup, outcomes and hints, the event-loop bridge.
+"""helpers.services.jobs without Redis: queue name lookup, outcomes and hints, the event-loop bridge.
 
 The round trip through Redis and a real worker is in tests/integration/test_e2e.py.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import jobs
+from helpers.services import jobs
 
 
 def test_queue_name_prefers_env_then_example_then_default(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import multipass
-from helpers.checks import Checklist
+from helpers.core.checks import Checklist
+from helpers.host import multipass
 
 FAKE = r"""#!PYTHON
 import json, os, sys
@@ -241,8 +241,8 @@ def test_notebook_1_1_refuses_by_default_then_removes_and_is_idempotent(tmp_path
     import nbformat
     import papermill
 
-    from helpers.steps import MIME
-    from helpers.tasks import PROJECT_ROOT, get
+    from helpers.core.steps import MIME
+    from helpers.core.tasks import PROJECT_ROOT, get
 
     fake = FakeMultipass(tmp_path, monkeypatch, {"coolify-vm": "Running"})
     source = str(PROJECT_ROOT / get("1.1").notebook)

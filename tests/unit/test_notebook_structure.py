@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from papermill.translators import PythonTranslator
 
-from helpers import secrets, tasks
+from helpers.core import secrets, tasks
 
 ROOT = tasks.PROJECT_ROOT
 PHASE1 = [t for t in tasks.all_tasks() if t.phase == "phase1"]

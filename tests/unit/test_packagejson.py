@@ -1,4 +1,4 @@
-"""helpers.packagejson: adding the docker scripts without moving anything else (task 1.8)."""
+"""helpers.app.packagejson: adding the docker scripts without moving anything else (task 1.8)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from helpers import appfiles, packagejson
-from helpers.checks import Checklist
-from helpers.packagejson import DOCKER_SCRIPTS, PackageJsonError
+from helpers.app import appfiles, packagejson
+from helpers.app.packagejson import DOCKER_SCRIPTS, PackageJsonError
+from helpers.core.checks import Checklist
 
 NPM = '{\n  "name": "x",\n  "scripts": {\n    "dev": "next dev"\n  },\n  "files": ["dist"]\n}\n'
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from testsupport import free_port
 
-from helpers import ports
+from helpers.host import ports
 
 
 @pytest.fixture

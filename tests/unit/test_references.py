@@ -1,4 +1,4 @@
-"""helpers.references: finding and rewriting Multipass/VM references (tasks 1.6 and 1.12)."""
+"""helpers.app.references: finding and rewriting Multipass/VM references (tasks 1.6 and 1.12)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import appfiles, apptasks, references
-from helpers.appfiles import Tree
-from helpers.checks import Checklist
-from helpers.references import Rules
+from helpers.app import appfiles, apptasks, references
+from helpers.app.appfiles import Tree
+from helpers.app.references import Rules
+from helpers.core.checks import Checklist
 
 # --------------------------------------------------------------------------- scan
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import cli
+from helpers.runner import cli
 from helpers.runner.demo import write_phase
 
 

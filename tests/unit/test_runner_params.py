@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from helpers.core.tasks import Task
 from helpers.runner import params as P
-from helpers.tasks import Task
 
 CELL = """import os
 app_dir = os.environ.get("RUNBOOK_APP_DIR", "")  # the app repository to change
@@ -117,7 +117,7 @@ def test_secret_looking_names_are_refused(name: str) -> None:
     tasks, declared = _setup()
     with pytest.raises(P.ParameterError, match="looks like a secret") as err:
         P.resolve(tasks, declared, P.from_pairs([(name, "x")]), known_secrets=[])
-    assert "helpers.secrets.get" in str(err.value)
+    assert "helpers.core.secrets.get" in str(err.value)
 
 
 @pytest.mark.parametrize(

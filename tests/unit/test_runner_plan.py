@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tasks
+from helpers.core import tasks
+from helpers.core.tasks import RegistryError, Task
 from helpers.runner import catalog as C
 from helpers.runner.demo import DemoTask, write_phase
 from helpers.runner.plan import Selection, SelectionError, levels, make_plan, order
-from helpers.tasks import RegistryError, Task
 
 
 @pytest.mark.parametrize("phase", ["phase1", "phase2"])

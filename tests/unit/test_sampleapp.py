@@ -1,4 +1,4 @@
-"""helpers.sampleapp: the working copy is made once, committed, and never overwritten."""
+"""helpers.runner.sampleapp: the working copy is made once, committed, and never overwritten."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from helpers import apprun, sampleapp
+from helpers.runner import sampleapp
+from helpers.services import apprun
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
     dest = tmp_path / "copy"
     args = ["prepare", "--dest", str(dest), "--source", str(source), "--export", "--port", "4555"]
     proc = subprocess.run(
-        [sys.executable, "-m", "helpers.sampleapp", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "helpers.runner.sampleapp", *args], capture_output=True, text=True, check=True
     )
     lines = proc.stdout.splitlines()
     assert lines[0] == f"export RUNBOOK_APP_DIR={shlex.quote(str(dest.resolve()))}"
@@ -81,11 +82,13 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
     assert apprun.parse_commands(out) == sampleapp.commands(sys.executable, 4555)
     again = subprocess.run(
-        [sys.executable, "-m", "helpers.sampleapp", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "helpers.runner.sampleapp", *args], capture_output=True, text=True, check=True
     )
     assert again.stdout == proc.stdout and "kept the existing" in again.stderr
     allowed = subprocess.run(
-        [sys.executable, "-m", "helpers.sampleapp", *args, "--allow-commit"], capture_output=True, text=True
+        [sys.executable, "-m", "helpers.runner.sampleapp", *args, "--allow-commit"],
+        capture_output=True,
+        text=True,
     )
     assert "export RUNBOOK_ALLOW_COMMIT=1" in allowed.stdout.splitlines()
 
@@ -93,7 +96,7 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
 def test_cli_reports_a_bad_destination(tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "helpers.sampleapp", "prepare", "--dest", str(tmp_path / "busy")],
+        [sys.executable, "-m", "helpers.runner.sampleapp", "prepare", "--dest", str(tmp_path / "busy")],
         capture_output=True,
         text=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import secrets
+from helpers.core import secrets
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""helpers.server without a server: parsers, generated files, settings, sizing, the verification rows.
+"""helpers.cloud.server without a server: parsers, generated files, settings, sizing, the verification rows.
 
 The steps themselves run against a real sshd in tests/integration/test_server_setup.py. Two steps are also
 driven here through a scripted remote, for what the rehearsal container cannot show: the swap file on a
@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from helpers import server
-from helpers.server import GIB, Output
+from helpers.cloud import server
+from helpers.cloud.server import GIB, Output
 
 UFW_ACTIVE = """\
 Status: active
@@ -194,8 +194,8 @@ def test_real_root_login_row_and_the_rehearsal_swap_row() -> None:
 
 
 def test_check_dry_run_flags_a_change() -> None:
-    from helpers.checks import Checklist
-    from helpers.steps import StepResult
+    from helpers.core.checks import Checklist
+    from helpers.core.steps import StepResult
 
     check = Checklist("dry")
     server.check_dry_run(check, [StepResult("a", "would change"), StepResult("b", "changed")])

@@ -1,4 +1,4 @@
-"""helpers.ssh without a Docker engine: key pairs, the config entry, known hosts, error messages.
+"""helpers.cloud.ssh without a Docker engine: key pairs, the config entry, known hosts, error messages.
 
 The host-key and connection tests talk SSH for real to a small paramiko server on 127.0.0.1 (a real
 SSH handshake, host key and public-key authentication; it answers ``exec`` with a canned output). The
@@ -20,7 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from helpers import ssh
+from helpers.cloud import ssh
 
 # ------------------------------------------------------------------------------------- a test server
 

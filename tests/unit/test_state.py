@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import state
+from helpers.core import state
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tasks
+from helpers.core import tasks
 
 
 def ids(items):

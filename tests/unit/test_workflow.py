@@ -1,4 +1,5 @@
-"""helpers.workflow: the deploy workflow's text, its pins, the plan (idempotent, foreign files kept) and the
+"""helpers.app.workflow: the deploy workflow's text, its pins, the plan (idempotent, foreign files kept)
+and the
 semantic checks (each can fail). The linters themselves run in tests/integration/test_workflow_lint.py."""
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import workflow
-from helpers.appfiles import apply
-from helpers.checks import Checklist
+from helpers.app import workflow
+from helpers.app.appfiles import apply
+from helpers.core.checks import Checklist
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -1,4 +1,4 @@
-"""helpers.appprod (tasks 2.10-2.12): what the deploy workflow builds and the docs it needs, planned on
+"""helpers.app.appprod (tasks 2.10-2.12): what the deploy workflow builds and the docs it needs, planned on
 copies of the sample app: idempotent, foreign files kept, and every check able to fail."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import appprod, references
-from helpers.appfiles import Tree, apply, view
-from helpers.checks import Checklist
+from helpers.app import appprod, references
+from helpers.app.appfiles import Tree, apply, view
+from helpers.core.checks import Checklist
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sample-app"
 

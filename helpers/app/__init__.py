@@ -1,0 +1,1 @@
+"""The app repository's files: env files, package.json, docs, references, git, workflow, production files."""

@@ -1,0 +1,1 @@
+"""Production: the droplet, SSH, server setup, Coolify (install, project, databases, apps), GitHub, checks."""

@@ -1,0 +1,1 @@
+"""The published runbook: MkDocs hooks, generated pages, the reference run."""
