@@ -45,12 +45,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from helpers.core import tasks as registry
-from helpers.core.tasks import PROJECT_ROOT, Task
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.paths import WORK_DIR as PROJECT_WORK
+from helpers.core.tasks import Task
 from helpers.host.ports import free_port
 
 log = logging.getLogger("mkdocs.plugins.runbook")
 
-WORK_DIR = PROJECT_ROOT / ".work" / "docs"
+WORK_DIR = PROJECT_WORK / "docs"
 DEFAULT_REFERENCE_DIR = WORK_DIR / "reference"
 VENDOR_DIR = WORK_DIR / "vendor"
 MANIFEST = "manifest.json"

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 import pytest
 
 from helpers.core import tasks
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 from helpers.docsite import site as docsite
 
 TASK_LINK = re.compile(r"^(\d+\.\d+) ")

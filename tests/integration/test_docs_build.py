@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers.core import tasks
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 from helpers.docsite import site as docsite
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,9 @@ import papermill
 import pytest
 
 from helpers.app import references
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.steps import MIME as STEPS_MIME
-from helpers.core.tasks import PROJECT_ROOT, get, order
+from helpers.core.tasks import get, order
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from helpers.core import tasks
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.secrets import REDACTED, SECRETS
-from helpers.core.tasks import PROJECT_ROOT, UnknownTask
+from helpers.core.tasks import UnknownTask
 from helpers.docsite import site as docsite
 
 DOCS = PROJECT_ROOT / "docs"
