@@ -56,9 +56,10 @@ test: install ## run the tests (.venv/bin/pytest; ARGS="-k ..." to choose)
 	if [[ $$rc -eq 5 ]]; then echo "make test: pytest collected no tests (exit code 5): nothing was tested" >&2; fi; \
 	exit $$rc
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check, and the package's import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of the sample app in .work/)
 	scripts/provision.sh engine compose images

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.app import references, workflow
+from helpers.app import vmtext, workflow
 from helpers.app.appdocs import headings
 from helpers.app.appfiles import FileChange, Tree, newline_of, unified_diff, with_newlines
 from helpers.core import secrets
@@ -246,7 +246,7 @@ def check_docs(
     )
     check(f"{DOCS_PAGE} names the health path {health_path}", health_path in page, health_path)
     for rel, text in ((DOCS_PAGE, page), (README_SECTION.path, readme or "")):
-        hits = references.find_in_text(text)
+        hits = vmtext.find_in_text(text)
         check(
             f"{rel}: no Multipass/VM reference",
             not hits,
@@ -293,7 +293,7 @@ def local_only_markdown() -> str:
 
     rows = ["| variable | why production does not get it |", "|---|---|"]
     for name, why in docsite.NOT_IN_PRODUCTION.items():
-        if references.has_reference(why):
+        if vmtext.has_reference(why):
             why = "local development only"
         rows.append(f"| `{name}` | {why} |")
     return "\n".join(rows)
@@ -384,7 +384,7 @@ def check_env_page(check: Any, app: Tree | str | os.PathLike[str]) -> None:
         not gh_missing,
         f"missing: {', '.join(gh_missing)}" if gh_missing else ", ".join(workflow.DEPLOY_SECRETS),
     )
-    hits = references.find_in_text(page)
+    hits = vmtext.find_in_text(page)
     check(
         "no Multipass/VM reference",
         not hits,

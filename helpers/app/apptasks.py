@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from helpers.app import appdocs, appfiles, envfile, packagejson, references
+from helpers.app import appdocs, appfiles, envfile, packagejson, references, vmtext
 from helpers.app.appfiles import FileChange, Tree
 from helpers.core.checks import Checklist
 from helpers.core.steps import StepResult
@@ -23,8 +23,8 @@ Plan = tuple[list[FileChange], list[StepResult]]
 AppLike = Tree | str | os.PathLike[str]
 
 
-def _rules(params: dict[str, Any]) -> references.Rules:
-    return references.Rules.from_params(
+def _rules(params: dict[str, Any]) -> vmtext.Rules:
+    return vmtext.Rules.from_params(
         vm_ip=params.get("vm_ip", ""),
         extra_patterns=params.get("extra_patterns", ()),
         replacements=params.get("replacements", ()),
