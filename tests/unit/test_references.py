@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import random
 from pathlib import Path
 
 import pytest
 
-from helpers.app import appfiles, apptasks, references, vmtext
+from helpers.app import appfiles, references, vmtext
 from helpers.app.appfiles import Tree
 from helpers.app.references import Rules
 from helpers.core.checks import Checklist
@@ -310,30 +308,3 @@ def test_crlf_file_keeps_crlf(app_copy):
     (app_copy / "notes.md").write_bytes(b"# Notes\r\n\r\nThe DB is on 192.168.64.5.\r\n")
     changes = [c for c in references.plan_cleanup(app_copy) if c.path == "notes.md"]
     assert changes[0].after == "# Notes\r\n\r\nThe DB is on localhost.\r\n"
-
-
-ORDERED = ["1.7", "1.8", "1.9", "1.10", "1.11", "1.12", "1.6", "1.13"]
-
-
-def test_tasks_give_the_same_result_in_any_order(app_copy, tmp_path):
-    """1.6 to 1.13 share files; the runner may order them differently. Same end state, second run all ok."""
-    import shutil
-
-    baseline = tmp_path / "baseline"
-    shutil.copytree(app_copy, baseline)
-    orders = [ORDERED, ORDERED[::-1], ["1.12", "1.11", "1.10", "1.6", "1.9", "1.8", "1.13", "1.7"]]
-    orders += [random.Random(seed).sample(ORDERED, len(ORDERED)) for seed in range(3)]
-    results = set()
-    for n, order in enumerate(orders):
-        app = tmp_path / f"run{n}"
-        shutil.copytree(baseline, app)
-        for task in order:
-            apptasks.run(task, app)
-        second = list(itertools.chain.from_iterable(apptasks.run(task, app) for task in order))
-        assert {r.status for r in second} <= {"ok", "skipped"}, (order, [r for r in second if r.changed])
-        check = Checklist("all")
-        for task in ORDERED:
-            apptasks.verify_into(check, task, app)
-        assert not check.failures, (order, check.failures)
-        results.add(_tree_hash(app))
-    assert len(results) == 1
