@@ -66,7 +66,7 @@ MERMAID_LICENSE_SITE_PATH = "assets/vendor/mermaid.LICENSE.txt"
 
 NAV_MARKER = "registry:"
 MARKER = re.compile(r"<!--\s*runbook:([a-z-]+)((?:\s+[\w.\-]+)*)\s*-->")
-APPLIES = re.compile(r"<!--\s*applies-to:([\s\d.,]+)-->")
+APPLIES = re.compile(r"<!--\s*applies-to:([\s\w.,-]+)-->")  # task ids: 1.4, rollback
 HEADING_WITH_ID = re.compile(r"^(#{2,4})\s+(.+?)\s*\{[^}]*#([\w-]+)[^}]*\}\s*$", re.M)
 
 KIND_TEXT = {
@@ -145,6 +145,8 @@ def nav_title(task: Task, heading: str | None) -> str:
     """The notebook's heading, prefixed with the task id when the heading lacks it."""
     if not heading:
         return task.label
+    if not task.numbered:  # an operation: its heading is its title
+        return heading
     return heading if heading.split()[0].rstrip(".:") == task.id else f"{task.id} {heading}"
 
 
@@ -669,7 +671,8 @@ def expand_markers(markdown: str, src_uri: str, pages: Mapping[str, TaskPage]) -
         if name == "not-in-production":
             return not_in_production_markdown()
         if name == "task-count":
-            return str(len(registry.in_phase(args[0])) if args else len(registry.all_tasks()))
+            phases = [t for t in registry.all_tasks() if t.numbered]  # the operations are not counted
+            return str(len(registry.in_phase(args[0])) if args else len(phases))
         raise DocsiteError(f"{src_uri}: unknown marker <!-- runbook:{name} -->")
 
     return MARKER.sub(replace, markdown)
