@@ -129,12 +129,13 @@ def engine_finding() -> Finding:
     if versions.server:
         return Finding("engine", "Docker engine answers", True, f"Engine {versions.server} at {where}")
     error = versions.error or "no answer"
+    anchor = "engine-not-running"
     if "permission denied" in error.lower():
         cause, anchor = "this user may not use the Docker socket", "socket-permission-denied"
-    elif env.docker_host and env.docker_host != docker_engine.DEFAULT_SOCKET:
-        cause, anchor = f"no Docker engine answers at DOCKER_HOST={env.docker_host}", "engine-not-running"
+    elif where.startswith("unix://"):  # a local socket nobody listens on: the engine is stopped
+        cause = f"the Docker engine is not running (nothing answers on {where.removeprefix('unix://')})"
     else:
-        cause, anchor = "the Docker engine is not running", "engine-not-running"
+        cause = f"no Docker engine answers at DOCKER_HOST={where}"
     return Finding(
         "engine",
         "Docker engine answers",
