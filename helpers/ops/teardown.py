@@ -236,25 +236,39 @@ def remove(
     repo: Any = None,
     timeout: float = 300.0,
     interval: float = 3.0,
-) -> list[StepResult]:
-    """Delete the inventory in order (see the module docstring); one step per resource."""
+) -> tuple[list[StepResult], list[Resource]]:
+    """Delete the inventory in order (see the module docstring): (one step per resource, what was removed)."""
     require_confirmation(inv.droplet_name, confirm, dry_run)
-    results = []
+    results, removed = [], []
     for r in sorted(inv.resources, key=lambda r: r.order):
         step = f"{r.vendor} {r.kind} {r.name}"
-        if r.optional and not (
-            (r.kind == "SSH key" and remove_ssh_key) or (r.vendor == "GitHub" and remove_github_secrets)
-        ):
+        wanted = (r.kind == "SSH key" and remove_ssh_key) or (r.vendor == "GitHub" and remove_github_secrets)
+        if r.optional and not wanted:
             results.append(steps.skipped(step, "kept (optional: remove_ssh_key / remove_github_secrets)"))
             continue
         if dry_run:
             results.append(steps.changed(step, f"would remove it ({r.cost()} a month)", dry_run=True))
             continue
         _delete(r, coolify_client, do, repo, timeout, interval)
+        removed.append(r)
         results.append(steps.changed(step, f"removed ({r.cost()} a month less)"))
     if not inv.resources:
         results.append(steps.ok("production resources", "nothing left to remove"))
-    return results
+    return results, removed
+
+
+def github_repo(repository: str) -> Any:
+    """The app's repository on GitHub (its deploy secrets), with the runbook's GitHub token."""
+    from helpers.cloud import github
+
+    return github.get_repo(github.connect(), repository)
+
+
+def deploy_secret_names() -> tuple[str, ...]:
+    """The GitHub secrets the deploy workflow of task 2.9 reads (task 2.13 sets them)."""
+    from helpers.app.workflow import DEPLOY_SECRETS
+
+    return DEPLOY_SECRETS
 
 
 def _delete(

@@ -20,6 +20,7 @@ import json
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from helpers.core.settings import env
 from helpers.host import docker_engine, ports
@@ -325,6 +326,7 @@ __all__ = [
     "Diagnosis",
     "Finding",
     "accepts",
+    "check_diagnosis",
     "containers",
     "engine_finding",
     "explain",
@@ -333,3 +335,13 @@ __all__ = [
     "replace",
     "why_refused",
 ]
+
+
+def check_diagnosis(check: Any, diagnosis: Diagnosis) -> None:
+    """A verification table of the diagnosis: each finding a check (its hint the first cause and fix);
+    a blocked one a note (it was not checked: the broken layer below it is the one to fix)."""
+    for f in diagnosis.findings:
+        if f.blocked:
+            check.note(f"{diagnosis.scope} {f.layer}: {f.name}", f.detail)
+        else:
+            check(f"{diagnosis.scope} {f.layer}: {f.name}", f.ok, f.detail, hint=explain(f))
