@@ -28,7 +28,7 @@ from helpers.host import docker_engine, ports
 GUIDE = "docs/troubleshooting.md"
 LAYERS: tuple[str, ...] = (
     "engine", "compose", "containers", "health", "ports", "env", "app",  # phase 1, bottom up
-    "dns", "droplet", "ssh", "coolify", "apps", "deployments",  # phase 2, bottom up
+    "dns", "droplet", "ssh", "coolify", "apps", "deployments", "url",  # phase 2, bottom up
 )  # fmt: skip
 
 
