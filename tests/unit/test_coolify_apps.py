@@ -118,8 +118,18 @@ def test_envs_hide_values_without_read_sensitive_and_bulk_upserts(world: dict[st
     )
     stored = {e["key"]: e["value"] for e in world["fake"].envs.values()}
     assert stored == {"A": "3", "B": "2"}
-    bad = http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": [{"key": "C"}]})
-    assert bad.status_code == 422 and "data.0.value" in bad.json()["errors"]
+    # Coolify's rules (ApplicationsController::create_bulk_envs): value nullable, unknown item fields dropped,
+    # the key checked; items are saved one by one, so those before an invalid one stay saved
+    lax = http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": [{"key": " C ", "note": "x"}]})
+    assert lax.status_code == 201 and lax.json()[0]["key"] == "C" and "note" not in lax.json()[0]
+    assert {e["key"]: e["value"] for e in world["fake"].envs.values()}["C"] is None
+    bad = http.patch(
+        f"/applications/{app['uuid']}/envs/bulk",
+        json={"data": [{"key": "D", "value": "4"}, {"key": "bad-key"}]},
+    )
+    assert bad.status_code == 422 and list(bad.json()["errors"]) == ["key"]
+    assert "D" in {e["key"] for e in world["fake"].envs.values()}
+    assert http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": []}).status_code == 400
     assert http.post(f"/applications/{app['uuid']}/envs", json={"key": "A", "value": "x"}).status_code == 409
     logged = [e.body for e in world["fake"].requests("PATCH")]
     assert "1" not in str(logged) and "[REDACTED]" in str(logged)  # values never in the request log
