@@ -548,15 +548,27 @@ class CoolifyStandIn(StandIn):
         self.add_route(method, template, handler, auth=ability is not None)
         self.meta[(method.upper(), template)] = RouteMeta(ability, gated)
 
+    def acting(
+        self, path: str, handler: Callable[[Request], Response], ability: str, gated: bool = True
+    ) -> None:
+        """A route that changes state: POST only since Coolify v4.2.0, whose GET answers 405
+        (coollabsio/coolify 0633b543, OtherController::post_required); ``legacy`` still acts on GET too."""
+        self.api("POST", path, handler, ability=ability, gated=gated)
+        self.api("GET", path, handler if self.legacy else self._post_required, ability=ability, gated=gated)
+
+    def _post_required(self, request: Request) -> Response:
+        return json_response(
+            {"message": "This endpoint has changed to a POST request."}, 405, headers={"Allow": "POST"}
+        )
+
     def _register(self) -> None:
         self.add_route("GET", "/api/health", self._health, auth=False)
         self.meta[("GET", "/api/health")] = RouteMeta(None, False)
         self.add_route("GET", "/", self._dashboard, auth=False)
         self.meta[("GET", "/")] = RouteMeta(None, False)
         self.api("GET", "/health", self._health, ability=None, gated=False)
-        for method in ("GET", "POST"):
-            self.api(method, "/enable", self._enable, ability="write", gated=False)
-            self.api(method, "/disable", self._disable, ability="write", gated=False)
+        self.acting("/enable", self._enable, ability="write", gated=False)
+        self.acting("/disable", self._disable, ability="write", gated=False)
         self.api("GET", "/version", self._version)
         self.api("GET", "/servers", self._list_servers)
         self.api("GET", "/servers/{uuid}", self._get_server)
@@ -580,9 +592,8 @@ class CoolifyStandIn(StandIn):
             self.api("POST", f"/databases/{kind.path}", self._creator(kind), ability="write")
         self.api("GET", "/databases/{uuid}", self._get_database)
         self.api("DELETE", "/databases/{uuid}", self._delete_database, ability="write")
-        for method in ("GET", "POST"):
-            self.api(method, "/databases/{uuid}/start", self._start_database, ability="deploy")
-            self.api(method, "/databases/{uuid}/stop", self._stop_database, ability="deploy")
+        self.acting("/databases/{uuid}/start", self._start_database, ability="deploy")
+        self.acting("/databases/{uuid}/stop", self._stop_database, ability="deploy")
         self._register_applications()
 
     # ---------------------------------------------------------------- hooks: errors, auth, API switch, limits
@@ -1026,11 +1037,10 @@ class CoolifyStandIn(StandIn):
         self.api("PATCH", "/applications/{uuid}/envs", self._update_env, ability="write")
         self.api("PATCH", "/applications/{uuid}/envs/bulk", self._bulk_envs, ability="write")
         self.api("DELETE", "/applications/{uuid}/envs/{env_uuid}", self._delete_env, ability="write")
-        for method in ("GET", "POST"):
-            self.api(method, "/applications/{uuid}/start", self._start_application, ability="deploy")
-            self.api(method, "/applications/{uuid}/restart", self._start_application, ability="deploy")
-            self.api(method, "/applications/{uuid}/stop", self._stop_application, ability="deploy")
-            self.api(method, "/deploy", self._deploy, ability="deploy")
+        self.acting("/applications/{uuid}/start", self._start_application, ability="deploy")
+        self.acting("/applications/{uuid}/restart", self._start_application, ability="deploy")
+        self.acting("/applications/{uuid}/stop", self._stop_application, ability="deploy")
+        self.acting("/deploy", self._deploy, ability="deploy")
         self.api("GET", "/deployments", self._list_running_deployments)
         self.api("GET", "/deployments/{uuid}", self._get_deployment)
         self.api("GET", "/deployments/applications/{uuid}", self._app_deployments)

@@ -33,7 +33,7 @@ on events. Here a *push* is simulated: ``POST /_standin/push {"repository", "bra
 ``RUNBOOK_APP_DIR``), registers them and starts a run of every workflow whose ``on.push.branches`` has the
 branch. A run is ``queued``, then ``in_progress``, then ``completed`` after ``run_after_polls`` reads each.
 Completing a run of the runbook's deploy workflow *emulates its deploy job*: the stand-in decrypts the
-repository's ``COOLIFY_*`` secrets and calls ``GET <COOLIFY_URL>/api/v1/deploy?uuid=<app>`` with the token,
+repository's ``COOLIFY_*`` secrets and calls ``POST <COOLIFY_URL>/api/v1/deploy?uuid=<app>`` with the token,
 exactly like the workflow's curl (loopback addresses only); the run fails when a secret is missing or a call
 fails, like on GitHub. The image builds themselves are not emulated (no registry here): those jobs succeed.
 ``POST /_standin/outcome {"conclusion": "failure"}`` forces the next completions (tests).
@@ -857,11 +857,11 @@ class GitHubStandIn(StandIn):
                 )
                 return False
             try:
-                answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
             except httpx.HTTPError as exc:
-                run.log.append(f"deploy {app}: GET {url} failed: {type(exc).__name__}")
+                run.log.append(f"deploy {app}: POST {url} failed: {type(exc).__name__}")
                 return False
-            run.log.append(f"deploy {app}: GET {url} -> {answer.status_code}")
+            run.log.append(f"deploy {app}: POST {url} -> {answer.status_code}")
             if answer.status_code >= 400:
                 return False
         return True

@@ -139,10 +139,14 @@ def test_deploy_webhook_needs_deploy_permission_and_moves_through_states(world: 
     app = world["client"].create_dockerimage_app(
         {**world["target"].body(), "docker_registry_image_name": "ghcr.io/acme/demo-web"}
     )
-    refused = raw(world["fake"], NO_DEPLOY).get("/deploy", params={"uuid": app["uuid"]})
+    refused = raw(world["fake"], NO_DEPLOY).post("/deploy", params={"uuid": app["uuid"]})
     assert refused.status_code == 403 and refused.json()["message"] == "Missing required permissions: deploy"
-    assert raw(world["fake"], "nope").get("/deploy", params={"uuid": app["uuid"]}).status_code == 401
-    assert raw(world["fake"]).get("/deploy").status_code == 400
+    assert raw(world["fake"], "nope").post("/deploy", params={"uuid": app["uuid"]}).status_code == 401
+    assert raw(world["fake"]).post("/deploy").status_code == 400
+    # Coolify v4.2.0 made the webhook POST-only: a GET deploys nothing and says so
+    old_style = raw(world["fake"]).get("/deploy", params={"uuid": app["uuid"]})
+    assert (old_style.status_code, old_style.headers["allow"]) == (405, "POST")
+    assert world["fake"].deployments == {}
     queued = world["client"].deploy([app["uuid"]])
     dep_uuid = queued[0]["deployment_uuid"]
     seen = [world["client"].deployment(dep_uuid)["status"] for _ in range(3)]
