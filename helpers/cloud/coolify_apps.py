@@ -19,7 +19,8 @@ Built on :mod:`helpers.cloud.coolify` (the client, :class:`~helpers.cloud.coolif
   or when the wanted value's fingerprint differs; when the token can read values, they are compared
   directly. The verification reads the keys back, never the values.
 * **Deployments** (2.17) go through the deploy webhook,
-  ``POST <coolify>/api/v1/deploy?uuid=<app>&force=false`` with a token that has the ``deploy`` permission, exactly as the GitHub workflow calls it; the runbook
+  ``POST <coolify>/api/v1/deploy?uuid=<app>&force=false`` with a token that has the ``deploy``
+  permission, exactly as the GitHub workflow calls it; the runbook
   waits for ``queued → in_progress → finished`` (or ``failed``). Idempotence: an app whose latest
   deployment *finished* with the same image tag, whose variables are unchanged since the runbook last
   deployed it, and which is running, is ``ok`` — whether that latest deployment is the runbook's or a
