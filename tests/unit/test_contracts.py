@@ -198,3 +198,40 @@ def test_state_changes_show_what_differs_and_nothing_when_equal() -> None:
     after = {**before, "packages": ["ufw 0.36 ii", "nginx 1.22 ii"]}
     assert outside.state_changes(before, after) == ["packages: + nginx 1.22 ii"]
     assert outside.state_digest(before) != outside.state_digest(after)
+
+
+class FakeRehearsal:
+    """What the rehearsal's audit asks of a :class:`~helpers.rehearse.session.Rehearsal`."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def standin_urls(self) -> dict[str, str]:
+        return {"digitalocean": self.url}
+
+    def droplet_container(self) -> None:
+        return None
+
+
+def test_the_rehearsals_audit_fails_a_repeated_run_that_sends_a_change(refs: Path) -> None:
+    from helpers.rehearse.__main__ import Audit
+
+    with DigitalOceanStandIn([TOKEN], active_after_polls=0) as fake:
+        api = httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"})
+        audit = Audit()
+        api.post("/v2/tags", json={"name": "web"})
+        assert audit.after_run(FakeRehearsal(fake.url), 1) == []  # a first run may create things
+        api.get("/v2/tags/web")
+        assert audit.after_run(FakeRehearsal(fake.url), 2) == []  # reads only
+        api.post("/v2/tags", json={"name": "web"})
+        problems = audit.after_run(FakeRehearsal(fake.url), 3)
+        assert problems == ["changed a vendor's state on a repeated run: digitalocean POST /v2/tags -> 201"]
+        assert audit.mutating == {1: 1, 2: 0, 3: 1}
+        api.post(
+            "/v2/droplets", json={**DROPLET, "backups": "yes"}
+        )  # invalid, refused: strict in a rehearsal
+        problems = audit.after_run(FakeRehearsal(fake.url), 4)
+        assert any(
+            p.startswith("contract: digitalocean POST /v2/droplets request body.backups") for p in problems
+        )
+        assert "digitalocean: requests 4 validated" in "\n".join(audit.summary(None))
