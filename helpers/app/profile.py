@@ -219,6 +219,7 @@ class Profile:
     docs: tuple[str, ...]
     unclear: tuple[str, ...]  # what the reader could not decide: said, not guessed
     dependencies: tuple[str, ...] = ()  # every dependency name (root and packages)
+    files: tuple[str, ...] = ()  # every non-ignored file, as the profile saw the repository
 
     # ---- scripts
 
@@ -462,6 +463,7 @@ class _Reader:
             docs=tuple(self.docs(packages)),
             unclear=tuple(dict.fromkeys(self.unclear + classifier.unclear)),
             dependencies=tuple(sorted(deps)),
+            files=tuple(self.all_files),
         )
 
     def scripts_of(self, folder: str) -> dict[str, str]:
