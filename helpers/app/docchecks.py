@@ -16,7 +16,8 @@ planned files can be checked too) and returns :class:`Finding` s with ``file:lin
 * :func:`links`: no Markdown link, path named in the docs, or path in an ``.env.example`` comment
   points at a file that does not exist;
 * :func:`identity`: the database user and name and the Redis db index are the ones the app had
-  before (``before``: its profile before the migration), and every key of ``.env.example`` is kept.
+  before (``before``: its profile before the migration), and every key of ``.env.example`` is kept;
+* :func:`uncommitted`: once phase 1 has committed, nothing it changed is left out of the commit.
 
 :func:`findings` runs them all; :func:`check_docs` records them in a verification table
 (:class:`helpers.core.checks.Checklist`), one row per check, each able to fail.
@@ -33,7 +34,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from helpers.app import appdocs, envfile, pmcommand, profile, references, vmtext
+from helpers.app import appdocs, envfile, gitrepo, pmcommand, profile, references, vmtext
 from helpers.app.appfiles import Tree
 from helpers.app.vmtext import DEFAULT_RULES, Rules
 
@@ -43,6 +44,7 @@ CHECKS: dict[str, str] = {
     "vm-text": "no VM, Multipass, VM address or local Coolify left in the docs and .env.example",
     "links": "no link or path in the docs or .env.example comments points at a missing file",
     "identity": "the database user and name, the Redis db index and every env key are kept",
+    "clean": "after the commit, git status is clean (nothing changed and left uncommitted)",
 }
 HINTS: dict[str, str] = {
     "commands": "change each command to a script the app has (package.json), or add the script",
@@ -50,6 +52,7 @@ HINTS: dict[str, str] = {
     "vm-text": "rewrite or remove these lines by hand (each names the file and line)",
     "links": "point the link at the page that replaced it, or remove it",
     "identity": "restore the user, database name and db index in .env.example (and the lost keys)",
+    "clean": "commit these paths with the others (they were changed by phase 1) or restore them",
 }
 GUIDE = appdocs.GUIDE  # may speak of WSL's VM
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal", ""})
@@ -374,8 +377,9 @@ def _vm_what(line: str, hosts: Collection[str], rules: Rules, section: str) -> s
     for host in hosts:
         if re.search(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", line):
             what.append(f"the VM's address {host}")
-    local = _LOCAL_WORDS.search(line) or (_LOCAL_WORDS.search(section) and not _PROD_WORDS.search(section))
-    if _COOLIFY.search(line) and not _PROD_WORDS.search(line) and local:
+    words = re.sub(r"\w+://\S+", " ", line)  # http://your-coolify-server:8000 says nothing of where
+    local = _LOCAL_WORDS.search(words) or (_LOCAL_WORDS.search(section) and not _PROD_WORDS.search(section))
+    if _COOLIFY.search(words) and not _PROD_WORDS.search(words) and local:
         what.append("Coolify as the local setup")
     return ", ".join(dict.fromkeys(what)) or None
 
@@ -550,6 +554,19 @@ def _masked(line: str) -> str:
     return scrub(line, values=[])
 
 
+# --------------------------------------------------------------------------- check 6: committed
+
+
+def uncommitted(app: Tree | str | os.PathLike[str]) -> list[Finding]:
+    """Paths git sees as changed, deleted or new (ignored files, such as ``.env``, excluded)."""
+    root = Tree.of(app).root
+    return [
+        Finding("clean", c.path, 0, c.code.strip(), f"{c.kind} and not committed")
+        for c in gitrepo.changes(root)
+        if not gitrepo.never_commit(c.path)
+    ]
+
+
 # --------------------------------------------------------------------------- all of them
 
 
@@ -558,15 +575,16 @@ def findings(
     before: profile.Profile | None = None,
     rules: Rules = DEFAULT_RULES,
     accepted: Iterable[str] = (),
+    committed: bool = False,
 ) -> list[Finding]:
-    """Every check's findings (``identity`` only with ``before``), minus the ``accepted`` lines.
-
-    ``accepted``: ``file:line`` or the exact text of lines a person has decided to keep as they are.
-    """
+    """Every check's findings (``identity`` only with ``before``; ``clean`` only once ``committed``),
+    minus the ``accepted`` lines (``file:line`` or the exact text of lines a person decided to keep)."""
     a = _App(app)
     out = commands(a) + script_rows(a, before) + vm_text(a, before, rules) + links(a, before)
     if before is not None:
         out += identity(a, before)
+    if committed:
+        out += uncommitted(a.tree)
     keep = set(accepted)
     return [f for f in out if f.where not in keep and f.text not in keep]
 
@@ -577,12 +595,13 @@ def check_docs(
     before: profile.Profile | None = None,
     rules: Rules = DEFAULT_RULES,
     accepted: Iterable[str] = (),
+    committed: bool = False,
     shown: int = 6,
 ) -> list[Finding]:
     """One verification row per check (``check`` is a :class:`~helpers.core.checks.Checklist`)."""
-    found = findings(app, before, rules, accepted)
+    found = findings(app, before, rules, accepted, committed)
     for name, title in CHECKS.items():
-        if name == "identity" and before is None:
+        if (name == "identity" and before is None) or (name == "clean" and not committed):
             continue
         mine = [f for f in found if f.check == name]
         detail = "; ".join(f"{f.where} {f.why}" for f in mine[:shown])

@@ -393,14 +393,14 @@ def show(profile: Profile) -> None:
 
 def read(app: Files | str | os.PathLike[str], rev: str | None = None) -> Profile:
     """Profile the app repository: its working tree (or a :class:`Tree` with a plan), or ``rev``."""
+    files: Files
     if rev is not None:
-        files: Files = Revision(app if isinstance(app, str | os.PathLike) else app.root, rev)  # type: ignore[union-attr]
+        files = Revision(app if isinstance(app, str | os.PathLike) else getattr(app, "root", "."), rev)
     elif isinstance(app, str | os.PathLike):
         files = Tree(app)
     else:
         files = app
-    root = str(getattr(files, "root", ""))
-    return _Reader(files, root).profile()
+    return _Reader(files, str(getattr(files, "root", ""))).profile()
 
 
 class _Reader:
