@@ -377,11 +377,26 @@ def _vm_what(line: str, hosts: Collection[str], rules: Rules, section: str) -> s
     for host in hosts:
         if re.search(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", line):
             what.append(f"the VM's address {host}")
-    words = re.sub(r"\w+://\S+", " ", line)  # http://your-coolify-server:8000 says nothing of where
-    local = _LOCAL_WORDS.search(words) or (_LOCAL_WORDS.search(section) and not _PROD_WORDS.search(section))
-    if _COOLIFY.search(words) and not _PROD_WORDS.search(words) and local:
+    if any(_coolify_local(part, section) for part in _segments(line)):
         what.append("Coolify as the local setup")
     return ", ".join(dict.fromkeys(what)) or None
+
+
+def _segments(line: str) -> list[str]:
+    """A table row's cells, or a line's sentences and clauses: where local and production are told apart."""
+    words = re.sub(r"\w+://\S+", " ", line)  # http://your-coolify-server:8000 says nothing of where
+    if words.strip().startswith("|"):
+        return words.strip().strip("|").split("|")
+    return re.split(r"[.;:](?:\s|$)", words)
+
+
+def _coolify_local(part: str, section: str) -> bool:
+    """Coolify in a sentence (or cell) about local development, with no word of production in it."""
+    if not _COOLIFY.search(part) or _PROD_WORDS.search(part):
+        return False
+    return bool(
+        _LOCAL_WORDS.search(part) or (_LOCAL_WORDS.search(section) and not _PROD_WORDS.search(section))
+    )
 
 
 def vm_text(

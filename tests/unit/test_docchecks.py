@@ -171,6 +171,10 @@ def test_vm_text_in_docs_and_env_example(tmp_path):
             "Run `docker compose ps` and check the VM is Running.\n"  # 5
             "Use `harbor-dev.local` as host name.\n"  # 6: the VM's old address
             "Install [Multipass](https://multipass.run) first.\n"  # 7
+            "\n| | local | production |\n| --- | --- | --- |\n"
+            "| PostgreSQL | Coolify in Docker (localhost) | Coolify on the droplet |\n"  # 11: the local cell
+            "| Web | your machine | Coolify on the droplet |\n"
+            "In development the app runs with pnpm; in production Coolify runs it.\n"
         ),
         "CLAUDE.md": "## Local services\n\n- Coolify manages them.\n",  # 3: Coolify in a local section
         "docs/troubleshooting-docker.md": "# Guide\n\nWSL 2 runs Docker in a lightweight VM.\n",
@@ -194,6 +198,7 @@ def test_vm_text_in_docs_and_env_example(tmp_path):
         "README.md:5",
         "README.md:6",
         "README.md:7",
+        "README.md:11",
         "docs/ops.md:3",
         "docs/ops.md:11",
         ".env.example:1",
@@ -201,7 +206,7 @@ def test_vm_text_in_docs_and_env_example(tmp_path):
         ".env.example:4",
     ]
     assert "Coolify as the local setup" in found[1].why and "harbor-dev.local" in found[3].why
-    assert found[7].text == "# Services run in the dev VM"
+    assert found[8].text == "# Services run in the dev VM"
 
 
 def test_vm_text_passes_on_true_docs(tmp_path):
