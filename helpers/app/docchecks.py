@@ -540,23 +540,30 @@ def identity(
         lines = text.splitlines()
         return n, (lines[n - 1].strip() if 0 < n <= len(lines) else key or "")
 
-    pairs: list[tuple[str, str, Callable[[profile.Endpoint], Any], str]] = [
-        ("database", "user", lambda e: e.user, "the database user"),
-        ("database", "database", lambda e: e.database, "the database name"),
-        ("redis", "database", lambda e: e.index, "the Redis db index"),
-    ]
-    for service, part, value, label in pairs:
+    parts: dict[str, list[tuple[str, Callable[[profile.Endpoint], Any], str]]] = {
+        "database": [
+            ("user", lambda e: e.user, "the database user"),
+            ("database", lambda e: e.database, "the database name"),
+        ],
+        "redis": [("database", lambda e: e.index, "the Redis db index")],
+    }
+    for service, checks in parts.items():
         old: profile.Endpoint | None = getattr(before, service)
         new: profile.Endpoint | None = getattr(a.now, service)
         if old is None:
             continue
         if new is None:
-            found.append(Finding("identity", env, 0, "", f"{label} is gone: no {service} settings any more"))
+            found.append(Finding("identity", env, 0, "", f"no {service} settings any more"))
             continue
-        if value(old) != value(new):
-            n, shown = line_of(new, part)
-            why = f"{label} changed from {value(old)!r} to {value(new)!r}"
-            found.append(Finding("identity", env, n, _masked(shown), why))
+        for part, value, label in checks:
+            if value(old) != value(new):
+                n, shown = line_of(new, part)
+                why = f"{label} changed from {value(old)!r} to {value(new)!r}"
+                found.append(Finding("identity", env, n, _masked(shown), why))
+        if old.url_key is None and new.url_key and new.url_key not in before.env_keys:
+            keys = ", ".join(dict.fromkeys(old.sources.values()))
+            why = f"{new.url_key} was added, but the app reads {keys}"
+            found.append(Finding("identity", env, where.get(new.url_key, 0), new.url_key, why))
     for key in before.env_keys:
         if key not in a.now.env_keys:
             found.append(Finding("identity", env, 0, key, f"the key {key} was dropped"))

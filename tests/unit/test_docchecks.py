@@ -300,6 +300,11 @@ def test_identity_with_separate_keys_points_at_the_key(tmp_path):
         tmp_path / "a", {"package.json": MANIFEST, ".env.example": "REDIS_HOST=localhost\nREDIS_DB=0\n"}
     )
     assert [(f.where, f.text) for f in docchecks.identity(app, before)] == [(".env.example:2", "REDIS_DB=0")]
+    # a URL added next to the keys the app reads: the app will not read it
+    (app / ".env.example").write_text("REDIS_HOST=localhost\nREDIS_DB=1\nREDIS_URL=redis://localhost:6380\n")
+    assert [(f.where, f.why) for f in docchecks.identity(app, before)] == [
+        (".env.example:3", "REDIS_URL was added, but the app reads REDIS_HOST, REDIS_DB")
+    ]
 
 
 # --------------------------------------------------------------------------- in a verification table
