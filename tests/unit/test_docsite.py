@@ -260,40 +260,6 @@ def test_applies_to_with_a_typo_is_caught():
         docsite.guide_sections("### Broken {#broken}\n<!-- applies-to: 1.4 1.44 -->\n")
 
 
-def test_production_env_reads_secret_sources_from_helpers_secrets():
-    md = docsite.production_env_markdown()
-    for var in docsite.PRODUCTION_ENV:
-        row = next(line for line in md.splitlines() if line.startswith(f"| `{var.name}` |"))
-        if var.secret:
-            assert "🔒 secret" in row and SECRETS[var.secret_name].source in row
-        else:
-            assert "| no |" in row
-    names = [v.name for v in docsite.PRODUCTION_ENV]
-    assert len(names) == len(set(names))
-    assert not set(names) & set(docsite.NOT_IN_PRODUCTION)
-
-
-def test_every_variable_the_sample_app_reads_is_documented_for_production():
-    app = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
-    env_ts = (app / "src" / "lib" / "env.ts").read_text(encoding="utf-8")
-    schema = dict(re.findall(r"^\s+([A-Z][A-Z0-9_]+): (z\..*)$", env_ts, re.M))  # name -> zod rule
-    example = re.findall(r"^([A-Z][A-Z0-9_]+)=", (app / ".env.example").read_text(encoding="utf-8"), re.M)
-    assert "DATABASE_URL" in schema and "DATABASE_URL" in example  # the patterns do read the files
-    documented = {v.name for v in docsite.PRODUCTION_ENV} | set(docsite.NOT_IN_PRODUCTION)
-    assert set(schema) | set(example) <= documented
-    # web and worker parse the same schema: what it requires without a default, both apps get
-    both = {v.name for v in docsite.PRODUCTION_ENV if set(v.apps) == {"web", "worker"}}
-    required = {name for name, rule in schema.items() if ".default(" not in rule}
-    assert required and required <= both
-
-
-def test_production_env_refuses_a_secret_the_runbook_does_not_know(monkeypatch):
-    bad = (*docsite.PRODUCTION_ENV, docsite.EnvVar("X", ("web",), True, "?", secret_name="NOPE"))
-    monkeypatch.setattr(docsite, "PRODUCTION_ENV", bad)
-    with pytest.raises(docsite.DocsiteError, match="NOPE"):
-        docsite.production_env_markdown()
-
-
 def test_secrets_table_lists_every_secret():
     md = docsite.secrets_markdown()
     assert all(f"| `{name}` |" in md for name in SECRETS)
