@@ -451,7 +451,7 @@ class Settings:
         "",
         "the reference run the site shows, or `off`",
         "docs",
-        shown="`.work/docs-reference/`",
+        shown="`.work/docs/reference/`",
     )
     mermaid_js = Var(
         "RUNBOOK_MERMAID_JS",
