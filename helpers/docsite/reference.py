@@ -56,6 +56,7 @@ SAMPLE_APP_SETTING = (
 )
 IMAGES = ("POSTGRES_IMAGE", "REDIS_IMAGE")
 
+WHOLE_PHASE = Selection()
 Progress = Callable[[Redactor], Observer]  # makes the runner's observer with the run's redactor
 
 
@@ -144,35 +145,46 @@ def sample_app_setting(echo: Callable[[str], Any] = print) -> Iterator[Setting]:
         echo(f"removed the reference run's compose project {sandbox.project} and its folder")
 
 
-def run_name(setting: Setting, phase: str, only: Sequence[str] = ()) -> str:
-    return f"{setting.kind}-{phase}" + (f"-only-{'-'.join(only)}" if only else "")
+def run_name(setting: Setting, phase: str, selection: Selection = WHOLE_PHASE) -> str:
+    """``reference-phase1``; a partial run says which part: ``reference-phase1-only-1.4-1.5``."""
+    if selection.only:
+        return f"{setting.kind}-{phase}-only-{'-'.join(selection.only)}"
+    if selection.start or selection.stop:
+        return f"{setting.kind}-{phase}-{selection.start or 'start'}-to-{selection.stop or 'end'}"
+    return f"{setting.kind}-{phase}"
 
 
 def run(
     setting: Setting,
     out_dir: Path,
     phase: str = "phase1",
-    only: Sequence[str] = (),
+    selection: Selection = WHOLE_PHASE,
     timeout: float | None = None,
     progress: Progress | None = None,
     redactor: Redactor | None = None,
+    name: str = "",
+    replaces_phase: bool | None = None,
 ) -> tuple[Ledger, dict[str, Any]]:
-    """``runbook run PHASE --keep-going [--only ...]`` in ``setting``, then publish its run folder.
+    """``runbook run PHASE --keep-going`` (with ``selection``) in ``setting``, then publish its run folder.
 
     Returns the runner's ledger and the published run's manifest entry. ``redactor`` must be made
     once the setting's environment is in place (its secrets are then known); by default it is, and
     ``progress`` gets it to make the runner's observer (``helpers.runner.progress.observer_for``).
+    ``name`` (default :func:`run_name`) names the published run. It replaces the earlier published
+    runs of its phase and kind when ``replaces_phase`` (default: when it ran the whole phase; the
+    first of several runs that make up a phase passes True), else it is shown over them.
     """
     redactor = redactor or Redactor()
     observer = progress(redactor) if progress else None
-    name = run_name(setting, phase, only)
+    name = name or run_name(setting, phase, selection)
     request = runs.Request(
         phase=phase,
-        selection=Selection(only=tuple(only)),
+        selection=selection,
         given=setting.given,
         output_dir=setting.work / "runs" / name / phase,
         options=Options(keep_going=True, timeout=timeout),
-        argv=["python", "-m", "helpers.docsite", "reference-run", *(["--only", *only] if only else [])],
+        argv=["python", "-m", "helpers.docsite", "reference-run"]
+        + ([] if selection == WHOLE_PHASE else selection.describe().split()),
     )
     try:
         ledger = runs.start(C.default(), request, observer, redactor)
@@ -184,7 +196,7 @@ def run(
         setting=setting.description,
         placeholders=setting.placeholders,
         about=setting.about,
-        replaces_phase=not only,
+        replaces_phase=selection == WHOLE_PHASE if replaces_phase is None else replaces_phase,
     )
     return ledger, publish(ledger.run_dir, out_dir, how, redactor)
 
@@ -205,4 +217,4 @@ def reference_run(
         )
     target = out_dir or reference_dir() or DEFAULT_REFERENCE_DIR
     with sample_app_setting(echo) as setting:
-        return run(setting, target, "phase1", only, timeout, progress)
+        return run(setting, target, "phase1", Selection(only=tuple(only)), timeout, progress)

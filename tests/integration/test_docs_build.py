@@ -24,6 +24,7 @@ from helpers.docsite import mermaid, reference, taskpages
 from helpers.docsite.published import reference_dir
 from helpers.runner import cli
 from helpers.runner.ledger import Ledger
+from helpers.runner.plan import Selection
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +170,7 @@ def test_the_reference_run_is_the_runner_and_publishes_nothing_secret(tmp_path, 
         placeholders={str(work): "/path/to/reference-run", str(root): "/path/to/runbook"},
     )
     ref = tmp_path / "ref"
-    ledger, entry = reference.run(setting, ref, "phase1", only)
+    ledger, entry = reference.run(setting, ref, "phase1", Selection(only=tuple(only)))
 
     # (b) the same blocking as `runbook run --keep-going`, which this test runs beside it
     cli_run = tmp_path / "cli-run"

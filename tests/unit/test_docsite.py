@@ -569,3 +569,14 @@ def test_links_into_the_app_repository_become_plain_text():
         "../../a/b.png",
     ):
         assert f'href="{kept}"' in out
+
+
+def test_a_partial_reference_run_is_named_after_its_part(tmp_path):
+    from helpers.docsite.reference import Setting, run_name
+    from helpers.runner.plan import Selection
+
+    setting = Setting(kind="rehearsal", description="", work=tmp_path)
+    assert run_name(setting, "phase2") == "rehearsal-phase2"
+    assert run_name(setting, "phase2", Selection(only=("2.18",))) == "rehearsal-phase2-only-2.18"
+    assert run_name(setting, "phase2", Selection(stop="2.17")) == "rehearsal-phase2-start-to-2.17"
+    how("rehearsal-phase2-start-to-2.17").check()  # a name publishing accepts
