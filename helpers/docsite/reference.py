@@ -140,9 +140,11 @@ def sample_app_setting(echo: Callable[[str], Any] = print) -> Iterator[Setting]:
             about={**machine_versions(), "images": images},
         )
     finally:
-        for problem in sandbox.teardown():
+        problems = sandbox.teardown()
+        for problem in problems:
             echo(f"cleaning up the reference run: {problem}")
-        echo(f"removed the reference run's compose project {sandbox.project} and its folder")
+        if not problems:
+            echo(f"removed the reference run's compose project {sandbox.project} and its folder")
 
 
 def run_name(setting: Setting, phase: str, selection: Selection = WHOLE_PHASE) -> str:
