@@ -56,9 +56,10 @@ test: install ## run the tests (.venv/bin/pytest; ARGS="-k ..." to choose)
 	if [[ $$rc -eq 5 ]]; then echo "make test: pytest collected no tests (exit code 5): nothing was tested" >&2; fi; \
 	exit $$rc
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check, and the package's import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of the sample app in .work/)
 	scripts/provision.sh engine compose images
@@ -71,7 +72,7 @@ phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of 
 	$(VENV)/bin/runbook run phase1 $(ARGS)
 
 docs: install ## build the site into site/ (mkdocs --strict), with real outputs from a reference run when Docker answers
-	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite.site reference-run --if-engine
+	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite reference-run --if-engine
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 .PHONY: rehearse-phase2

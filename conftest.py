@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from helpers.core.settings import env
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -99,7 +101,7 @@ def pytest_collection_modifyitems(
     conf = _tests_conftest()
     problem = conf.engine_problem()
     if problem is not None:
-        if not conf._truthy("RUNBOOK_REQUIRE_ENGINE"):  # else the setup hook below fails them
+        if not env.require_engine:  # else the setup hook below fails them
             for item in cells:
                 item.add_marker(pytest.mark.skip(reason=f"engine: {problem}"))
         return
@@ -126,7 +128,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     conf = _tests_conftest()
     problem = conf.engine_problem()
-    if problem is not None and conf._truthy("RUNBOOK_REQUIRE_ENGINE"):
+    if problem is not None and env.require_engine:
         pytest.fail(f"RUNBOOK_REQUIRE_ENGINE=1 but {problem}", pytrace=False)
     failed: set[Path] = item.config.stash.get(_FAILED_KEY, set())
     notebook = _notebook_of(item)

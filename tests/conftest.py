@@ -18,11 +18,9 @@ import pytest
 from contract_checks import pytest_terminal_summary, stand_in_contracts  # noqa: F401  (issue 12)
 from testsupport import FIXTURE_APP, ROOT, free_port  # noqa: F401  (re-exported for fixtures)
 
-CHROMIUM = os.environ.get("RUNBOOK_CHROMIUM", "/usr/bin/chromium")
+from helpers.core.settings import env
 
-
-def _truthy(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+CHROMIUM = env.chromium
 
 
 @functools.cache
@@ -52,15 +50,15 @@ def browser_problem() -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for marker, problem, require in (
-            ("engine", engine_problem, "RUNBOOK_REQUIRE_ENGINE"),
-            ("browser", browser_problem, "RUNBOOK_REQUIRE_BROWSER"),
+            ("engine", engine_problem, env.require_engine),
+            ("browser", browser_problem, env.require_browser),
         ):
             if item.get_closest_marker(marker) is None:
                 continue
             reason = problem()
             if reason is None:
                 continue
-            if _truthy(require):
+            if require:
                 item.add_marker(pytest.mark.usefixtures("_fail_missing_" + marker))
             else:
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.app import references
+from helpers.app import vmtext
 from helpers.app.appfiles import FileChange, Tree, newline_of, unified_diff, with_newlines
 from helpers.core.steps import StepResult
 
@@ -227,7 +227,7 @@ def check_section(check, app: Tree | str | os.PathLike[str], target: DocTarget) 
         f"missing: {', '.join(missing)}" if missing else "all there",
         hint=f"run task {target.task} again to restore the section",
     )
-    in_block = references.find_in_text(block)
+    in_block = vmtext.find_in_text(block)
     check(
         "the docker section mentions no Multipass/VM",
         not in_block,
@@ -255,7 +255,7 @@ def check_section(check, app: Tree | str | os.PathLike[str], target: DocTarget) 
     span = (marked[0], marked[1] + 1) if marked else (section[0], section[1]) if section else (0, 0)
     kept = [h.title for h in headings(old_lines) if not span[0] <= h.index < span[1]]
     now = {h.title for h in headings(lines)}
-    lost = [t for t in kept if t not in now and references.rewrite_prose(t) not in now]
+    lost = [t for t in kept if t not in now and vmtext.rewrite_prose(t) not in now]
     check(
         "the rest of the file is kept (its other headings)",
         not lost,
@@ -374,7 +374,7 @@ def check_guide(check, app: Tree | str | os.PathLike[str]) -> None:
     for name, rx in TOPICS.items():
         match = next((p.title for p in problems if re.search(rx, p.title, re.IGNORECASE)), None)
         check(f"covers: {name}", match, match or "no section", hint="add a section for it (overwrite=True)")
-    hits = references.find_in_text(text)
+    hits = vmtext.find_in_text(text)
     check(
         "mentions no Multipass/VM address",
         not hits,

@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 
 from helpers.core import steps
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.secrets import scrub
 from helpers.core.steps import StepResult
-from helpers.core.tasks import PROJECT_ROOT
 
 # Never scanned nor rewritten: dependencies, build output, VCS data.
 SKIP_DIRS: frozenset[str] = frozenset(

@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote
 
-from helpers.app import references
+from helpers.app import vmtext
 from helpers.app.appfiles import FileChange, Tree, newline_of
-from helpers.app.references import DEFAULT_RULES, Rules
+from helpers.app.vmtext import DEFAULT_RULES, Rules
 from helpers.core import steps
 from helpers.core.steps import StepResult
 
@@ -171,7 +171,7 @@ def rewrite_values(text: str, rules: Rules = DEFAULT_RULES) -> str:
     entries = parse(text)
     for n, e in enumerate(entries):
         if e.kind == "assign":
-            new = references.rewrite_addresses(e.value, rules)
+            new = vmtext.rewrite_addresses(e.value, rules)
             if new != e.value:
                 entries[n] = e.with_value(new)
     return render(entries)
@@ -188,18 +188,18 @@ def rewrite_references(text: str, rules: Rules = DEFAULT_RULES) -> str:
     for n, e in enumerate(entries):
         if e.kind == "assign" and "MULTIPASS" in e.key.upper():
             continue
-        if e.kind == "assign" and references.has_reference(e.value, rules):
-            e = e.with_value(references.rewrite_prose(e.value, rules))
-        if e.kind == "comment" and references.has_reference(e.raw, rules):
+        if e.kind == "assign" and vmtext.has_reference(e.value, rules):
+            e = e.with_value(vmtext.rewrite_prose(e.value, rules))
+        if e.kind == "comment" and vmtext.has_reference(e.raw, rules):
             below = next((x for x in entries[n + 1 :] if x.kind != "comment"), None)
             if below is not None and below.kind == "assign" and "COOLIFY" in below.key.upper():
                 if not any(x.raw.rstrip("\r\n") == COOLIFY_COMMENT for x in out[-3:]):
                     out.append(replace(e, raw=COOLIFY_COMMENT + e.newline))
                 continue
-            if references._has_multipass_command(e.raw):
+            if vmtext.has_multipass_command(e.raw):
                 continue
             body = e.raw[: len(e.raw) - len(e.newline)]
-            new = references.rewrite_prose(references.rewrite_inline_code(body, rules), rules)
+            new = vmtext.rewrite_prose(vmtext.rewrite_inline_code(body, rules), rules)
             e = replace(e, raw=new + e.newline)
         out.append(e)
     return render(out)
@@ -209,7 +209,7 @@ def vm_values(text: str | None, rules: Rules = DEFAULT_RULES) -> list[str]:
     """Keys whose value still points at the VM."""
     if not text:
         return []
-    return [e.key for e in parse(text) if e.kind == "assign" and references.has_reference(e.value, rules)]
+    return [e.key for e in parse(text) if e.kind == "assign" and vmtext.has_reference(e.value, rules)]
 
 
 # --------------------------------------------------------------------------- task 1.9
@@ -396,7 +396,7 @@ def check_env_example(
         comments = [
             e.raw.strip()
             for e in parse(committed)
-            if e.kind == "comment" and not references.has_reference(e.raw, rules)
+            if e.kind == "comment" and not vmtext.has_reference(e.raw, rules)
         ]
         lines = {line.strip() for line in text.splitlines()}
         lost = [c for c in comments if c not in lines]

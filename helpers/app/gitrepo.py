@@ -171,16 +171,16 @@ def phase1_rule(app_dir: str | os.PathLike[str], rules: Any = None) -> Callable[
     (rewritten or removed by 1.6/1.12), it is named after Multipass (removed by 1.12), or it is a
     Markdown page whose committed text links to a removed VM page (the link was dropped).
     """
-    from helpers.app import references
+    from helpers.app import references, vmtext
     from helpers.app.appfiles import Tree
 
-    rules = rules or references.DEFAULT_RULES
+    rules = rules or vmtext.DEFAULT_RULES
     removed = references.removed_vm_pages(Tree(app_dir), rules)
 
     def rule(path: str, committed: str | None) -> bool:
         if committed is None:
             return False
-        if references.has_reference(committed, rules) or references.is_multipass_file(path):
+        if vmtext.has_reference(committed, rules) or references.is_multipass_file(path):
             return True
         markdown = PurePosixPath(path).suffix.lower() in references.MARKDOWN
         return markdown and bool(removed) and bool(references.links_to(path, committed, removed))
@@ -189,7 +189,7 @@ def phase1_rule(app_dir: str | os.PathLike[str], rules: Any = None) -> Callable[
 
 
 def plan_phase1_commit(app_dir: str | os.PathLike[str], rules: Any = None) -> CommitPlan:
-    """:func:`plan_commit` with phase 1's managed files and :func:`phase1_rule` (``references.Rules``)."""
+    """:func:`plan_commit` with phase 1's managed files and :func:`phase1_rule` (``vmtext.Rules``)."""
     return plan_commit(app_dir, MANAGED_PATHS, phase1_rule(require_repo(app_dir), rules))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.app import vmtext
 from helpers.app.appfiles import FileChange, Tree, newline_of
 from helpers.core.steps import StepResult
 
@@ -300,7 +301,6 @@ def check_docker_scripts(
     check, app: Tree | str | os.PathLike[str], wanted: dict[str, str] | None = None
 ) -> None:
     """Task 1.8's verification: valid JSON, the docker scripts, and nothing else disturbed."""
-    from helpers.app import references
 
     tree = Tree.of(app)
     wanted = DOCKER_SCRIPTS if wanted is None else wanted
@@ -340,7 +340,7 @@ def check_docker_scripts(
     old_scripts = {
         k: v
         for k, v in (before.get("scripts") or {}).items()
-        if k not in wanted and not references.has_reference(v)
+        if k not in wanted and not vmtext.has_reference(v)
     }
     changed = [k for k, v in old_scripts.items() if scripts.get(k) != v]
     check(

@@ -31,58 +31,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from helpers.app import envfile, packagejson
 from helpers.app.appfiles import FileChange, Tree
+from helpers.app.vmtext import (
+    DEFAULT_RULES,
+    Rules,
+    find_in_text,
+    has_multipass_command,
+    has_reference,
+    map_embedded_commands,
+    rewrite_addresses,
+    rewrite_command_line,
+    rewrite_inline_code,
+    rewrite_prose,
+    split_newline,
+)
 
-VM_IP = r"192\.168\.64\.\d{1,3}"
-COOLIFY_PLACEHOLDER = "http://your-coolify-server:8000"
-DOCKER_INSTALL_URL = "https://docs.docker.com/get-started/get-docker/"
 MARKDOWN = (".md", ".mdx", ".markdown")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What counts as a reference, and extra rewrites. Notebook parameters map onto these fields."""
-
-    vm_ip: str = VM_IP  # regex of the VM's address(es)
-    extra_patterns: tuple[str, ...] = ()  # more regexes to report (e.g. the VM's host name)
-    replacements: tuple[tuple[str, str], ...] = ()  # (regex, replacement) applied before the rules
-    docs_dir: str = "docs"
-
-    @classmethod
-    def from_params(
-        cls,
-        vm_ip: str = "",
-        extra_patterns: Iterable[str] = (),
-        replacements: dict[str, str] | Iterable[tuple[str, str]] = (),
-        docs_dir: str = "docs",
-    ) -> Rules:
-        pairs = tuple(replacements.items()) if isinstance(replacements, dict) else tuple(replacements)
-        for pattern in [vm_ip, *extra_patterns, *(p for p, _ in pairs)]:
-            if pattern:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(
-                        f"pattern {pattern!r} is not a valid regular expression: {exc}"
-                    ) from None
-        return cls(
-            vm_ip or VM_IP, tuple(p for p in extra_patterns if p), pairs, docs_dir.strip("/") or "docs"
-        )
-
-    def patterns(self) -> list[tuple[str, re.Pattern[str]]]:
-        found = [
-            ("Coolify on the VM", re.compile(rf"https?://{self.vm_ip}:8000")),
-            ("VM address", re.compile(rf"(?<![\d.]){self.vm_ip}(?![\d])")),
-            ("multipass", re.compile(r"multipass", re.I)),
-        ]
-        return found + [(f"pattern {p}", re.compile(p)) for p in self.extra_patterns]
-
-
-DEFAULT_RULES = Rules()
 
 
 @dataclass(frozen=True)
@@ -95,23 +64,6 @@ class Hit:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
-
-
-def find_in_text(text: str, rules: Rules = DEFAULT_RULES) -> list[tuple[int, str, str]]:
-    """``(line number, line, what)`` for every line that holds a reference."""
-    out = []
-    patterns = rules.patterns()
-    for number, line in enumerate(text.splitlines(), start=1):
-        what = [label for label, rx in patterns if rx.search(line)]
-        if "Coolify on the VM" in what:
-            what.remove("VM address")
-        if what:
-            out.append((number, line, ", ".join(what)))
-    return out
-
-
-def has_reference(text: str | None, rules: Rules = DEFAULT_RULES) -> bool:
-    return bool(text) and bool(find_in_text(text, rules))
 
 
 def scan(
@@ -150,191 +102,6 @@ def _under(rel: str, folder: str) -> bool:
 
 
 # --------------------------------------------------------------------------- text rules
-
-_CASE = re.IGNORECASE
-
-
-def _match_case(repl: str, matched: str) -> str:
-    """Capitalise the replacement when the matched text started a sentence."""
-    return repl[:1].upper() + repl[1:] if matched[:1].isupper() else repl
-
-
-_VM_WORDS = r"multipass\s+(?:vm|virtual\s+machine|instance)s?(?:\s+`[^`]+`)?"
-_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"https?://[^\s)>\]\"'`]*multipass[^\s)>\]\"'`]*", _CASE), DOCKER_INSTALL_URL),
-    (re.compile(rf"\b(?:inside|in|on)\s+(?:the|a|your)\s+{_VM_WORDS}", _CASE), "in Docker"),
-    (re.compile(rf"\b(?:the|a|your)\s+{_VM_WORDS}", _CASE), "the Docker services"),
-    (re.compile(rf"\b{_VM_WORDS}", _CASE), "Docker services"),
-    (re.compile(r"\bwith\s+multipass\b", _CASE), "with Docker"),
-)
-
-
-def rewrite_prose(line: str, rules: Rules = DEFAULT_RULES) -> str:
-    """Phrase rules, then addresses, then the last resort: "Multipass" → "Docker"."""
-    original = line
-    for rx, repl in _PHRASES:
-        line = rx.sub(lambda m, r=repl: _match_case(r, m.group(0)), line)
-    line = rewrite_addresses(line, rules)
-    line = re.sub(r"multipass", _docker_word, line, flags=_CASE)
-    return _keep_rule_width(original, line)
-
-
-def _docker_word(m: re.Match[str]) -> str:
-    word = m.group(0)
-    return "DOCKER" if word.isupper() else "Docker" if word[0].isupper() else "docker"
-
-
-def _keep_rule_width(old: str, new: str) -> str:
-    """``# --- Services in the VM -------`` keeps its width when its words get shorter or longer."""
-    m = re.search(r"([-=#*~])\1{2,}$", new)
-    if not m or len(new) == len(old):
-        return new
-    return (
-        new + m.group(1) * (len(old) - len(new))
-        if len(new) < len(old)
-        else (new[: max(len(old), m.start() + 3)])
-    )
-
-
-def rewrite_addresses(text: str, rules: Rules = DEFAULT_RULES, coolify: str = COOLIFY_PLACEHOLDER) -> str:
-    """The Coolify dashboard on the VM → ``coolify``; URLs and bare addresses of the VM → localhost."""
-    ip = rules.vm_ip
-    text = re.sub(rf"https?://{ip}:8000(?:/[^\s)\]>\"'`]*)?", coolify, text)
-    text = re.sub(
-        rf"(?P<pre>[a-z][a-z0-9+.-]*://(?:[^@\s/]*@)?){ip}(?![\d])", r"\g<pre>localhost", text, flags=_CASE
-    )
-    return re.sub(rf"(?<![\d.]){ip}(?![\d])", "localhost", text)
-
-
-_COMMAND = re.compile(r"^(?P<lead>\s*(?:\$\s+|>\s+)?)(?P<cmd>(?:sudo\s+)?multipass\s+.*?)\s*$", _CASE)
-_SERVICES_IN_VM = (
-    ("psql", "postgres"),
-    ("pg_dump", "postgres"),
-    ("pg_isready", "postgres"),
-    ("redis-cli", "redis"),
-)
-
-
-def map_command(command: str) -> str | None:
-    """The docker-compose equivalent of one ``multipass ...`` command, or None when it has none."""
-    m = re.match(r"\s*(?:sudo\s+)?multipass\s+([\w-]+)\s*(.*)$", command.strip(), _CASE)
-    if not m:
-        return None
-    verb, rest = m.group(1).lower(), m.group(2)
-    simple = {
-        "launch": "docker compose up -d --wait",
-        "start": "docker compose up -d --wait",
-        "stop": "docker compose stop",
-        "restart": "docker compose restart",
-        "info": "docker compose ps",
-        "list": "docker compose ps",
-        "ls": "docker compose ps",
-        "delete": "docker compose down -v",
-    }
-    if verb in simple:
-        return simple[verb]
-    if verb == "exec" and " -- " in f" {rest} ":
-        inner = rest.split("--", 1)[1].strip()
-        inner = re.sub(r"^sudo\s+(?:-u\s+\S+\s+)?", "", inner)
-        for program, service in _SERVICES_IN_VM:
-            if re.match(rf"{re.escape(program)}\b", inner):
-                return f"docker compose exec {service} {inner}"
-    return None
-
-
-MULTIPASS_VERBS = (
-    "launch",
-    "start",
-    "stop",
-    "restart",
-    "suspend",
-    "info",
-    "list",
-    "ls",
-    "delete",
-    "purge",
-    "recover",
-    "exec",
-    "shell",
-    "sh",
-    "connect",
-    "mount",
-    "umount",
-    "unmount",
-    "transfer",
-    "copy-files",
-    "set",
-    "get",
-    "version",
-    "find",
-    "networks",
-    "alias",
-    "aliases",
-    "unalias",
-    "help",
-    "snapshot",
-    "restore",
-    "clone",
-    "authenticate",
-    "login",
-)
-_COMMAND_WORD = re.compile(
-    r"(?:^|[\s`(;&|$])(?:sudo\s+)?multipass\s+(?:" + "|".join(MULTIPASS_VERBS) + r")\b"
-)
-
-
-def _has_multipass_command(line: str) -> bool:
-    """A ``multipass <verb>`` command in the line (lower case, as typed in a shell)."""
-    return bool(_COMMAND_WORD.search(line))
-
-
-_EMBEDDED = re.compile(r"(?:sudo\s+)?multipass\s+(?:" + "|".join(MULTIPASS_VERBS) + r")\b[^\n\"'`;&|]*")
-
-
-def map_embedded_commands(line: str) -> str:
-    """``multipass`` commands inside code or configuration (YAML ``run:``, JSON strings) → docker compose."""
-    return _EMBEDDED.sub(lambda m: map_command(m.group(0)) or m.group(0), line)
-
-
-def rewrite_command_line(line: str, rules: Rules = DEFAULT_RULES) -> str | None:
-    """A line of shell code: mapped, kept (addresses rewritten) or None (remove the line)."""
-    body, newline = _split_newline(line)
-    if not re.search("multipass", body, _CASE):
-        return rewrite_addresses(body, rules) + newline
-    m = _COMMAND.match(body)
-    if not m:
-        return None  # e.g. `brew install --cask multipass`, `IP=$(multipass info ...)`
-    parts = [p for p in re.split(r"\s*(?:&&|;)\s*", m.group("cmd")) if p.strip()]
-    mapped = []
-    for part in parts:
-        if re.search("multipass", part, _CASE):
-            replacement = map_command(part)
-            if replacement and replacement not in mapped:
-                mapped.append(replacement)
-        else:
-            mapped.append(rewrite_addresses(part, rules))
-    if not mapped:
-        return None
-    return m.group("lead") + " && ".join(mapped) + newline
-
-
-def rewrite_inline_code(line: str, rules: Rules = DEFAULT_RULES) -> str:
-    """Inline code spans in prose: ``multipass`` commands mapped, other spans by the prose rules."""
-
-    def one(m: re.Match[str]) -> str:
-        span = m.group(1)
-        if not re.search(rf"multipass|{rules.vm_ip}", span, _CASE):
-            return m.group(0)
-        if _has_multipass_command(span):
-            return f"`{map_command(span) or 'docker compose'}`"
-        return f"`{rewrite_prose(span, rules)}`"
-
-    return re.sub(r"`([^`\n]+)`", one, line)
-
-
-def _split_newline(line: str) -> tuple[str, str]:
-    stripped = line.rstrip("\r\n")
-    return stripped, line[len(stripped) :]
 
 
 def _comment_prefix(rel: str) -> tuple[str, ...]:
@@ -388,13 +155,13 @@ def rewrite_code(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
     shell = is_shell(rel, text)
     out = []
     for line in text.splitlines(keepends=True):
-        body, newline = _split_newline(line)
+        body, newline = split_newline(line)
         stripped = body.lstrip()
         if not has_reference(body, rules):
             out.append(line)
             continue
         if stripped.startswith(prefixes) and not (shell and stripped.startswith("#!")):
-            if _has_multipass_command(stripped):
+            if has_multipass_command(stripped):
                 continue  # a comment explaining a multipass command: obsolete
             out.append(rewrite_prose(rewrite_inline_code(body, rules), rules) + newline)
             continue
@@ -419,7 +186,7 @@ def rewrite_markdown(text: str, rules: Rules = DEFAULT_RULES) -> str:
     block_had_content = False
     drop_blank = False  # after a removed code block: no double blank line
     for line in lines:
-        body, newline = _split_newline(line)
+        body, newline = split_newline(line)
         if drop_blank:
             drop_blank = False
             if not body.strip() and (not out or not out[-1].strip()):
@@ -463,8 +230,8 @@ def rewrite_markdown(text: str, rules: Rules = DEFAULT_RULES) -> str:
 
 # --------------------------------------------------------------------------- VM pages and links
 
-_VM_NAME = re.compile(r"(?:^|[-_.])(?:multipass|vm|vms|virtual-machine)(?:[-_.]|$)", _CASE)
-_VM_TITLE = re.compile(r"multipass|\bVMs?\b|virtual machine", _CASE)
+_VM_NAME = re.compile(r"(?:^|[-_.])(?:multipass|vm|vms|virtual-machine)(?:[-_.]|$)", re.IGNORECASE)
+_VM_TITLE = re.compile(r"multipass|\bVMs?\b|virtual machine", re.IGNORECASE)
 
 
 def first_title(text: str) -> str:
@@ -495,7 +262,7 @@ _REF_DEF = re.compile(r"^\s{0,3}\[(?P<label>[^\]]+)\]:\s*(?P<target>\S+).*$")
 def _resolve(source: str, target: str) -> str | None:
     """The repository path a relative link points to, or None for external links and anchors."""
     target = target.strip("<>")
-    if re.match(r"^[a-z][a-z0-9+.-]*:", target, _CASE) or target.startswith(("#", "/")):
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith(("#", "/")):
         return None
     target = target.split("#", 1)[0].split("?", 1)[0]
     if not target:
@@ -515,7 +282,7 @@ def drop_links(rel: str, text: str, removed: set[str]) -> str:
     out = []
     labels_gone: set[str] = set()
     for line in text.splitlines(keepends=True):
-        body, newline = _split_newline(line)
+        body, newline = split_newline(line)
         d = _REF_DEF.match(body)
         if d and _resolve(rel, d.group("target")) in removed:
             labels_gone.add(d.group("label").lower())
@@ -537,7 +304,7 @@ def drop_links(rel: str, text: str, removed: set[str]) -> str:
         out.append(new + newline)
     result = "".join(out)
     for label in labels_gone:
-        result = re.sub(r"\[([^\]]+)\]\[" + re.escape(label) + r"\]", r"\1", result, flags=_CASE)
+        result = re.sub(r"\[([^\]]+)\]\[" + re.escape(label) + r"\]", r"\1", result, flags=re.IGNORECASE)
     return result
 
 
@@ -592,12 +359,8 @@ def rewrite(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
     if PurePosixPath(rel).suffix.lower() in MARKDOWN:
         return rewrite_markdown(text, rules)
     if is_env_file(rel):
-        from helpers.app import envfile
-
         return envfile.rewrite_references(text, rules)
     if PurePosixPath(rel).name == "package.json":
-        from helpers.app import packagejson
-
         text, _ = packagejson.remove_scripts(text, lambda _name, cmd: has_reference(cmd, rules))
     return rewrite_code(rel, text, rules)
 
@@ -669,8 +432,6 @@ def check_no_references(check, app: Tree | str | os.PathLike[str], rules: Rules 
 
 
 def check_package_json_parses(check, tree: Tree) -> None:
-    from helpers.app import packagejson
-
     text = tree.read("package.json")
     try:
         packagejson.parse(text or "", "package.json")

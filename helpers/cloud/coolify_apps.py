@@ -327,10 +327,10 @@ def wanted_env(
     overrides: Mapping[str, str] | None = None,
     require_values: bool = True,
 ) -> dict[str, str | None]:
-    """Key → value for one app, from :data:`helpers.docsite.site.PRODUCTION_ENV`.
+    """Key → value for one app, from :data:`helpers.app.prodenv.PRODUCTION_ENV`.
 
     None: a secret not set yet."""
-    from helpers.docsite.site import PRODUCTION_ENV
+    from helpers.app.prodenv import PRODUCTION_ENV
 
     out: dict[str, str | None] = {}
     for var in PRODUCTION_ENV:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import shlex
 import time
@@ -41,6 +40,7 @@ from typing import Any
 import httpx
 
 from helpers.core import secrets, steps
+from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
 OFFICIAL_INSTALLER = "https://cdn.coollabs.io/coolify/install.sh"
@@ -83,12 +83,12 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def is_rehearsal() -> bool:
-    return os.environ.get("RUNBOOK_REHEARSAL", "") == "1"
+    return env.rehearsal
 
 
 def default_installer() -> str:
     """``RUNBOOK_COOLIFY_INSTALLER``, else the rehearsal's script in rehearsal, else the official URL."""
-    explicit = os.environ.get("RUNBOOK_COOLIFY_INSTALLER", "").strip()
+    explicit = env.coolify_installer
     if explicit:
         return explicit
     return str(REHEARSAL_INSTALLER) if is_rehearsal() else OFFICIAL_INSTALLER
@@ -100,7 +100,7 @@ def default_dashboard_url(host: str, ssh_port: int = 22) -> str:
     A rehearsal droplet's "public IP" is 127.0.0.1 with its ports published by Docker: the SSH port task 2.2
     recorded, and another for 8000, read from Docker's port map.
     """
-    explicit = os.environ.get("COOLIFY_URL", "").strip()
+    explicit = env.coolify_url
     if explicit:
         return explicit.rstrip("/")
     if is_rehearsal():

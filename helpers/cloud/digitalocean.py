@@ -43,6 +43,7 @@ from helpers.clients.http import LOOPBACK as LOOPBACK
 from helpers.clients.http import JsonApiClient, error_body, is_http_url, token_in_clear
 from helpers.clients.http import retry_delay as retry_delay
 from helpers.core import secrets, steps
+from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
 DEFAULT_API_URL = "https://api.digitalocean.com"
@@ -106,7 +107,7 @@ COOLIFY_MIN_VCPUS, COOLIFY_MIN_MEMORY_MB, COOLIFY_MIN_DISK_GB = 2, 2048, 30
 
 
 def api_url() -> str:
-    return os.environ.get("DIGITALOCEAN_API_URL") or DEFAULT_API_URL
+    return env.digitalocean_api_url or DEFAULT_API_URL
 
 
 def token_help() -> str:
@@ -769,8 +770,8 @@ def fingerprint(public_key: str) -> str:
 def default_ssh_key() -> Path:
     """The private key whose public half 2.2 registers: ``RUNBOOK_SSH_KEY``, else task 2.3's default
     (``helpers.cloud.ssh.default_key_path``: ``RUNBOOK_SSH_DIR``, a rehearsal's own folder, or ``~/.ssh``)."""
-    if os.environ.get("RUNBOOK_SSH_KEY"):
-        return Path(os.environ["RUNBOOK_SSH_KEY"]).expanduser()
+    if env.ssh_key:
+        return Path(env.ssh_key).expanduser()
     try:
         from helpers.cloud.ssh import default_key_path
     except ImportError:

@@ -39,6 +39,7 @@ from typing import Any
 
 from helpers.app import workflow
 from helpers.core import secrets, state, steps
+from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -55,7 +56,7 @@ APPLICATIONS_KEY = "applications"
 
 
 def api_url() -> str:
-    return (os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    return (env.github_api_url or DEFAULT_API_URL).rstrip("/")
 
 
 def token_help() -> str:
@@ -172,7 +173,7 @@ def origin_repository(app_dir: str | os.PathLike[str] | None) -> str | None:
 
 def repository_name(explicit: str = "", app_dir: str | os.PathLike[str] | None = None) -> str:
     """The app's GitHub repository: the parameter, else ``GITHUB_REPOSITORY``, else the ``origin`` remote."""
-    value = (explicit or os.environ.get(REPOSITORY_ENV) or origin_repository(app_dir) or "").strip()
+    value = (explicit or env.github_repository or origin_repository(app_dir) or "").strip()
     value = value.removeprefix("https://github.com/").removesuffix(".git").strip("/")
     if not value:
         raise GitHubError(

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import paramiko
 
+from helpers.core.paths import WORK_DIR
+from helpers.core.settings import env
 from helpers.core.steps import StepResult, changed, failed, ok
-from helpers.core.tasks import PROJECT_ROOT
 
 DEFAULT_KEY_NAME = "id_ed25519"
 CONNECT_TIMEOUT = 10.0
@@ -35,7 +36,7 @@ CONNECT_TIMEOUT = 10.0
 
 def is_rehearsal() -> bool:
     """``RUNBOOK_REHEARSAL=1`` marks a rehearsal against the local stand-ins."""
-    return os.environ.get("RUNBOOK_REHEARSAL", "").lower() in ("1", "true")
+    return env.rehearsal
 
 
 def default_ssh_dir() -> Path:
@@ -43,10 +44,10 @@ def default_ssh_dir() -> Path:
 
     A rehearsal never touches the operator's real ``~/.ssh``.
     """
-    if os.environ.get("RUNBOOK_SSH_DIR"):
-        return Path(os.environ["RUNBOOK_SSH_DIR"]).expanduser()
+    if env.ssh_dir:
+        return Path(env.ssh_dir).expanduser()
     if is_rehearsal():
-        return PROJECT_ROOT / ".work" / "rehearsal" / "ssh"
+        return WORK_DIR / "rehearsal" / "ssh"
     return Path("~/.ssh").expanduser()
 
 
@@ -703,8 +704,8 @@ def droplet_target(
     sdir = Path(ssh_dir).expanduser() if ssh_dir else default_ssh_dir()
     if host:
         source = "parameter host"
-    elif os.environ.get("RUNBOOK_DROPLET_HOST"):
-        host, source = os.environ["RUNBOOK_DROPLET_HOST"], "RUNBOOK_DROPLET_HOST"
+    elif env.droplet_host:
+        host, source = env.droplet_host, "RUNBOOK_DROPLET_HOST"
     elif record.get("ipv4"):
         host, source = str(record["ipv4"]), f"task 2.2's record in {state.path('phase2')}"
     else:
@@ -713,20 +714,14 @@ def droplet_target(
             f"RUNBOOK_DROPLET_HOST, or run task 2.2 (it records the address in {state.path('phase2')})"
         )
     from_record = record.get("ipv4") == host
-    port_value = (
-        ssh_port or os.environ.get("RUNBOOK_SSH_PORT") or (record.get("ssh_port") if from_record else 0)
-    )
+    port_value = ssh_port or env.ssh_port or (record.get("ssh_port") if from_record else 0)
     try:
         port = int(port_value or 22)
     except ValueError:
         raise ValueError(f"ssh_port {port_value!r} is not a port number") from None
     if not 0 < port < 65536:
         raise ValueError(f"ssh_port {port} is not a TCP port (1-65535)")
-    key = (
-        key_path
-        or os.environ.get("RUNBOOK_SSH_KEY")
-        or (record.get("ssh_private_key") if from_record else "")
-    )
+    key = key_path or env.ssh_key or (record.get("ssh_private_key") if from_record else "")
     return Target(host, port, Path(key).expanduser() if key else default_key_path(sdir), sdir, source)
 
 

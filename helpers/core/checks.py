@@ -7,6 +7,11 @@ on leaving the block the table is shown (✅/❌) and, if any check failed, a
 >>> with verify("Docker is ready") as check:          # doctest: +SKIP
 ...     check("engine answers", engine.ok, engine.version)
 ...     check("4 GB free", free_gb >= 4, f"{free_gb:.1f} GB", hint="prune images")
+...     check.note("data root", "/var/lib/docker")
+
+A *note* (ℹ️) is information shown in the table that is not a check: it never fails and never counts
+as one. Anything that can only be true belongs in a note, so that every ✅ is a check that could have
+been ❌.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ class CheckResult:
     ok: bool
     detail: str = ""
     hint: str = ""
+    kind: str = "check"  # or "note": information, never a failure
+
+    @property
+    def icon(self) -> str:
+        return "ℹ️" if self.kind == "note" else "✅" if self.ok else "❌"
 
 
 class VerificationFailed(AssertionError):
@@ -57,6 +67,10 @@ class Checklist:
         self.results.append(result)
         return result.ok
 
+    def note(self, name: str, detail: Any = "") -> None:
+        """Record information that is not a check (a version, a choice, a warning to read)."""
+        self.results.append(CheckResult(name=name, ok=True, detail=str(detail), kind="note"))
+
     def call(self, name: str, probe: Callable[[], Any], hint: str = "") -> Any:
         """Run ``probe``; the check passes if it returns a truthy value without raising.
 
@@ -71,19 +85,23 @@ class Checklist:
         return value
 
     @property
+    def checks(self) -> list[CheckResult]:
+        return [r for r in self.results if r.kind == "check"]
+
+    @property
     def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.ok]
+        return [r for r in self.checks if not r.ok]
 
     def show(self) -> None:
-        rows = [("✅" if r.ok else "❌", r.name, r.detail) for r in self.results]
+        rows = [(r.icon, r.name, r.detail) for r in self.results]
         payload = {MIME: {"title": self.title, "checks": [r.__dict__ for r in self.results]}}
         show_table(("", "check", "detail"), rows, title=self.title, extra=payload)
 
     def raise_on_failure(self) -> None:
-        if not self.results:
+        if not self.checks:
             raise VerificationFailed(self.title, [CheckResult("no check was recorded", False)], 0)
         if self.failures:
-            raise VerificationFailed(self.title, self.failures, len(self.results))
+            raise VerificationFailed(self.title, self.failures, len(self.checks))
 
 
 @contextmanager
@@ -101,6 +119,6 @@ def verify(title: str) -> Iterator[Checklist]:
     except Exception as exc:
         checklist(f"(block raised {type(exc).__name__})", False, str(exc))
         checklist.show()
-        raise VerificationFailed(title, checklist.failures, len(checklist.results)) from exc
+        raise VerificationFailed(title, checklist.failures, len(checklist.checks)) from exc
     checklist.show()
     checklist.raise_on_failure()

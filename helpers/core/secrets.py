@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values, set_key
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.settings import env
 
 REDACTED = "[REDACTED]"
 # Documented public defaults (the local compose file's) are not secrets: scrubbing the
@@ -128,7 +128,7 @@ class MissingSecret(LookupError):
 
 
 def secrets_file() -> Path:
-    return Path(os.environ.get("RUNBOOK_SECRETS_FILE", PROJECT_ROOT / ".env"))
+    return env.secrets_file
 
 
 def _file_values() -> dict[str, str]:
@@ -169,7 +169,7 @@ def generate(nbytes: int = 24) -> str:
 def known_values() -> list[str]:
     """Every configured secret value (environment and secrets file), longest first."""
     values = {v for k in SECRETS for v in (os.environ.get(k), _file_values().get(k)) if v}
-    extra = os.environ.get("RUNBOOK_EXTRA_SECRET_NAMES", "")
+    extra = env.extra_secret_names
     for k in filter(None, (n.strip() for n in extra.split(","))):
         if os.environ.get(k):
             values.add(os.environ[k])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import secrets
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.settings import env
 
 
 class SecretInState(ValueError):
@@ -29,7 +29,7 @@ class SecretInState(ValueError):
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("RUNBOOK_STATE_DIR") or PROJECT_ROOT / ".work" / "state")
+    return env.state_dir
 
 
 def path(name: str) -> Path:

@@ -20,7 +20,6 @@ from typing import Literal
 import yaml
 
 REGISTRY = Path(__file__).with_name("tasks.yaml")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Kind = Literal["manual", "automated", "docs"]
 KINDS: tuple[str, ...] = ("manual", "automated", "docs")

@@ -12,7 +12,6 @@ container runs an image that must already be present locally.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.checks import Checklist
+from helpers.core.settings import env
 from helpers.host.hostinfo import PERMISSION_HINT, Host, detect, start_engine_hint
 
 DEFAULT_REDIS_IMAGE = "redis:7-alpine"
@@ -77,7 +77,7 @@ def run_cli(*args: str, timeout: float = CLI_TIMEOUT, cwd: str | Path | None = N
 
 def engine_address() -> str:
     """Where the SDK looks for the engine: DOCKER_HOST, else the default socket."""
-    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    return env.docker_host or DEFAULT_SOCKET
 
 
 def engine_hint(error: str, host: Host | None = None) -> str:
@@ -90,7 +90,7 @@ def engine_hint(error: str, host: Host | None = None) -> str:
         return start_engine_hint(Host(kind="wsl", system="Linux", wsl_distro=host.wsl_distro))
     if "not on path" in low or "not installed" in low:
         return "install Docker first (task 1.2 shows how for this machine)"
-    docker_host = os.environ.get("DOCKER_HOST")
+    docker_host = env.docker_host
     if docker_host and docker_host != DEFAULT_SOCKET:
         return (
             f"DOCKER_HOST={docker_host} points at an engine that does not answer: fix it or "
@@ -169,7 +169,7 @@ def _short(text: str, limit: int = 240) -> str:
 
 def default_probe_image() -> str:
     """RUNBOOK_PROBE_IMAGE, else the Redis image of the services (REDIS_IMAGE), else redis:7-alpine."""
-    return os.environ.get("RUNBOOK_PROBE_IMAGE") or os.environ.get("REDIS_IMAGE") or DEFAULT_REDIS_IMAGE
+    return env.probe_image or env.redis_image
 
 
 def image_present(cli: Any, image: str) -> bool:
@@ -246,7 +246,7 @@ def data_root_free_bytes(info: dict[str, Any], probe: ProbeRun | None) -> tuple[
     (inside its VM) or a remote engine's is measured from inside the probe container.
     """
     root = info.get("DockerRootDir") or ""
-    local = not os.environ.get("DOCKER_HOST", "").startswith(("tcp://", "ssh://"))
+    local = not env.docker_host.startswith(("tcp://", "ssh://"))
     desktop = "docker desktop" in str(info.get("OperatingSystem", "")).lower()
     if root and local and not desktop and Path(root).exists():
         return shutil.disk_usage(root).free, f"host filesystem of {root}"
@@ -270,7 +270,7 @@ def check_engine(check: Checklist, host: Host | None = None) -> Any:
         versions.server,
         f"Engine {versions.server} (API {versions.server_api}), client {versions.client}"
         if versions.server
-        else f"{versions.error} (DOCKER_HOST={os.environ.get('DOCKER_HOST') or 'unset'})",
+        else f"{versions.error} (DOCKER_HOST={env.docker_host or 'unset'})",
         hint=engine_hint(versions.error, host),
     )
     try:
@@ -354,7 +354,7 @@ def facts(host: Host | None = None) -> list[tuple[str, str]]:
     rows.append(("engine version (CLI)", versions.server or f"no answer: {versions.error}"))
     text, _, error = compose_version()
     rows.append(("compose version", text or error))
-    rows.append(("DOCKER_HOST", os.environ.get("DOCKER_HOST") or f"unset ({DEFAULT_SOCKET})"))
+    rows.append(("DOCKER_HOST", env.docker_host or f"unset ({DEFAULT_SOCKET})"))
     try:
         info = client().info()
     except EngineUnavailable as exc:

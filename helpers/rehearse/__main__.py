@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import tasks as registry
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 from helpers.rehearse import contracts, outside
 from helpers.rehearse.session import Rehearsal, RehearsalError
 

@@ -53,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from helpers.core.settings import env
+
 if TYPE_CHECKING:  # imported where used: the Coolify stand-in also runs on a droplet without httpx
     import httpx
 
@@ -653,7 +655,7 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
-            if os.environ.get("RUNBOOK_STANDIN_VERBOSE"):
+            if env.standin_verbose:
                 sys.stderr.write(f"{standin.name}: {format % args}\n")
 
     return Handler

@@ -29,7 +29,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.settings import Settings
 from helpers.rehearse.base import LoggedRequest
 
 REFS_ENV = "RUNBOOK_REFS_DIR"  # where the vendors' descriptions are (default: ../shared/refs)
@@ -67,14 +66,11 @@ VENDORS: dict[str, Vendor] = {
 
 def refs_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The shared reference folder: ``RUNBOOK_REFS_DIR``, else ``../shared/refs`` beside the project."""
-    env = os.environ if environ is None else environ
-    value = env.get(REFS_ENV, "").strip()
-    return Path(value).expanduser() if value else PROJECT_ROOT.parent / "shared" / "refs"
+    return Path(Settings(environ).refs_dir)
 
 
 def refs_required(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return env.get(REQUIRE_ENV, "").lower() in ("1", "true", "yes")
+    return bool(Settings(environ).require_refs)
 
 
 def refs_problem(vendors: Iterable[str] = VENDORS, environ: Mapping[str, str] | None = None) -> str | None:

@@ -22,7 +22,6 @@ Interface (kept stable for the DigitalOcean stand-in, which backs a created drop
 from __future__ import annotations
 
 import io
-import os
 import re
 import socket
 import subprocess
@@ -31,7 +30,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.settings import env
 
 IMAGE = "runbook-standin/droplet:bookworm"
 PREFIX = "rb-droplet-"
@@ -212,7 +212,7 @@ def start_droplet(
     and applications (tasks 2.8, 2.14 to 2.17), labelled so that :func:`stop_droplet` removes them.
     """
     if docker_socket is None:
-        docker_socket = os.environ.get("RUNBOOK_DROPLET_DOCKER_SOCKET", "") in ("1", "true")
+        docker_socket = env.droplet_docker_socket
     # /run is a tmpfs in the droplet (and /var/run links to it): bind the socket below it, after it
     socket_flags = ("-v", f"{DOCKER_SOCKET}:/run/docker.sock") if docker_socket else ()
     container = container_name(name)

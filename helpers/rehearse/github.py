@@ -67,6 +67,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
 from helpers.app import workflow as deploy_workflow
+from helpers.core.settings import env
 from helpers.rehearse.base import (
     HTTPError,
     Request,
@@ -1112,7 +1113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--repo-dir",
-        default=os.environ.get("RUNBOOK_APP_DIR") or None,
+        default=env.app_dir or None,
         help="the app repository whose .github/workflows a simulated push reads (default: $RUNBOOK_APP_DIR)",
     )
     parser.add_argument("--run-after-polls", type=int, default=1, help="reads of a run per status step")
@@ -1132,7 +1133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "set GITHUB_TOKEN in the environment: the token this stand-in accepts "
             "(kept off the command line, where `ps` would show it)"
         )
-    repositories = args.repository or [os.environ.get("GITHUB_REPOSITORY") or "team/demo-app"]
+    repositories = args.repository or [env.github_repository or "team/demo-app"]
     standin = GitHubStandIn(
         [token],
         repositories=repositories,

@@ -32,9 +32,9 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT, WORK_DIR
 
-DEFAULT_ROOT = PROJECT_ROOT / ".work" / "rehearsal"
+DEFAULT_ROOT = WORK_DIR / "rehearsal"
 PREFIX = "rb-rehearse-"
 REHEARSAL_LABEL = "runbook.rehearsal"  # stand-ins that start containers may label them with the id
 DROPLET_LABEL = "runbook.droplet.name"  # helpers.rehearse.droplet labels each droplet container

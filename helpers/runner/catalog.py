@@ -8,13 +8,14 @@ are then relative to that file's folder, or to ``RUNBOOK_PROJECT_ROOT`` when set
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from helpers.core import tasks as registry
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.settings import env
 from helpers.core.tasks import Phase, Task
 
 
@@ -46,10 +47,10 @@ class Catalog:
 def from_registry() -> Catalog:
     """The project's own registry (``helpers/core/tasks.yaml``)."""
     return Catalog(
-        root=registry.PROJECT_ROOT,
+        root=PROJECT_ROOT,
         phases=registry.phases(),
         tasks=tuple(registry.all_tasks()),
-        source=str(registry.REGISTRY.relative_to(registry.PROJECT_ROOT)),
+        source=str(registry.REGISTRY.relative_to(PROJECT_ROOT)),
     )
 
 
@@ -67,8 +68,8 @@ def from_file(path: Path, root: Path | None = None) -> Catalog:
 
 def default() -> Catalog:
     """``RUNBOOK_REGISTRY`` when set, else the project's registry."""
-    path = os.environ.get("RUNBOOK_REGISTRY")
+    path = env.registry
     if path:
-        root = os.environ.get("RUNBOOK_PROJECT_ROOT")
+        root = env.project_root
         return from_file(Path(path), Path(root) if root else None)
     return from_registry()

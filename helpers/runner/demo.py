@@ -26,8 +26,9 @@ from helpers.core import steps
 
 PARAMETERS = (
     "import os\n"
+    "from helpers.core.settings import env\n"
     'work_dir = os.environ.get("DEMO_WORK_DIR", "")  # folder the demo tasks write into\n'
-    'dry_run = os.environ.get("RUNBOOK_DRY_RUN", "") == "1"  # show what would change, change nothing\n'
+    "dry_run = env.dry_run  # show what would change, change nothing\n"
     'label = "demo"  # text written into the task\'s file'
 )
 
@@ -48,7 +49,7 @@ def touch(work_dir: str, name: str, text: str, dry_run: bool = False) -> steps.S
 
 def _step_cells(task_id: str) -> list[str]:
     return [
-        f"from helpers import steps\nfrom helpers.runner.demo import touch\n"
+        f"from helpers.core import steps\nfrom helpers.runner.demo import touch\n"
         f"_ = steps.report(touch(work_dir, 'task-{task_id}.txt', label, dry_run=dry_run),\n"
         f"                 title='Task {task_id}')",
         "from helpers.core.checks import verify\n"

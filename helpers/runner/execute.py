@@ -84,6 +84,8 @@ def reported(nb: dict[str, Any]) -> tuple[dict[str, int], list[dict[str, Any]], 
         checks = _payload(output, CHECKS_MIME)
         if checks:
             for check in checks.get("checks", []):
+                if check.get("kind", "check") != "check":
+                    continue  # a note: information, not a check
                 if check.get("ok"):
                     passed += 1
                 else:

@@ -18,6 +18,7 @@ from typing import Any
 
 from jupyter_core.utils import run_sync
 
+from helpers.core.settings import env
 from helpers.runner import kernel_side
 
 log = logging.getLogger("runbook.engine")
@@ -68,7 +69,7 @@ class KernelSession:
         self.fresh = fresh
         self.warm_modules = list(warm_modules or [])
         self.startup_timeout = startup_timeout
-        self.strict_modules = os.environ.get("RUNBOOK_KERNEL_STRICT", "") == "1"
+        self.strict_modules = env.kernel_strict
         self.km: Any = None
         self.kc: Any = None
         self.dirty = False

@@ -12,13 +12,13 @@ says which) and ``not-run`` (a prerequisite failed, or the run stopped before it
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from helpers.core.settings import env
 from helpers.runner.redact import Redactor, write_atomic
 
 SCHEMA = 1
@@ -151,7 +151,7 @@ class LedgerError(ValueError):
 
 def runs_dir(root: Path) -> Path:
     """Where run folders go: ``RUNBOOK_RUNS_DIR``, else ``<project root>/runs``."""
-    return Path(os.environ.get("RUNBOOK_RUNS_DIR") or Path(root) / "runs")
+    return env.runs_dir or Path(root) / "runs"
 
 
 def new_run_dir(base: Path, phase: str, suffix: str = "") -> Path:

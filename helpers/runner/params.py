@@ -1,9 +1,9 @@
 """Notebook parameters: what each notebook declares, and what the runner injects.
 
 * **Declared** parameters are read from each notebook's cell tagged ``parameters``, with Python's
-  ``ast`` (papermill's own line parser skips any line holding a second ``=``, such as the
-  project's ``dry_run = os.environ.get("RUNBOOK_DRY_RUN", "") == "1"``). A trailing ``# comment``
-  is the parameter's help.
+  ``ast`` (papermill's own line parser skips any line holding a second ``=``). A trailing
+  ``# comment`` is the parameter's help. A default read from the environment
+  (``dry_run = env.dry_run``) has the kind its setting declares (:mod:`helpers.core.settings`).
 * **Given** parameters come from ``-p NAME VALUE`` (shared) and a YAML file::
 
       shared:            # to every notebook that declares the name
@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from helpers.core import secrets
+from helpers.core.settings import Settings, Var
 from helpers.core.tasks import Task
 
 DRY_RUN = "dry_run"
@@ -77,6 +78,9 @@ def _kind_of_expression(source: str) -> str:
         node = ast.parse(source, mode="eval").body
     except SyntaxError:
         return "any"
+    setting = _setting_kind(node)
+    if setting:
+        return setting
     if isinstance(node, ast.Compare | ast.BoolOp) or (
         isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
     ):
@@ -91,6 +95,17 @@ def _kind_of_expression(source: str) -> str:
     if isinstance(node, ast.JoinedStr):
         return "str"
     return "any"
+
+
+def _setting_kind(node: ast.expr) -> str:
+    """``env.dry_run`` (or ``env.health_path or "/api/health"``): the kind the setting declares."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and node.values:
+        node = node.values[0]
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "env":
+        var = getattr(Settings, node.attr, None)
+        if isinstance(var, Var):
+            return "str" if var.kind == "path" else var.kind
+    return ""
 
 
 def parameters_cell(nb: Mapping[str, Any]) -> str | None:

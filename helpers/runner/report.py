@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from helpers.core.settings import env
 from helpers.runner.ledger import Ledger, TaskRecord, troubleshooting_anchor
 
 TROUBLESHOOTING_PAGE = "docs/troubleshooting.md"
@@ -45,7 +46,7 @@ def troubleshooting_ref(task_id: str) -> str:
 def troubleshooting_link(task_id: str, run_dir: Path, root: Path) -> str:
     """A link usable from a file in ``run_dir``: the published site when known, else the locally built
     site (``make docs``: the per-task anchors exist only in the built page), else the docs source."""
-    site = os.environ.get("RUNBOOK_DOCS_URL", "").rstrip("/")
+    site = env.docs_url.rstrip("/")
     anchor = troubleshooting_anchor(task_id)
     if site:
         return f"{site}/troubleshooting/#{anchor}"

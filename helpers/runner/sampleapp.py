@@ -31,15 +31,15 @@ from urllib.parse import quote
 
 from dotenv import dotenv_values, set_key
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT, WORK_DIR
 from helpers.host.ports import free_port
 from helpers.services import apprun
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
-DEFAULT_DEST = PROJECT_ROOT / ".work" / "sample-app"
+DEFAULT_DEST = WORK_DIR / "sample-app"
 IGNORE = shutil.ignore_patterns("__pycache__", "node_modules", ".next", ".env", ".env.local")
 IDENTITY = {"user.name": "Runbook sample app", "user.email": "sample-app@runbook.invalid"}
-IMAGES_ENV = PROJECT_ROOT / ".work" / "images.env"
+IMAGES_ENV = WORK_DIR / "images.env"
 STANDIN_IMAGES = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
 OFFICIAL_IMAGES = {"POSTGRES_IMAGE": "postgres:15-alpine", "REDIS_IMAGE": "redis:7-alpine"}
 # A developer's variables that must not steer a sandboxed run.

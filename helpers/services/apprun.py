@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from helpers.core.settings import env
 from helpers.services import health
 
 ENV_COMMANDS = "RUNBOOK_APP_COMMANDS"
@@ -61,12 +61,12 @@ def parse_commands(text: str | None) -> list[str]:
 
 
 def default_commands() -> list[str]:
-    return parse_commands(os.environ.get(ENV_COMMANDS, ""))
+    return parse_commands(env.app_commands)
 
 
 def log_dir() -> Path:
     """Where logs and pid files go: ``RUNBOOK_APP_LOG_DIR``, else a folder in the temp dir."""
-    path = Path(os.environ.get(ENV_LOG_DIR) or Path(tempfile.gettempdir()) / "runbook-app-logs")
+    path = env.app_log_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -16,15 +16,40 @@
 # its inputs change (or with --force). See README.md in this folder for how to add an image.
 #
 # Prints one line per image: "ok  <image>" (already up to date) or "changed  <image>" (built).
-# Environment: STANDIN_MIRROR (default http://deb.debian.org/debian), STANDIN_SUITE (bookworm),
+# Environment: STANDIN_MIRROR (default: the Debian archive this machine's apt uses), STANDIN_SUITE (bookworm),
 #              STANDIN_PREFIX (runbook-standin), STANDIN_QUIET=1 (hide build logs unless a step fails).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"   # the project root (paths in a folder's `context` file)
-MIRROR="${STANDIN_MIRROR:-http://deb.debian.org/debian}"
-SECURITY_MIRROR="${STANDIN_SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}"
 SUITE="${STANDIN_SUITE:-bookworm}"
+
+# The archive URIs this machine's apt is configured with (deb822 .sources and one-line .list files):
+# "<uri> <suite>" per line. Stand-ins are built from the same mirror, whatever it is.
+apt_uris() {
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] && sed -n -E 's/^deb(\s+\[[^]]*\])?\s+(\S+)\s+(\S+).*/\2 \3/p' "$f"
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] && awk '
+            /^[Uu][Rr][Ii][Ss]:/ { uris = $0; sub(/^[^:]*:[ \t]*/, "", uris) }
+            /^[Ss]uites:/ { suites = $0; sub(/^[^:]*:[ \t]*/, "", suites) }
+            /^$/ { emit() } END { emit() }
+            function emit(  n, m, a, b, i, j) {
+                n = split(uris, a, /[ \t]+/); m = split(suites, b, /[ \t]+/)
+                for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) if (a[i] != "" && b[j] != "") print a[i], b[j]
+                uris = ""; suites = ""
+            }' "$f"
+    done
+}
+apt_mirror_for() {   # the first configured URI serving suite $1
+    apt_uris | awk -v suite="$1" '$2 == suite { print $1; exit }'
+}
+MIRROR="${STANDIN_MIRROR:-$(apt_mirror_for "$SUITE")}"
+SECURITY_MIRROR="${STANDIN_SECURITY_MIRROR:-$(apt_mirror_for "$SUITE-security")}"
+[[ -n "$MIRROR" ]] || { echo "build.sh: no apt source for $SUITE on this machine: set STANDIN_MIRROR to a Debian mirror URI" >&2; exit 1; }
+[[ -n "$SECURITY_MIRROR" ]] || SECURITY_MIRROR="${MIRROR%/debian}/debian-security"
 PREFIX="${STANDIN_PREFIX:-runbook-standin}"
 LABEL="runbook.standin.hash"
 BASE_IMAGE="${PREFIX}/base:${SUITE}"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.settings import env
 
-CHROMIUM = os.environ.get("RUNBOOK_CHROMIUM", "/usr/bin/chromium")  # as tests/conftest.py
+CHROMIUM = env.chromium  # as tests/conftest.py
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -37,7 +38,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Where screenshots go: ``RUNBOOK_ARTIFACTS_DIR``, else ``runs/ci-artifacts/`` (git-ignored)."""
-    path = Path(os.environ.get("RUNBOOK_ARTIFACTS_DIR") or PROJECT_ROOT / "runs" / "ci-artifacts")
+    path = env.artifacts_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -172,7 +172,8 @@ def run_notebook(task_id: str, out_dir: Path, tag: str = "", **parameters: Any) 
     """Execute a task's notebook with papermill (kernel python3) into ``out_dir``; raises on a failed cell."""
     import papermill
 
-    from helpers.core.tasks import PROJECT_ROOT, get
+    from helpers.core.paths import PROJECT_ROOT
+    from helpers.core.tasks import get
 
     source = PROJECT_ROOT / get(task_id).notebook
     target = out_dir / f"{source.stem}{tag}.ipynb"

@@ -19,6 +19,7 @@ import uuid
 import papermill
 import pytest
 from services_support import PREFIX, run_notebook, service_images, services_env
+from testsupport import needs
 
 from helpers.core.checks import Checklist
 from helpers.host import docker_engine
@@ -27,7 +28,7 @@ from helpers.services import compose
 
 NO_ENGINE = "unix:///nonexistent.sock"
 LINUX = Host(kind="linux", system="Linux", distro_id="debian")
-needs_cli = pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed")
+needs_cli = needs(shutil.which("docker") is not None, "the docker CLI is not installed")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from services_support import notebook_outputs
 
 from helpers.app import gitrepo
 from helpers.core import tasks
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.steps import MIME as STEPS_MIME
 from helpers.runner import sampleapp
 
@@ -43,12 +44,12 @@ def execute(task: tasks.Task, target: Path, **parameters: object) -> None:
     import papermill
 
     papermill.execute_notebook(
-        str(tasks.PROJECT_ROOT / task.notebook),
+        str(PROJECT_ROOT / task.notebook),
         str(target),
         parameters=parameters,
         kernel_name="python3",
         progress_bar=False,
-        cwd=str(tasks.PROJECT_ROOT),
+        cwd=str(PROJECT_ROOT),
     )
 
 
@@ -83,7 +84,7 @@ def run_phase(out_dir: Path, app: Path, refuse_commit_first: bool = False) -> di
 
 
 def test_phase1_twice_the_second_run_changes_nothing(sandbox: sampleapp.Sandbox, tmp_path: Path) -> None:
-    missing = [str(t.notebook) for t in PHASE1 if not (tasks.PROJECT_ROOT / t.notebook).is_file()]
+    missing = [str(t.notebook) for t in PHASE1 if not (PROJECT_ROOT / t.notebook).is_file()]
     assert not missing, f"phase-1 notebooks missing: {missing}"
     app = sandbox.app_dir
     # someone's work in progress, which 1.14 must leave alone

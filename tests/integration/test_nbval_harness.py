@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

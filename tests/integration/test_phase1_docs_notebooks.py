@@ -4,7 +4,9 @@
 * the first real run changes the repository and every verification passes;
 * the second run reports only ``ok``/``skipped`` steps (read from the notebooks' step outputs) and
   leaves every file byte-identical;
-* bad input (no app_dir, malformed package.json) stops the notebook with a message saying what to do.
+* bad input (no app_dir, malformed package.json) stops the notebook with a message saying what to do;
+* the eight notebooks give the same repository in any order (the runner may order them differently),
+  and a second run in that order changes nothing: the notebooks themselves, in one warm kernel.
 
 Marked ``engine``: task 1.7's verification runs ``docker compose config`` (the Docker CLI and its
 Compose plugin, provisioned together with the engine).
@@ -21,8 +23,10 @@ import papermill
 import pytest
 
 from helpers.app import references
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.steps import MIME as STEPS_MIME
-from helpers.core.tasks import PROJECT_ROOT, get, order
+from helpers.core.tasks import get, order
+from helpers.runner.engine import KernelSession
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -81,6 +85,24 @@ def step_statuses(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def warm_kernel():
+    session = KernelSession()
+    yield session
+    session.shutdown(now=True)
+
+
+def execute_warm(task_id: str, out_dir: Path, tag: str, session: KernelSession, **parameters):
+    """One notebook through the runner's warm-kernel engine (what `runbook run` does, minus the ledger)."""
+    source = PROJECT_ROOT / get(task_id).notebook
+    output = out_dir / f"{tag}-{source.name}"
+    papermill.execute_notebook(
+        str(source), str(output), parameters=parameters, engine_name="runbook", session=session,
+        progress_bar=False, cwd=str(PROJECT_ROOT),
+    )  # fmt: skip
+    return nbformat.read(output, as_version=4)
+
+
 def run_all(app: Path, out_dir: Path, tag: str, dry_run: bool) -> dict[str, list[tuple[str, str]]]:
     return {
         t: step_statuses(execute(t, out_dir, f"{tag}-{t}", app_dir=str(app), dry_run=dry_run)) for t in TASKS
@@ -133,3 +155,27 @@ def test_malformed_package_json_stops_with_line_and_column(app_copy, tmp_path):
     assert err.value.ename == "PackageJsonError"
     assert "line 5, column 3" in err.value.evalue and "Next step" in err.value.evalue
     assert path.read_bytes() == before
+
+
+def test_any_order_gives_the_same_repository(app_copy, tmp_path, warm_kernel):
+    """1.6 to 1.13 share files (README, .env.example...): same end state in any order, second run all ok."""
+    import random
+    import shutil
+
+    out = tmp_path / "executed"
+    out.mkdir()
+    orders = [TASKS, TASKS[::-1], random.Random(7).sample(TASKS, len(TASKS))]
+    results = {}
+    for n, tasks in enumerate(orders):
+        app = tmp_path / f"order{n}"
+        shutil.copytree(app_copy, app, symlinks=True)
+        for task in tasks:  # a failed verification raises here, naming the notebook and cell
+            execute_warm(task, out, f"o{n}-first-{task}", warm_kernel, app_dir=str(app))
+        again = {
+            task: step_statuses(execute_warm(task, out, f"o{n}-again-{task}", warm_kernel, app_dir=str(app)))
+            for task in tasks
+        }
+        moved = {t: [s for s in steps if s[1] not in ("ok", "skipped")] for t, steps in again.items()}
+        assert not any(moved.values()), (tasks, moved)
+        results[tuple(tasks)] = tree_hash(app)
+    assert len(set(results.values())) == 1, results

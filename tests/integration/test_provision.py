@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from testsupport import ROOT, free_port
+from testsupport import ROOT, free_port, needs
 
 PROVISION = ROOT / "scripts" / "provision.sh"
 STANDINS = ROOT / "scripts" / "standins"
@@ -103,7 +103,7 @@ def test_images_in_ci_are_the_standins_and_a_second_run_changes_nothing(repo_cop
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the script as another user")
+@needs(os.geteuid() == 0, "needs root to run the script as another user")
 def test_a_user_without_socket_access_gets_the_docker_group_hint(repo_copy: Path) -> None:
     proc = run(
         "setpriv",

@@ -18,8 +18,10 @@ import httpx
 import nbformat
 import papermill
 import pytest
+from testsupport import unavailable
 
-from helpers.core.tasks import PROJECT_ROOT, get
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.tasks import get
 
 pytestmark = pytest.mark.engine
 
@@ -60,7 +62,7 @@ def droplet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     try:
         droplets.ensure_image(build=False)
     except droplets.DropletError as exc:
-        pytest.skip(f"droplet stand-in image not available: {exc}")
+        unavailable(f"droplet stand-in image not available: {exc}")
     name = f"{PREFIX}{stdlib_secrets.token_hex(3)}"
     token = "7|" + stdlib_secrets.token_urlsafe(32)
     env = {

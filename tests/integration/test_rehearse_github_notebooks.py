@@ -23,7 +23,8 @@ from dotenv import dotenv_values
 
 from helpers.cloud import github
 from helpers.core import state
-from helpers.core.tasks import PROJECT_ROOT, get
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.tasks import get
 from helpers.rehearse.base import Request, StandIn, StandInProcess, json_response
 from helpers.rehearse.github import GitHubStandIn
 

@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from testsupport import unavailable
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core import settings
+from helpers.core.paths import PROJECT_ROOT
 from helpers.rehearse.__main__ import QUIET_STATUSES, existing_tasks, notebook_steps, problems_of
 from helpers.rehearse.session import Rehearsal, RehearsalError, refuse_real_vendors
 
@@ -39,9 +41,7 @@ def droplet_image() -> None:
     try:
         droplet.ensure_image(build=False)
     except droplet.DropletError as exc:
-        if os.environ.get("RUNBOOK_REQUIRE_ENGINE") == "1":
-            pytest.fail(f"droplet stand-in image missing: {exc}")
-        pytest.skip(f"droplet stand-in image not available: {exc}")
+        unavailable(f"droplet stand-in image not available: {exc}")
 
 
 @pytest.mark.engine
@@ -49,7 +49,7 @@ def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
     tmp_path: Path, droplet_image: None
 ) -> None:
     tasks = existing_tasks()
-    last = os.environ.get("RUNBOOK_REHEARSE_TO") or tasks[-1]
+    last = settings.env.rehearse_to or tasks[-1]
     selected = tasks[: tasks.index(last) + 1]
     assert selected[:8] == [f"2.{n}" for n in range(1, 9)]
     workdir = tmp_path / "rehearsal"

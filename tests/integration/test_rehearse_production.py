@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import papermill
 import pytest
+from testsupport import unavailable
 
 import tests.integration.test_rehearse_coolify_notebooks as coolify_notebooks
 from helpers.app import workflow
@@ -44,7 +45,7 @@ def production_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
     if subprocess.run(
         ["docker", "image", "inspect", "runbook-standin/app:latest"], capture_output=True
     ).returncode:
-        pytest.skip("runbook-standin/app:latest is missing: scripts/standins/build.sh app")
+        unavailable("runbook-standin/app:latest is missing: scripts/standins/build.sh app")
     monkeypatch.setattr(coolify_notebooks, "PREFIX", "rb-prod2-")  # containers: rb-droplet-rb-prod2-*
     monkeypatch.setenv("RUNBOOK_DROPLET_DOCKER_SOCKET", "1")
     for name in ("APP_SECRET", "RUNBOOK_FINGERPRINT_SECRET", "RUNBOOK_DOMAIN", "RUNBOOK_CHECK_GITHUB"):

@@ -232,7 +232,7 @@ def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) 
     try:
         reader = notebook(
             tmp_path / "r.ipynb",
-            "from helpers.runner import demo\nfrom helpers import secrets\n"
+            "from helpers.runner import demo\nfrom helpers.core import secrets\n"
             "print(id(demo), demo.PARAMETERS[:9], 'EXTRA' in vars(demo), 'FAKE' in secrets.SECRETS)",
         )
         first = outputs(run(reader, tmp_path / "o1.ipynb", session)).split()
@@ -241,7 +241,7 @@ def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) 
         assert session.last_reset["state"]["reimported"] is False
         mutate = notebook(
             tmp_path / "m.ipynb",
-            "from helpers.runner import demo\nfrom helpers import secrets\n"
+            "from helpers.runner import demo\nfrom helpers.core import secrets\n"
             "demo.PARAMETERS = 'mutated'\ndemo.EXTRA = 1\nsecrets.SECRETS['FAKE'] = None",
         )
         run(mutate, tmp_path / "o3.ipynb", session)
@@ -250,7 +250,9 @@ def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) 
         assert after[0] != first[0]  # a fresh module object
         state = session.last_reset["state"]
         assert state["reimported"] is True and "helpers.runner.demo" in state["changed_modules"]
-        grow = notebook(tmp_path / "g.ipynb", "from helpers import secrets\nsecrets.SECRETS['FAKE'] = None")
+        grow = notebook(
+            tmp_path / "g.ipynb", "from helpers.core import secrets\nsecrets.SECRETS['FAKE'] = None"
+        )
         run(grow, tmp_path / "o5.ipynb", session)  # only an in-place change of a module-level dict
         assert outputs(run(reader, tmp_path / "o6.ipynb", session)).split()[-1] == "False"
         assert session.starts == 1

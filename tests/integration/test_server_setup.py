@@ -17,8 +17,9 @@ import pytest
 
 from helpers.cloud import server, ssh
 from helpers.core.checks import Checklist
+from helpers.core.paths import PROJECT_ROOT
 from helpers.core.steps import MIME as STEPS_MIME
-from helpers.core.tasks import PROJECT_ROOT, get
+from helpers.core.tasks import get
 from helpers.rehearse import droplet
 
 pytestmark = pytest.mark.engine

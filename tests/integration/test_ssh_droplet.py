@@ -11,7 +11,8 @@ import pytest
 from testsupport import free_port
 
 from helpers.cloud import ssh
-from helpers.core.tasks import PROJECT_ROOT, get
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.tasks import get
 from helpers.rehearse import droplet
 
 pytestmark = pytest.mark.engine

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers.app import appdocs, appfiles, references
+from helpers.app import appdocs, appfiles, vmtext
 from helpers.app.appdocs import CLAUDE, README
 from helpers.core.checks import Checklist
 
@@ -90,7 +90,7 @@ def test_markers_refresh_an_outdated_block():
 def test_templates_have_no_references_and_cover_the_workflow():
     for target in (README, CLAUDE):
         block = appdocs.managed_block(target)
-        assert not references.find_in_text(block)
+        assert not vmtext.find_in_text(block)
         missing = [n for n, rx in appdocs.REQUIRED.items() if not re.search(rx, block)]
         assert not missing, (target.path, missing)
 
@@ -128,7 +128,7 @@ def test_the_runbook_guide_is_complete():
     problems = appdocs.parse_guide(appdocs.template(appdocs.GUIDE_TEMPLATE))
     assert len(problems) == len(appdocs.TOPICS) == 10
     assert all(not p.missing for p in problems)
-    assert not references.find_in_text(appdocs.template(appdocs.GUIDE_TEMPLATE))
+    assert not vmtext.find_in_text(appdocs.template(appdocs.GUIDE_TEMPLATE))
 
 
 def test_guide_written_checked_and_idempotent(app_copy):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from testsupport import needs
 
 from helpers.app import appfiles
 from helpers.app.appfiles import AppDirError, FileChange, Tree
@@ -237,7 +238,7 @@ def test_compose_check_fails_on_public_ports_and_missing_healthcheck(app_copy):
     assert "postgres: image postgres 15" not in failed
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
+@needs(shutil.which("docker") is not None, "docker CLI not installed")
 def test_compose_config_rejects_an_invalid_file(app_copy):
     (app_copy / "docker-compose.yml").write_text("services:\n  a:\n    image: 1\n")
     tree = Tree(app_copy)

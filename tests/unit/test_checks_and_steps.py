@@ -72,3 +72,26 @@ def test_report_shows_diffs(capsys):
     steps.report(steps.changed("edit", diff="-old\n+new"))
     out = capsys.readouterr().out
     assert "+new" in out and "diff: edit" in out
+
+
+def test_a_note_is_shown_but_is_no_check() -> None:
+    checklist = Checklist("t")
+    checklist.note("engine version", "20.10")
+    checklist("port free", True)
+    assert [r.icon for r in checklist.results] == ["ℹ️", "✅"]
+    assert len(checklist.checks) == 1 and checklist.failures == []
+    checklist.raise_on_failure()
+
+
+def test_notes_alone_are_no_verification() -> None:
+    checklist = Checklist("only notes")
+    checklist.note("a", "b")
+    with pytest.raises(VerificationFailed, match="no check was recorded"):
+        checklist.raise_on_failure()
+
+
+def test_a_failure_counts_checks_not_notes() -> None:
+    with pytest.raises(VerificationFailed, match="1 of 2 checks failed"), verify("t") as check:
+        check.note("info", "x")
+        check("a", True)
+        check("b", False, hint="fix b")

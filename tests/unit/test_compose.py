@@ -11,15 +11,14 @@ import json
 import shutil
 
 import pytest
-from testsupport import ROOT
+from testsupport import ROOT, needs
 
 from helpers.core.checks import Checklist
 from helpers.services import compose
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-needs_compose = pytest.mark.skipif(
-    shutil.which("docker") is None or not COMPOSE_FILE.is_file(),
-    reason="docker CLI or docker-compose.yml missing",
+needs_compose = needs(
+    shutil.which("docker") is not None and COMPOSE_FILE.is_file(), "docker CLI or docker-compose.yml missing"
 )
 
 

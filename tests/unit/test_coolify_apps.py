@@ -11,7 +11,7 @@ import pytest
 from helpers.cloud import coolify, coolify_apps
 from helpers.core import secrets, state
 from helpers.core.checks import VerificationFailed, verify
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 from helpers.rehearse.coolify import CoolifyStandIn
 
 TOKEN = "3|" + "k9" * 20

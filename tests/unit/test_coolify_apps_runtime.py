@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from testsupport import unavailable
 
 from helpers.rehearse.coolify import APP_IMAGE, STANDIN_IMAGES, Runtime, remove_resources
 from helpers.rehearse.dockerapi import Docker
@@ -20,14 +21,14 @@ SOCKET = "/var/run/docker.sock"
 @pytest.fixture
 def runtime() -> Iterator[Runtime]:
     if not Docker.available(SOCKET):
-        pytest.skip(f"{SOCKET} does not answer")
+        unavailable(f"{SOCKET} does not answer")
     missing = [
         i
         for i in (*STANDIN_IMAGES.values(), APP_IMAGE)
         if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode
     ]
     if missing:
-        pytest.skip(f"stand-in images missing: {missing} (scripts/standins/build.sh)")
+        unavailable(f"stand-in images missing: {missing} (scripts/standins/build.sh)")
     server = f"rb-prod2-rt-{secrets.token_hex(3)}"
     rt = Runtime(Docker(SOCKET), server, deploy_timeout=60)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.core.tasks import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 from helpers.rehearse.base import HTTPError, StandInProcess
 from helpers.rehearse.coolify import CoolifyStandIn, validate
 

@@ -241,8 +241,9 @@ def test_notebook_1_1_refuses_by_default_then_removes_and_is_idempotent(tmp_path
     import nbformat
     import papermill
 
+    from helpers.core.paths import PROJECT_ROOT
     from helpers.core.steps import MIME
-    from helpers.core.tasks import PROJECT_ROOT, get
+    from helpers.core.tasks import get
 
     fake = FakeMultipass(tmp_path, monkeypatch, {"coolify-vm": "Running"})
     source = str(PROJECT_ROOT / get("1.1").notebook)

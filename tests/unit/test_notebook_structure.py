@@ -9,8 +9,9 @@ import pytest
 from papermill.translators import PythonTranslator
 
 from helpers.core import secrets, tasks
+from helpers.core.paths import PROJECT_ROOT
 
-ROOT = tasks.PROJECT_ROOT
+ROOT = PROJECT_ROOT
 PHASE1 = [t for t in tasks.all_tasks() if t.phase == "phase1"]
 WRITTEN = [t for t in tasks.all_tasks() if (ROOT / t.notebook).exists()]
 

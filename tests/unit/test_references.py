@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import random
 from pathlib import Path
 
 import pytest
 
-from helpers.app import appfiles, apptasks, references
+from helpers.app import appfiles, references, vmtext
 from helpers.app.appfiles import Tree
 from helpers.app.references import Rules
 from helpers.core.checks import Checklist
@@ -46,15 +44,15 @@ def test_hit_rows_mask_passwords():
 
 
 def test_vm_address_does_not_match_longer_numbers():
-    assert references.find_in_text("x 192.168.64.51 y")  # still a VM address
-    assert not references.find_in_text("10.192.168.64")
-    assert not references.find_in_text("192.168.640.5 and 192.168.65.2")
+    assert vmtext.find_in_text("x 192.168.64.51 y")  # still a VM address
+    assert not vmtext.find_in_text("10.192.168.64")
+    assert not vmtext.find_in_text("192.168.640.5 and 192.168.65.2")
 
 
 def test_rules_from_params_validate_patterns():
     rules = Rules.from_params(vm_ip=r"10\.0\.0\.\d+", extra_patterns=["coolify-vm"], replacements={"a": "b"})
     assert rules.vm_ip == r"10\.0\.0\.\d+" and rules.replacements == (("a", "b"),)
-    assert references.find_in_text("ssh coolify-vm", rules)
+    assert vmtext.find_in_text("ssh coolify-vm", rules)
     with pytest.raises(ValueError, match="not a valid regular expression"):
         Rules.from_params(extra_patterns=["(unclosed"])
 
@@ -71,11 +69,11 @@ def test_rules_from_params_validate_patterns():
         ),
         ("REDIS_URL=redis://192.168.64.12:6379/0", "redis://localhost:6379/0"),
         ("pg_isready -h 192.168.64.5", "pg_isready -h localhost"),
-        ("open http://192.168.64.5:8000/login now", f"open {references.COOLIFY_PLACEHOLDER} now"),
+        ("open http://192.168.64.5:8000/login now", f"open {vmtext.COOLIFY_PLACEHOLDER} now"),
     ],
 )
 def test_addresses(line, want):
-    assert want in references.rewrite_addresses(line)
+    assert want in vmtext.rewrite_addresses(line)
 
 
 @pytest.mark.parametrize(
@@ -95,25 +93,25 @@ def test_addresses(line, want):
     ],
 )
 def test_map_command(command, want):
-    assert references.map_command(command) == want
+    assert vmtext.map_command(command) == want
 
 
 def test_command_lines_keep_prompt_and_newline_and_drop_unmappable():
-    assert references.rewrite_command_line("$ multipass start vm\r\n") == "$ docker compose up -d --wait\r\n"
-    assert references.rewrite_command_line("brew install --cask multipass\n") is None
-    assert references.rewrite_command_line("multipass stop vm && multipass set local.vm.disk=40G\n") == (
+    assert vmtext.rewrite_command_line("$ multipass start vm\r\n") == "$ docker compose up -d --wait\r\n"
+    assert vmtext.rewrite_command_line("brew install --cask multipass\n") is None
+    assert vmtext.rewrite_command_line("multipass stop vm && multipass set local.vm.disk=40G\n") == (
         "docker compose stop\n"
     )
-    assert references.rewrite_command_line("psql -h 192.168.64.5\n") == "psql -h localhost\n"
+    assert vmtext.rewrite_command_line("psql -h 192.168.64.5\n") == "psql -h localhost\n"
 
 
 def test_prose_rules_and_case():
-    rp = references.rewrite_prose
+    rp = vmtext.rewrite_prose
     assert rp("PostgreSQL runs in the Multipass VM.") == "PostgreSQL runs in Docker."
     assert rp("Start the Multipass VM first.") == "Start the Docker services first."
     assert rp("Connect to a Multipass VM `coolify-vm` now") == "Connect to the Docker services now"
     assert rp("Install [Multipass](https://multipass.run/install)") == (
-        f"Install [Docker]({references.DOCKER_INSTALL_URL})"
+        f"Install [Docker]({vmtext.DOCKER_INSTALL_URL})"
     )
     assert rp("MULTIPASS_HOME and multipass") == "DOCKER_HOME and docker"
     # a ruled comment keeps its width
@@ -124,8 +122,7 @@ def test_prose_rules_and_case():
 def test_inline_code_spans_are_mapped():
     line = "Stop it with `multipass stop coolify-vm`, check `multipass list`."
     assert (
-        references.rewrite_inline_code(line)
-        == "Stop it with `docker compose stop`, check `docker compose ps`."
+        vmtext.rewrite_inline_code(line) == "Stop it with `docker compose stop`, check `docker compose ps`."
     )
 
 
@@ -311,30 +308,3 @@ def test_crlf_file_keeps_crlf(app_copy):
     (app_copy / "notes.md").write_bytes(b"# Notes\r\n\r\nThe DB is on 192.168.64.5.\r\n")
     changes = [c for c in references.plan_cleanup(app_copy) if c.path == "notes.md"]
     assert changes[0].after == "# Notes\r\n\r\nThe DB is on localhost.\r\n"
-
-
-ORDERED = ["1.7", "1.8", "1.9", "1.10", "1.11", "1.12", "1.6", "1.13"]
-
-
-def test_tasks_give_the_same_result_in_any_order(app_copy, tmp_path):
-    """1.6 to 1.13 share files; the runner may order them differently. Same end state, second run all ok."""
-    import shutil
-
-    baseline = tmp_path / "baseline"
-    shutil.copytree(app_copy, baseline)
-    orders = [ORDERED, ORDERED[::-1], ["1.12", "1.11", "1.10", "1.6", "1.9", "1.8", "1.13", "1.7"]]
-    orders += [random.Random(seed).sample(ORDERED, len(ORDERED)) for seed in range(3)]
-    results = set()
-    for n, order in enumerate(orders):
-        app = tmp_path / f"run{n}"
-        shutil.copytree(baseline, app)
-        for task in order:
-            apptasks.run(task, app)
-        second = list(itertools.chain.from_iterable(apptasks.run(task, app) for task in order))
-        assert {r.status for r in second} <= {"ok", "skipped"}, (order, [r for r in second if r.changed])
-        check = Checklist("all")
-        for task in ORDERED:
-            apptasks.verify_into(check, task, app)
-        assert not check.failures, (order, check.failures)
-        results.add(_tree_hash(app))
-    assert len(results) == 1

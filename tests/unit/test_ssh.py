@@ -19,6 +19,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from testsupport import needs
 
 from helpers.cloud import ssh
 
@@ -161,7 +162,7 @@ def test_keypair_mismatched_or_broken_files_fail_clearly(tmp_path: Path) -> None
     assert result.status == "failed" and "not a usable private key" in result.detail
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) not installed")
+@needs(shutil.which("ssh-keygen") is not None, "ssh-keygen (openssh-client) not installed")
 def test_fingerprints_match_ssh_keygen(tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     ssh.ensure_keypair(key)
@@ -393,7 +394,7 @@ def test_target_env_and_errors(state_dir: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_rehearsal_never_uses_the_real_ssh_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNBOOK_REHEARSAL", "1")
-    assert ssh.default_ssh_dir() == ssh.PROJECT_ROOT / ".work" / "rehearsal" / "ssh"
+    assert ssh.default_ssh_dir() == ssh.WORK_DIR / "rehearsal" / "ssh"
     monkeypatch.setenv("RUNBOOK_SSH_DIR", "/tmp/elsewhere")
     assert ssh.default_ssh_dir() == Path("/tmp/elsewhere")
     monkeypatch.delenv("RUNBOOK_REHEARSAL")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.app import appprod, references
+from helpers.app import appprod, vmtext
 from helpers.app.appfiles import Tree, apply, view
 from helpers.core.checks import Checklist
 
@@ -85,7 +85,7 @@ def test_env_page_documents_every_variable_the_app_reads(app: Path) -> None:
     assert failures(appprod.check_env_page, app) == set()
     assert not any(c.needed for c in appprod.plan_env_page(app)[0])
     page = (app / "docs" / "production-env.md").read_text()
-    assert "| `COOLIFY_WEB_UUID` | 🔒 secret |" in page and not references.find_in_text(page)
+    assert "| `COOLIFY_WEB_UUID` | 🔒 secret |" in page and not vmtext.find_in_text(page)
 
 
 def test_env_check_names_an_undocumented_variable(app: Path) -> None:
