@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testsupport import unavailable
 
 from helpers.rehearse import contracts, outside
 from helpers.rehearse.base import LoggedRequest
@@ -30,9 +31,7 @@ def refs() -> Path:
     """The shared descriptions: skip with the reason without them, fail when RUNBOOK_REQUIRE_REFS=1."""
     problem = contracts.refs_problem()
     if problem is not None:
-        if contracts.refs_required():
-            pytest.fail(f"{contracts.REQUIRE_ENV}=1 but {problem}")
-        pytest.skip(problem)
+        unavailable(problem, "refs")
     return contracts.refs_dir()
 
 
