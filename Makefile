@@ -72,7 +72,7 @@ phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of 
 	$(VENV)/bin/runbook run phase1 $(ARGS)
 
 docs: install ## build the site into site/ (mkdocs --strict), with real outputs from a reference run when Docker answers
-	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite.site reference-run --if-engine
+	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite reference-run --if-engine
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 .PHONY: rehearse-phase2

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from contract_checks import pytest_terminal_summary, stand_in_contracts  # noqa: F401  (issue 12)
 from testsupport import FIXTURE_APP, ROOT, free_port  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env

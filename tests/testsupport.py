@@ -18,14 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_APP = ROOT / "tests" / "fixtures" / "sample-app"
 
 
-def unavailable(reason: str) -> NoReturn:
-    """A prerequisite of this test is missing: skip with the reason, or fail where CI requires the engine.
+def unavailable(reason: str, requirement: str = "engine") -> NoReturn:
+    """A prerequisite of this test is missing: skip with the reason, or fail where CI requires it.
 
-    The one way a test steps aside by hand (``RUNBOOK_REQUIRE_ENGINE=1`` turns it into a failure, as it
-    does for ``@pytest.mark.engine``); ``tests/unit/test_test_hygiene.py`` keeps it the only one.
+    ``requirement`` names what CI demands: ``engine`` (``RUNBOOK_REQUIRE_ENGINE=1``, as for
+    ``@pytest.mark.engine``), ``browser`` or ``refs`` (the vendors' descriptions,
+    ``RUNBOOK_REQUIRE_REFS=1``). The one way a test steps aside by hand;
+    ``tests/unit/test_test_hygiene.py`` keeps it the only one.
     """
-    if env.require_engine:
-        pytest.fail(f"RUNBOOK_REQUIRE_ENGINE=1 but {reason}", pytrace=False)
+    variable, required = {
+        "engine": ("RUNBOOK_REQUIRE_ENGINE", env.require_engine),
+        "browser": ("RUNBOOK_REQUIRE_BROWSER", env.require_browser),
+        "refs": ("RUNBOOK_REQUIRE_REFS", env.require_refs),
+    }[requirement]
+    if required:
+        pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
     pytest.skip(reason)
 
 

@@ -1,4 +1,4 @@
-"""MkDocs hooks of the runbook site (mkdocs.yml → hooks). The logic lives in helpers/docsite/site.py."""
+"""MkDocs hooks of the runbook site (mkdocs.yml → hooks). The logic lives in helpers/docsite/hooks.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # a clean clone before `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from helpers.docsite.site import (  # noqa: E402
+from helpers.docsite.hooks import (  # noqa: E402
     on_config,
     on_files,
     on_page_content,

@@ -7,7 +7,7 @@ diff, idempotent, dry-run aware (``appfiles.apply`` / ``appfiles.view``).
   the README's old *Deployment* section), and ``docs/production.md`` (architecture, how a push deploys, where
   to look when it fails).
 * 2.11: ``docs/production-env.md``, generated from the runbook's one list of production variables
-  (:data:`helpers.docsite.site.PRODUCTION_ENV`, whose secrets name :data:`helpers.core.secrets.SECRETS`) and
+  (:data:`helpers.app.prodenv.PRODUCTION_ENV`, whose secrets name :data:`helpers.core.secrets.SECRETS`) and
   the deploy workflow's secrets (:data:`helpers.app.workflow.DEPLOY_SECRETS`). The verification reads the
   *app's* code
   (``src/lib/env.ts``, ``process.env.X`` in ``src/``, ``.env.example``): every variable it reads must be
@@ -286,13 +286,13 @@ def github_secrets_markdown() -> str:
 
 
 def local_only_markdown() -> str:
-    """The development-only variables (names from :data:`helpers.docsite.site.NOT_IN_PRODUCTION`).
+    """The development-only variables (names from :data:`helpers.app.prodenv.NOT_IN_PRODUCTION`).
     A reason that
     mentions the old VM is not repeated in the app's docs: task 1.12 removed every such reference."""
-    from helpers.docsite import site as docsite
+    from helpers.app import prodenv
 
     rows = ["| variable | why production does not get it |", "|---|---|"]
-    for name, why in docsite.NOT_IN_PRODUCTION.items():
+    for name, why in prodenv.NOT_IN_PRODUCTION.items():
         if vmtext.has_reference(why):
             why = "local development only"
         rows.append(f"| `{name}` | {why} |")
@@ -300,12 +300,12 @@ def local_only_markdown() -> str:
 
 
 def env_page() -> str:
-    from helpers.docsite import site as docsite
+    from helpers.app import prodenv
 
     return fill(
         template("production-env.md"),
         {
-            "ENV_TABLE": docsite.production_env_markdown(),
+            "ENV_TABLE": prodenv.production_env_markdown(),
             "NOT_IN_PRODUCTION": local_only_markdown(),
             "GITHUB_SECRETS": github_secrets_markdown(),
         },
@@ -353,7 +353,7 @@ def app_variables(app: Tree | str | os.PathLike[str]) -> dict[str, list[str]]:
 def check_env_page(check: Any, app: Tree | str | os.PathLike[str]) -> None:
     """Task 2.11's verification: the page exists; every variable the app reads is documented (or listed as
     local-only); every secret is marked; the workflow's secrets are listed; no secret value is in it."""
-    from helpers.docsite import site as docsite
+    from helpers.app import prodenv
 
     tree = Tree.of(app)
     page = tree.read(ENV_PAGE)
@@ -370,13 +370,13 @@ def check_env_page(check: Any, app: Tree | str | os.PathLike[str]) -> None:
         f"missing: {', '.join(f'{n} ({used[n][0]})' for n in undocumented)}"
         if undocumented
         else f"{len(used)} variables: {', '.join(sorted(used))}",
-        hint="add it to helpers/docsite/site.py PRODUCTION_ENV (or NOT_IN_PRODUCTION) and run 2.11 again",
+        hint="add it to helpers/app/prodenv.py PRODUCTION_ENV (or NOT_IN_PRODUCTION) and run 2.11 again",
     )
-    unmarked = [v.name for v in docsite.PRODUCTION_ENV if v.secret and "🔒" not in rows.get(v.name, "")]
+    unmarked = [v.name for v in prodenv.PRODUCTION_ENV if v.secret and "🔒" not in rows.get(v.name, "")]
     check(
         "every secret is marked 🔒",
         not unmarked,
-        ", ".join(unmarked) or ", ".join(v.name for v in docsite.PRODUCTION_ENV if v.secret),
+        ", ".join(unmarked) or ", ".join(v.name for v in prodenv.PRODUCTION_ENV if v.secret),
     )
     gh_missing = [n for n in workflow.DEPLOY_SECRETS if n not in rows]
     check(

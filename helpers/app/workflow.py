@@ -7,7 +7,7 @@ The app repository gets ``.github/workflows/deploy.yml`` (from ``templates/app/d
   (``username: github.actor``), names and tags the image with ``docker/metadata-action`` (``type=sha`` and
   ``type=ref,event=branch``: ``ghcr.io/<owner>/<repo>-web:sha-1a2b3c4`` and ``...:main``) and builds and
   pushes it with ``docker/build-push-action`` and the GitHub Actions layer cache (``type=gha``);
-* then a ``deploy`` job calls Coolify's deploy webhook, ``GET <COOLIFY_URL>/api/v1/deploy?uuid=<app>``
+* then a ``deploy`` job calls Coolify's deploy webhook, ``POST <COOLIFY_URL>/api/v1/deploy?uuid=<app>``
   with ``Authorization: Bearer <COOLIFY_API_TOKEN>``, for both apps; ``curl --fail-with-body`` fails the job
   (and shows Coolify's answer) when a call fails;
 * least privilege: ``permissions: {}`` at the top, ``contents: read`` + ``packages: write`` for the build job
@@ -366,8 +366,9 @@ def check_workflow(check: Any, app: Tree | str | os.PathLike[str], spec: Workflo
         "it calls Coolify's deploy webhook for both apps and fails on an error (curl --fail-with-body)",
         "--fail-with-body" in script
         and "/api/v1/deploy?uuid=" in script
+        and "--request POST" in script
         and all(f'"${n}"' in script for n in APP_UUID_SECRETS.values()),
-        "GET <COOLIFY_URL>/api/v1/deploy?uuid=<app> with Authorization: Bearer",
+        "POST <COOLIFY_URL>/api/v1/deploy?uuid=<app> with Authorization: Bearer",
     )
     uses = sorted(
         {str(s.get("uses")) for j in jobs.values() for s in (j.get("steps") or []) if s.get("uses")}

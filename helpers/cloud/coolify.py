@@ -310,6 +310,9 @@ class Client(JsonApiClient):
     def post(self, path: str, body: Any = None) -> Any:
         return self._json("POST", path, json=body)
 
+    def _json_params(self, method: str, path: str, params: Mapping[str, Any]) -> Any:
+        return self.request(method, path, params=params).json()
+
     def patch(self, path: str, body: Any) -> Any:
         return self._json("PATCH", path, json=body)
 
@@ -426,12 +429,13 @@ class Client(JsonApiClient):
         return self.delete(f"/applications/{_seg(app_uuid)}/envs/{_seg(env_uuid)}")
 
     def deploy(self, app_uuids: Sequence[str], force: bool = False) -> list[dict[str, Any]]:
-        """The deploy webhook: ``GET /deploy?uuid=a,b&force=false`` (token with ``deploy``).
+        """The deploy webhook: ``POST /deploy?uuid=a,b&force=false`` (token with ``deploy``).
 
-        Answers one entry per resource: ``{message, resource_uuid, deployment_uuid}``.
+        Answers one entry per resource: ``{message, resource_uuid, deployment_uuid}``. Coolify answers
+        a GET here with 405 since v4.2.0 ("This endpoint has changed to a POST request.").
         """
         params = {"uuid": ",".join(app_uuids), "force": "true" if force else "false"}
-        body = self.get("/deploy", params=params)
+        body = self._json_params("POST", "/deploy", params)
         return list(body.get("deployments") or []) if isinstance(body, dict) else []
 
     def deployment(self, deployment_uuid: str) -> dict[str, Any]:

@@ -18,8 +18,9 @@ Built on :mod:`helpers.cloud.coolify` (the client, :class:`~helpers.cloud.coolif
   file (``coolify_envs``). A key is sent when it is missing in Coolify, when there is no fingerprint for it,
   or when the wanted value's fingerprint differs; when the token can read values, they are compared
   directly. The verification reads the keys back, never the values.
-* **Deployments** (2.17) go through the deploy webhook, ``GET <coolify>/api/v1/deploy?uuid=<app>&force=false``
-  with a token that has the ``deploy`` permission, exactly as the GitHub workflow calls it; the runbook
+* **Deployments** (2.17) go through the deploy webhook,
+  ``POST <coolify>/api/v1/deploy?uuid=<app>&force=false`` with a token that has the ``deploy``
+  permission, exactly as the GitHub workflow calls it; the runbook
   waits for ``queued → in_progress → finished`` (or ``failed``). Idempotence: an app whose latest
   deployment *finished* with the same image tag, whose variables are unchanged since the runbook last
   deployed it, and which is running, is ``ok`` — whether that latest deployment is the runbook's or a
@@ -326,10 +327,10 @@ def wanted_env(
     overrides: Mapping[str, str] | None = None,
     require_values: bool = True,
 ) -> dict[str, str | None]:
-    """Key → value for one app, from :data:`helpers.docsite.site.PRODUCTION_ENV`.
+    """Key → value for one app, from :data:`helpers.app.prodenv.PRODUCTION_ENV`.
 
     None: a secret not set yet."""
-    from helpers.docsite.site import PRODUCTION_ENV
+    from helpers.app.prodenv import PRODUCTION_ENV
 
     out: dict[str, str | None] = {}
     for var in PRODUCTION_ENV:
@@ -571,7 +572,7 @@ def ensure_deployed(
     url = webhook_url(client, app["uuid"])
     if dry_run:
         return steps.changed(
-            step, f"would call the deploy webhook ({why})", diff=f"GET {url}", dry_run=True
+            step, f"would call the deploy webhook ({why})", diff=f"POST {url}", dry_run=True
         ), None
     answered = client.deploy([app["uuid"]])
     queued = next((d for d in answered if d.get("deployment_uuid")), None)
@@ -589,7 +590,7 @@ def ensure_deployed(
         return steps.failed(step, f"deployment {dep['deployment_uuid']} {dep.get('status')} ({why}):\n"
                             f"{deployment_logs(dep)}"), dep  # fmt: skip
     return steps.changed(
-        step, f"deployment {dep['deployment_uuid']} finished ({why})", diff=f"GET {url}"
+        step, f"deployment {dep['deployment_uuid']} finished ({why})", diff=f"POST {url}"
     ), dep
 
 

@@ -26,9 +26,9 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from helpers.app.prodenv import PRODUCTION_ENV  # noqa: F401  (the production variables live there)
 from helpers.cloud.coolify import Client
 from helpers.core import secrets, state
-from helpers.docsite.site import PRODUCTION_ENV  # noqa: F401  (the production variables live there)
 from helpers.host.ports import free_port
 
 STATE = "phase2"

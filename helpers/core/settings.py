@@ -463,7 +463,7 @@ class Settings:
         "",
         "the reference run the site shows, or `off`",
         "docs",
-        shown="`.work/docs-reference/`",
+        shown="`.work/docs/reference/`",
     )
     mermaid_js = Var(
         "RUNBOOK_MERMAID_JS",
@@ -503,6 +503,19 @@ class Settings:
         "RUNBOOK_REQUIRE_BROWSER", False, "browser tests fail instead of skipping (CI)", "tests"
     )
 
+    refs_dir = Var(
+        "RUNBOOK_REFS_DIR",
+        PROJECT_ROOT.parent / "shared" / "refs",
+        "the vendors' API descriptions the stand-ins' exchanges are validated against",
+        "tests",
+        shown="`../shared/refs` beside the project",
+    )
+    require_refs = Var(
+        "RUNBOOK_REQUIRE_REFS",
+        False,
+        "missing API descriptions fail the contract tests and the rehearsal instead of skipping (CI)",
+        "tests",
+    )
     chromium = Var("RUNBOOK_CHROMIUM", "/usr/bin/chromium", "the Chromium the browser tests drive", "tests")
     artifacts_dir = Var(
         "RUNBOOK_ARTIFACTS_DIR",

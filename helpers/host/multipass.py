@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from helpers.core import steps
 from helpers.core.checks import Checklist
+from helpers.core.errors import NextStepError
 from helpers.core.steps import StepResult
 
 DEFAULT_VM = "coolify-vm"
@@ -24,11 +25,8 @@ TIMEOUT = 300
 STOPPED_STATES = ("Stopped", "Deleted")
 
 
-class MultipassError(RuntimeError):
-    def __init__(self, problem: str, next_step: str):
-        self.problem = problem
-        self.next_step = next_step
-        super().__init__(f"{problem}. Next step: {next_step}")
+class MultipassError(NextStepError, RuntimeError):
+    """A problem and its next step."""
 
 
 @dataclass(frozen=True)

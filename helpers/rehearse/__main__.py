@@ -20,6 +20,7 @@ from typing import Any
 
 from helpers.core import tasks as registry
 from helpers.core.paths import PROJECT_ROOT
+from helpers.rehearse import contracts, outside
 from helpers.rehearse.session import Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
@@ -31,8 +32,15 @@ WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # remov
 DESCRIPTION = """\
 Rehearse phase 2 (Coolify on a DigitalOcean droplet) on this machine, without a cloud account:
 the committed notebooks run through the runner (`runbook run phase2`), unchanged, against local
-stand-ins, twice. The second run must change nothing (every step ok or skipped) and every task
-must pass, or the command fails.
+stand-ins, twice. Every task must pass, and the second run must change nothing, or the command
+fails: every step reports ok or skipped, AND, read from outside, the stand-ins' logs show no
+request that changes anything (POST, PUT, PATCH, DELETE, Coolify's acting GETs) and the droplet
+(packages, files under /etc, users, ufw rules, containers) is byte for byte as after the first run.
+
+Every request the runbook sends and every answer the stand-ins give is validated against the
+vendor's API description (shared/refs; RUNBOOK_REFS_DIR): a violation that the allow-list of
+known description defects (helpers/rehearse/contract-allowlist.yaml) does not cover fails the
+rehearsal; the counts (validated, allowed, failed) are printed at the end.
 
 What is real: SSH (keys, known_hosts, ~/.ssh/config entry), the droplet's operating system (a
 Debian container with systemd as PID 1 and sshd, published on 127.0.0.1), the sudo user, sshd
@@ -143,6 +151,73 @@ def problems_of(folder: Path, selected: Sequence[str], quiet: bool) -> list[str]
     return problems
 
 
+@dataclass
+class Audit:
+    """What each run did, read from outside (:mod:`helpers.rehearse.outside`): its exchanges with the
+    stand-ins, validated against the vendors' descriptions; from the second run on, no request that
+    changes anything, and the droplet's state as after the first run."""
+
+    validate: bool = True
+    reader: outside.LogReader = field(default_factory=outside.LogReader)
+    report: contracts.Report = field(default_factory=contracts.Report)
+    state: dict[str, list[str]] | None = None
+    mutating: dict[int, int] = field(default_factory=dict)
+
+    def read(self, rehearsal: Rehearsal) -> tuple[list[Any], list[str]]:
+        """The exchanges since the last reading, and the contract problems among them."""
+        self.reader.urls = {**rehearsal.standin_urls()}  # a stand-in that is gone (teardown) is not read
+        try:
+            entries = self.reader.new()
+        except RuntimeError as exc:
+            return [], [str(exc)]
+        if not self.validate:
+            return entries, []
+        report = contracts.check(entries, strict_requests=True)
+        self.report.merge(report)
+        return entries, [f"contract: {line}" for line in report.failure_lines(20)]
+
+    def exchanges(self, rehearsal: Rehearsal) -> list[str]:
+        """The contract problems of the exchanges since the last reading (the operations after 2.18)."""
+        return self.read(rehearsal)[1]
+
+    def after_run(self, rehearsal: Rehearsal, number: int) -> list[str]:
+        """The problems of run ``number`` that its own reports cannot show."""
+        entries, problems = self.read(rehearsal)
+        if not entries and problems:
+            return problems
+        changes = outside.mutations(entries)
+        self.mutating[number] = len(changes)
+        if number > 1:
+            problems += [
+                f"changed a vendor's state on a repeated run: {outside.describe(e)}" for e in changes
+            ]
+        container = rehearsal.droplet_container()
+        if container is None:
+            return problems
+        try:
+            state = outside.droplet_state(container)
+        except RuntimeError as exc:
+            return [*problems, f"droplet state: {exc}"]
+        if number > 1 and self.state is not None:
+            problems += [
+                f"droplet changed on a repeated run: {d}" for d in outside.state_changes(self.state, state)
+            ]
+        self.state = state
+        print(f"  droplet state after run {number}: {outside.state_digest(state)[:16]}", flush=True)
+        return problems
+
+    def summary(self, refs_problem: str | None) -> list[str]:
+        lines = [
+            "requests that change something, per run: "
+            + ", ".join(f"run {n}: {c}" for n, c in sorted(self.mutating.items()))
+        ]
+        if refs_problem is not None:
+            return [*lines, f"contracts: not validated ({refs_problem})"]
+        lines.append("contracts (exchanges validated against the vendors' API descriptions):")
+        lines += [f"  {line}" for line in self.report.lines()]
+        return lines
+
+
 def select(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(the runner's selection options, the task ids they select) from --only/--from/--to."""
     order = [t.id for t in registry.order("phase2")]
@@ -225,12 +300,15 @@ def push(rehearsal: Rehearsal, first: bool) -> None:
         print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
 
 
-def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str]) -> list[Any]:
-    """The operations after 2.18 (:mod:`helpers.rehearse.operations`); their results, also on failure."""
+def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit: Audit) -> list[Any]:
+    """The operations after 2.18 (:mod:`helpers.rehearse.operations`); their results, also on failure.
+
+    Their exchanges with the stand-ins are held to the vendors' descriptions as the runs' are (before the
+    teardown, while Coolify's stand-in still runs on the droplet, and after it)."""
     from helpers.rehearse.operations import Operations
 
     print(f"\n=== operations after {PUSH_BEFORE} (a separate step: phase 2's runs are done)", flush=True)
-    ops = Operations(rehearsal, runner_args)
+    ops = Operations(rehearsal, runner_args, lambda: audit.exchanges(rehearsal), problems_of)
     try:
         ops.run()
     except Exception as exc:  # a crash of the sequence itself is a problem of the rehearsal, reported
@@ -292,9 +370,14 @@ def rehearse(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         print(f"rehearse: {exc}", file=sys.stderr)
         return 2
+    refs = contracts.refs_problem()
+    if refs is not None and contracts.refs_required():
+        print(f"rehearse: {contracts.REQUIRE_ENV}=1 but {refs}", file=sys.stderr)
+        return 2
     began = time.monotonic()
     results: list[RunResult] = []
     operations: list[Any] = []
+    audit = Audit(validate=refs is None)
     infrastructure = {f"2.{n}" for n in range(1, 9)}
     needs_github = any(t not in infrastructure for t in selected)
     production = any(t in PRODUCTION_TASKS for t in selected)
@@ -317,10 +400,11 @@ def rehearse(args: argparse.Namespace) -> int:
                     results.append(result)
                     if result.problems:
                         break
+                results[-1].problems += audit.after_run(rehearsal, number)
                 if results[-1].problems:
                     break
             if args.operations and PUSH_BEFORE in selected and not any(r.problems for r in results):
-                operations = rehearse_operations(rehearsal, args.runner_arg)
+                operations = rehearse_operations(rehearsal, args.runner_arg, audit)
     except RehearsalError as exc:
         print(f"rehearse: {exc}", file=sys.stderr)
         return 2
@@ -349,6 +433,8 @@ def rehearse(args: argparse.Namespace) -> int:
         )
         for problem in op.problems:
             print(f"      - {problem}")
+    for line in audit.summary(refs):
+        print(line)
     if failed or args.keep:
         print(f"workspace kept: {rehearsal.workdir}")
     else:

@@ -44,13 +44,14 @@ import threading
 import time
 import urllib.parse
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from helpers.core.settings import env
 
@@ -218,6 +219,14 @@ class Fault:
 
 @dataclass
 class LoggedRequest:
+    """One exchange: the request as sent (never its headers, so never a token) and the answer given.
+
+    Bodies are JSON values with the strings of secret fields replaced (:func:`redact_secret_fields`);
+    a body that is not JSON is kept as text (``body_json`` / ``response_json`` False). What was sent and
+    answered keeps its shape, so that :mod:`helpers.rehearse.contracts` can hold the exchange against the
+    vendor's description after the fact, also for a stand-in that ran in another process or on a droplet.
+    """
+
     time: float
     method: str
     path: str
@@ -226,17 +235,30 @@ class LoggedRequest:
     status: int
     route: str
     fault: bool = False
+    content_type: str = ""  # the request's Content-Type
+    body_json: bool = True
+    response_type: str = ""  # the answer's Content-Type ("" without a body)
+    response_body: Any = None
+    response_json: bool = True
+    response_headers: dict[str, str] = field(default_factory=dict)  # the stand-in's own (no token in them)
+    standin: str = ""  # the stand-in's name: digitalocean, coolify, github
 
     @property
     def mutating(self) -> bool:
         return self.method in MUTATING_METHODS
 
 
-def redact_secret_fields(value: Any) -> Any:
-    """``value`` with the values of secret-named keys (``*password*``, ``*token*``...) replaced.
+TEXT_LIMIT = 4000  # characters of a non-JSON body kept in the log
 
-    The request log is for proving what was sent, and may be printed: secrets stay out of it. A
-    stand-in keeps what it needs (e.g. a database password) in its own state, not in the log.
+
+def redact_secret_fields(value: Any, extra: frozenset[str] = frozenset()) -> Any:
+    """``value`` with the strings held by secret-named keys (``*password*``, ``*token*``...) replaced.
+
+    The request log is for proving what was sent and answered, and may be printed: secrets stay out of
+    it. A stand-in keeps what it needs (e.g. a database password) in its own state, not in the log.
+    The shape stays (a list under ``secrets`` is walked, not replaced; ``None`` and numbers stay), so
+    that a logged exchange can still be validated against the vendor's description. ``extra``: more
+    field names whose strings are secret for this stand-in (Coolify's env ``value``, database URLs).
     """
     try:
         from helpers.core.secrets import REDACTED, is_secret_name
@@ -247,9 +269,13 @@ def redact_secret_fields(value: Any) -> Any:
             return any(w in name.upper() for w in ("TOKEN", "PASSWORD", "SECRET", "API_KEY", "PRIVATE_KEY"))
 
     if isinstance(value, dict):
-        return {k: REDACTED if is_secret_name(str(k)) else redact_secret_fields(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            secret = str(k) in extra or is_secret_name(str(k))
+            out[k] = REDACTED if secret and isinstance(v, str) and v else redact_secret_fields(v, extra)
+        return out
     if isinstance(value, list):
-        return [redact_secret_fields(v) for v in value]
+        return [redact_secret_fields(v, extra) for v in value]
     return value
 
 
@@ -265,8 +291,11 @@ class StandIn:
     """
 
     name = "stand-in"
+    # every stand-in made in this process (a test harness validates their logs: helpers.rehearse.contracts)
+    instances: ClassVar[weakref.WeakSet[StandIn]] = weakref.WeakSet()
 
     def __init__(self, tokens: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0):
+        StandIn.instances.add(self)
         self.tokens: set[str] = set(tokens)
         self.host = host
         self.port = port
@@ -437,11 +466,23 @@ class StandIn:
         message = fault.message or HTTPStatus(fault.status).phrase
         return self._error(request, fault.status, message, None, fault.headers)
 
+    secret_fields: frozenset[str] = frozenset()  # more field names whose strings the log redacts
+
     def _record(self, request: Request, response: Response, fault: bool) -> None:
+        body_json = True
         try:
-            body = redact_secret_fields(request.json())
-        except ValueError:
-            body = request.body.decode("utf-8", "replace")
+            body = redact_secret_fields(request.json(), self.secret_fields)
+        except (ValueError, UnicodeDecodeError):
+            body, body_json = request.body.decode("utf-8", "replace")[:TEXT_LIMIT], False
+        headers = {k.lower(): str(v) for k, v in response.headers.items()}
+        response_type = headers.pop("content-type", "")
+        if response.json_body:
+            response_type = response_type or "application/json; charset=utf-8"
+            answer, answer_json = redact_secret_fields(response.body, self.secret_fields), True
+        elif response.body is None:
+            answer, answer_json = None, False
+        else:
+            answer, answer_json = response.encode().decode("utf-8", "replace")[:TEXT_LIMIT], False
         entry = LoggedRequest(
             time.time(),
             request.method,
@@ -451,6 +492,13 @@ class StandIn:
             response.status,
             request.route,
             fault,
+            content_type=request.header("Content-Type") or "",
+            body_json=body_json,
+            response_type=response_type,
+            response_body=answer,
+            response_json=answer_json,
+            response_headers=headers,
+            standin=self.name,
         )
         with self.lock:
             self.log.append(entry)
@@ -645,6 +693,8 @@ class StandInProcess:
     ...     httpx.get(proc.url + "/v2/account", headers=...)
     """
 
+    instances: ClassVar[weakref.WeakSet[StandInProcess]] = weakref.WeakSet()  # see StandIn.instances
+
     def __init__(
         self,
         module: str,
@@ -662,6 +712,8 @@ class StandInProcess:
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._output: Any = None  # a temporary file: a pipe nobody reads could fill and block the server
+        self.final_log: list[dict[str, Any]] = []  # the request log, read just before the process stopped
+        StandInProcess.instances.add(self)
 
     @property
     def url(self) -> str:
@@ -690,6 +742,7 @@ class StandInProcess:
             return ""
         proc, self.proc = self.proc, None
         if proc.poll() is None:
+            self.final_log = self.read_log()
             proc.terminate()
             try:
                 proc.wait(timeout=timeout)
@@ -697,6 +750,15 @@ class StandInProcess:
                 proc.kill()
                 proc.wait()
         return self.output()
+
+    def read_log(self) -> list[dict[str, Any]]:
+        """The process's request log (``GET /_standin/requests``); empty when it does not answer."""
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}{CONTROL_PREFIX}/requests", timeout=10).json()["requests"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return []
 
     def output(self) -> str:
         """What the process printed so far (stdout and stderr)."""

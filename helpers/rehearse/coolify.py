@@ -347,6 +347,24 @@ APP_FIELDS: frozenset[str] = frozenset(APP_RULES) | frozenset(
         "tags",
     )
 )
+# PATCH /applications/{uuid}/envs/bulk: what ApplicationsController::create_bulk_envs keeps of an item
+# (collect($item)->only([...])) and its rules (customApiValidator); Coolify at the refs' commit 379abb25
+BULK_ENV_FIELDS: frozenset[str] = frozenset(
+    ("key", "value", "is_preview", "is_literal", "is_multiline", "is_shown_once", "is_runtime",
+     "is_buildtime", "comment")
+)  # fmt: skip
+BULK_ENV_RULES: dict[str, str] = {
+    "key": "required|string|max:255",
+    "value": "string|nullable",
+    "is_preview": "boolean",
+    "is_literal": "boolean",
+    "is_multiline": "boolean",
+    "is_shown_once": "boolean",
+    "is_runtime": "boolean",
+    "is_buildtime": "boolean",
+    "comment": "string|nullable|max:256",
+}
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")  # ValidationPatterns::ENVIRONMENT_VARIABLE_KEY_PATTERN
 ENV_RULES: dict[str, str] = {
     "key": "string",
     "value": "string",
@@ -355,14 +373,6 @@ ENV_RULES: dict[str, str] = {
     "is_multiline": "boolean",
     "is_shown_once": "boolean",
 }
-
-
-def _hide_env_values(body: Any) -> Any:
-    if isinstance(body, dict):
-        return {k: "[REDACTED]" if k == "value" else _hide_env_values(v) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_hide_env_values(v) for v in body]
-    return body
 
 
 # --------------------------------------------------------------------------- the stand-in
@@ -378,6 +388,12 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
     """See the module docstring. ``tokens`` maps a token to its abilities (``None``: ``root``)."""
 
     name = "coolify"
+    # what the operations mixin (helpers.rehearse.coolify_ops) uses of this module, without importing it
+    check_body = staticmethod(validate)
+    make_uuid = staticmethod(new_uuid)
+    iso = staticmethod(now_iso)
+    # env values are secrets, and the database URLs carry passwords: the request log keeps neither
+    secret_fields = frozenset({"value", "real_value", "internal_db_url", "external_db_url"})
 
     def __init__(
         self,
@@ -408,6 +424,8 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
                 raise ValueError(f"unknown abilities {sorted(unknown)} (Coolify has {', '.join(ABILITIES)})")
         self.version = version
         self.legacy = legacy
+        if legacy:  # an older release than the description in shared/refs: its log is not held to it
+            self.name = "coolify-legacy"
         self.healthy_after_polls = healthy_after_polls
         self.healthy_after_seconds = healthy_after_seconds
         self.rate_limit_per_minute = rate_limit_per_minute
@@ -535,15 +553,27 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
         self.add_route(method, template, handler, auth=ability is not None)
         self.meta[(method.upper(), template)] = RouteMeta(ability, gated)
 
+    def acting(
+        self, path: str, handler: Callable[[Request], Response], ability: str, gated: bool = True
+    ) -> None:
+        """A route that changes state: POST only since Coolify v4.2.0, whose GET answers 405
+        (coollabsio/coolify 0633b543, OtherController::post_required); ``legacy`` still acts on GET too."""
+        self.api("POST", path, handler, ability=ability, gated=gated)
+        self.api("GET", path, handler if self.legacy else self._post_required, ability=ability, gated=gated)
+
+    def _post_required(self, request: Request) -> Response:
+        return json_response(
+            {"message": "This endpoint has changed to a POST request."}, 405, headers={"Allow": "POST"}
+        )
+
     def _register(self) -> None:
         self.add_route("GET", "/api/health", self._health, auth=False)
         self.meta[("GET", "/api/health")] = RouteMeta(None, False)
         self.add_route("GET", "/", self._dashboard, auth=False)
         self.meta[("GET", "/")] = RouteMeta(None, False)
         self.api("GET", "/health", self._health, ability=None, gated=False)
-        for method in ("GET", "POST"):
-            self.api(method, "/enable", self._enable, ability="write", gated=False)
-            self.api(method, "/disable", self._disable, ability="write", gated=False)
+        self.acting("/enable", self._enable, ability="write", gated=False)
+        self.acting("/disable", self._disable, ability="write", gated=False)
         self.api("GET", "/version", self._version)
         self.api("GET", "/servers", self._list_servers)
         self.api("GET", "/servers/{uuid}", self._get_server)
@@ -567,9 +597,8 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
             self.api("POST", f"/databases/{kind.path}", self._creator(kind), ability="write")
         self.api("GET", "/databases/{uuid}", self._get_database)
         self.api("DELETE", "/databases/{uuid}", self._delete_database, ability="write")
-        for method in ("GET", "POST"):
-            self.api(method, "/databases/{uuid}/start", self._start_database, ability="deploy")
-            self.api(method, "/databases/{uuid}/stop", self._stop_database, ability="deploy")
+        self.acting("/databases/{uuid}/start", self._start_database, ability="deploy")
+        self.acting("/databases/{uuid}/stop", self._stop_database, ability="deploy")
         self._register_applications()
         self._register_operations()  # backups, S3 storages, logs, app updates (helpers.rehearse.coolify_ops)
 
@@ -1014,11 +1043,10 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
         self.api("PATCH", "/applications/{uuid}/envs", self._update_env, ability="write")
         self.api("PATCH", "/applications/{uuid}/envs/bulk", self._bulk_envs, ability="write")
         self.api("DELETE", "/applications/{uuid}/envs/{env_uuid}", self._delete_env, ability="write")
-        for method in ("GET", "POST"):
-            self.api(method, "/applications/{uuid}/start", self._start_application, ability="deploy")
-            self.api(method, "/applications/{uuid}/restart", self._start_application, ability="deploy")
-            self.api(method, "/applications/{uuid}/stop", self._stop_application, ability="deploy")
-            self.api(method, "/deploy", self._deploy, ability="deploy")
+        self.acting("/applications/{uuid}/start", self._start_application, ability="deploy")
+        self.acting("/applications/{uuid}/restart", self._start_application, ability="deploy")
+        self.acting("/applications/{uuid}/stop", self._stop_application, ability="deploy")
+        self.acting("/deploy", self._deploy, ability="deploy")
         self.api("GET", "/deployments", self._list_running_deployments)
         self.api("GET", "/deployments/{uuid}", self._get_deployment)
         self.api("GET", "/deployments/applications/{uuid}", self._app_deployments)
@@ -1149,10 +1177,12 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
         if found is not None:
             if create_only:
                 raise HTTPError(409, "Environment variable already exists. Use PATCH request to update it.")
-            found["value"] = item["value"]
-            for flag in ("is_literal", "is_multiline", "is_shown_once"):
+            found["value"] = item.get("value")
+            for flag in ("is_literal", "is_multiline", "is_shown_once", "is_runtime", "is_buildtime"):
                 if flag in item:
                     found[flag] = truthy(item[flag])
+            if "comment" in item:
+                found["comment"] = item["comment"]
             found["updated_at"] = now
             return found
         env = {
@@ -1162,13 +1192,14 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
             "resourceable_type": "App\\Models\\Application",
             "resourceable_id": app["id"],
             "key": item["key"],
-            "value": item["value"],
+            "value": item.get("value"),
+            "comment": item.get("comment"),
             "is_preview": preview,
             "is_literal": truthy(item.get("is_literal", False)),
             "is_multiline": truthy(item.get("is_multiline", False)),
             "is_shown_once": truthy(item.get("is_shown_once", False)),
-            "is_runtime": True,
-            "is_buildtime": True,
+            "is_runtime": truthy(item.get("is_runtime", True)),
+            "is_buildtime": truthy(item.get("is_buildtime", True)),
             "is_shared": False,
             "created_at": now,
             "updated_at": now,
@@ -1196,25 +1227,31 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
         return json_response(self._env_view(env, self.can_read_sensitive(request)), 201)
 
     def _bulk_envs(self, request: Request) -> Response:
+        """``PATCH /applications/{uuid}/envs/bulk`` as ``ApplicationsController::create_bulk_envs`` does it.
+
+        Each item keeps only the fields Coolify reads (others are dropped, not refused); ``key`` is required
+        (trimmed, ``[A-Za-z_][A-Za-z0-9_.]*``, at most 255), ``value`` is a nullable string, the flags are
+        booleans. Items are validated and saved one after the other: the first invalid one answers 422
+        with its errors by field name, and the items before it stay saved (as in Coolify).
+        """
         app = self.application_or_404(request.params["uuid"])
         body = self.json_body(request)
-        validate(body, {"data": "array|required"})
-        if not isinstance(body["data"], list) or not body["data"]:
+        data = body.get("data")
+        if not data:
             raise HTTPError(400, "Bulk data is required.")
-        errors: dict[str, list[str]] = {}
-        for i, item in enumerate(body["data"]):
-            if not isinstance(item, dict):
-                errors[f"data.{i}"] = ["The item must be an object."]
-                continue
-            try:
-                validate(item, {**ENV_RULES, "key": "string|required", "value": "string|required"})
-            except HTTPError as exc:
-                for name, msgs in exc.extra["errors"].items():
-                    errors[f"data.{i}.{name}"] = msgs
-        if errors:
-            raise HTTPError(422, "Validation failed.", extra={"errors": errors})
-        updated = [self._upsert_env(app, item, create_only=False) for item in body["data"]]
-        self.touch()
+        items = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else [data]
+        updated = []
+        for raw in items:
+            item = {k: v for k, v in raw.items() if k in BULK_ENV_FIELDS} if isinstance(raw, dict) else {}
+            if isinstance(item.get("key"), str):
+                item["key"] = item["key"].strip()
+            validate(item, BULK_ENV_RULES)
+            if not ENV_KEY.fullmatch(item["key"]):
+                raise HTTPError(
+                    422, "Validation failed.", extra={"errors": {"key": ["The key field format is invalid."]}}
+                )
+            updated.append(self._upsert_env(app, item, create_only=False))
+            self.touch()
         sensitive = self.can_read_sensitive(request)
         return json_response([self._env_view(e, sensitive) for e in updated], 201)
 
@@ -1249,7 +1286,7 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
             "is_webhook": webhook,
             "is_api": not webhook,
             "restart_only": False,
-            "commit": None,
+            "commit": "HEAD",  # Coolify's column default (application_deployment_queues.commit)
             "rollback": False,
             "logs": "[]",
             "deployment_url": f"/project/{project.get('uuid')}/environment/{env.get('uuid')}/application/"
@@ -1289,7 +1326,9 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
         deployment = self.deployments[dep_uuid]
         with self.lock:
             app = copy.deepcopy(self.applications.get(deployment["application_uuid"]) or {})
-            envs = {e["key"]: e["value"] for e in self.app_envs(app) if not e["is_preview"]} if app else {}
+            envs = (
+                {e["key"]: e["value"] or "" for e in self.app_envs(app) if not e["is_preview"]} if app else {}
+            )
         if not app:
             self._set_deployment(deployment, "failed", "application deleted")
             return
@@ -1395,13 +1434,6 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
             self.runtime.start_database(db)
         except Exception as exc:  # reported as exited, like a container that did not start
             print(f"coolify stand-in: starting database {db['uuid']} failed: {exc}", flush=True)
-
-    def _record(self, request: Request, response: Response, fault: bool) -> None:
-        super()._record(request, response, fault)
-        if "/envs" in request.route:  # env values are secrets: keep only the keys in the request log
-            with self.lock:
-                entry = self.log[-1]
-                entry.body = _hide_env_values(entry.body)
 
 
 # --------------------------------------------------------------------------- the rehearsal's port map

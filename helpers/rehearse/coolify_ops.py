@@ -121,7 +121,6 @@ APP_UPDATE_RULES: dict[str, str] = {
 }
 HEALTH_DEFAULTS = {
     "health_check_type": "http",
-    "health_check_command": None,
     "health_check_timeout": 5,
     "health_check_retries": 10,
     "health_check_start_period": 5,
@@ -184,6 +183,9 @@ class CoolifyOperations:
     deployments: dict[str, dict[str, Any]]
     databases: dict[str, dict[str, Any]]
     next_id: Any
+    check_body: Any  # helpers.rehearse.coolify.validate (this module may not import that one: a circle)
+    make_uuid: Any
+    iso: Any
     data_dir: Path = Path("/data/coolify")  # where the server keeps Coolify's files (``--data-dir``)
 
     def _register_operations(self) -> None:
@@ -248,14 +250,12 @@ class CoolifyOperations:
         return backup
 
     def _validate_backup(self, body: Mapping[str, Any], creating: bool) -> dict[str, Any]:
-        from helpers.rehearse.coolify import validate
-
         rules = dict(BACKUP_RULES)
         if creating:
             rules["frequency"] = "string|required"
         errors: dict[str, list[str]] = {}
         try:
-            validate(body, rules, allowed=(*BACKUP_FIELDS, "backup_now"))
+            self.check_body(body, rules, allowed=(*BACKUP_FIELDS, "backup_now"))
         except HTTPError as exc:
             errors = dict(exc.extra["errors"])
         for name in (k for k in BACKUP_RULES if k.startswith("database_backup_retention")):
@@ -313,8 +313,6 @@ class CoolifyOperations:
         return json_response([self._backup_view(b) for b in items])
 
     def _create_backup(self, request: Request) -> Response:
-        from helpers.rehearse.coolify import new_uuid, now_iso
-
         body = self.json_body(request)
         data = self._validate_backup(body, creating=True)
         db = self.database_or_404(request.params["uuid"])
@@ -322,10 +320,10 @@ class CoolifyOperations:
             raise HTTPError(422, "Scheduled backups are not supported for this database type.")
         if not data.get("databases_to_backup"):
             data["databases_to_backup"] = db.get("postgres_db")
-        now = now_iso(self.clock())
+        now = self.iso(self.clock())
         backup = {
             "id": self.next_id("backups"),
-            "uuid": new_uuid(),
+            "uuid": self.make_uuid(),
             "team_id": 0,
             **BACKUP_DEFAULTS,
             **data,
@@ -344,14 +342,12 @@ class CoolifyOperations:
         )
 
     def _update_backup(self, request: Request) -> Response:
-        from helpers.rehearse.coolify import now_iso
-
         body = self.json_body(request)
         data = self._validate_backup(body, creating=False)
         db = self.database_or_404(request.params["uuid"])
         backup = self._backup_or_404(db, request.params["scheduled_backup_uuid"], "Backup config not found.")
         backup.update(data)
-        backup["updated_at"] = now_iso(self.clock())
+        backup["updated_at"] = self.iso(self.clock())
         self.touch()
         if body.get("backup_now") in (True, 1, "1", "true"):
             self.run_backup(backup)
@@ -400,8 +396,6 @@ class CoolifyOperations:
 
     def run_backup(self, backup: dict[str, Any]) -> list[dict[str, Any]]:
         """Create an execution per database (``running``) and dump them in a thread; the executions."""
-        from helpers.rehearse.coolify import new_uuid, now_iso
-
         db = self.databases.get(backup["database_uuid"]) or {}
         names = [n.strip() for n in str(backup.get("databases_to_backup") or "").split(",") if n.strip()]
         folder = (
@@ -416,7 +410,7 @@ class CoolifyOperations:
             now = self.clock()
             execution = {
                 "id": self.next_id("executions"),
-                "uuid": new_uuid(),
+                "uuid": self.make_uuid(),
                 "scheduled_database_backup_id": backup["id"],
                 "backup_uuid": backup["uuid"],
                 "status": "running",
@@ -428,8 +422,8 @@ class CoolifyOperations:
                 "local_storage_deleted": False,
                 "s3_storage_deleted": False,
                 "s3_uploaded": None,
-                "created_at": now_iso(now),
-                "updated_at": now_iso(now),
+                "created_at": self.iso(now),
+                "updated_at": self.iso(now),
             }
             self.executions[execution["uuid"]] = execution
             started.append(execution)
@@ -441,10 +435,8 @@ class CoolifyOperations:
     def _finish(
         self, execution: dict[str, Any], status: str, message: str | None, size: int | None = None
     ) -> None:
-        from helpers.rehearse.coolify import now_iso
-
         with self.lock:
-            execution.update(status=status, message=message, finished_at=now_iso(self.clock()))
+            execution.update(status=status, message=message, finished_at=self.iso(self.clock()))
             execution["updated_at"] = execution["finished_at"]
             if size is not None:
                 execution["size"] = size
@@ -553,8 +545,6 @@ class CoolifyOperations:
         return storage
 
     def _validate_s3(self, body: Mapping[str, Any], creating: bool) -> dict[str, Any]:
-        from helpers.rehearse.coolify import validate
-
         required = "|required" if creating else ""
         rules = {
             "name": f"string|max:255{required}",
@@ -566,7 +556,7 @@ class CoolifyOperations:
             "secret": f"string{required}",
             "is_usable": "boolean",
         }
-        validate(body, rules)
+        self.check_body(body, rules)
         endpoint = body.get("endpoint")
         if endpoint is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", str(endpoint)):
             raise HTTPError(
@@ -582,13 +572,11 @@ class CoolifyOperations:
         )
 
     def _create_s3(self, request: Request) -> Response:
-        from helpers.rehearse.coolify import new_uuid, now_iso
-
         data = self._validate_s3(self.json_body(request), creating=True)
-        now = now_iso(self.clock())
+        now = self.iso(self.clock())
         storage = {
             "id": self.next_id("s3_storages"),
-            "uuid": new_uuid(),
+            "uuid": self.make_uuid(),
             "description": None,
             "is_usable": False,
             "team_id": 0,
@@ -604,11 +592,9 @@ class CoolifyOperations:
         return json_response(self._s3_view(self._s3_or_404(request.params["uuid"])))
 
     def _update_s3(self, request: Request) -> Response:
-        from helpers.rehearse.coolify import now_iso
-
         storage = self._s3_or_404(request.params["uuid"])
         storage.update(self._validate_s3(self.json_body(request), creating=False))
-        storage["updated_at"] = now_iso(self.clock())
+        storage["updated_at"] = self.iso(self.clock())
         self.touch()
         return json_response({"uuid": storage["uuid"]})
 
@@ -648,11 +634,9 @@ class CoolifyOperations:
     # ---------------------------------------------------------------- application updates, restarts
 
     def _update_application(self, request: Request) -> Response:
-        from helpers.rehearse.coolify import now_iso, validate
-
         app = self.application_or_404(request.params["uuid"])
         body = self.json_body(request)
-        validate(body, APP_UPDATE_RULES)
+        self.check_body(body, APP_UPDATE_RULES)
         tag = body.get("docker_registry_image_tag")
         if tag is not None and not DOCKER_TAG.fullmatch(str(tag)):
             raise HTTPError(
@@ -686,7 +670,7 @@ class CoolifyOperations:
                 self.lifecycle(app["uuid"]).healthy = (
                     "running:healthy" if app["health_check_enabled"] else "running:unknown"
                 )
-            app["updated_at"] = now_iso(self.clock())
+            app["updated_at"] = self.iso(self.clock())
             self.touch()
         if body.get("instant_deploy") in (True, 1, "1", "true"):
             self.queue_deployment(app, force=False, webhook=False)

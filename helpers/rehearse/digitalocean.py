@@ -118,7 +118,7 @@ SIZES: list[tuple[str, int, int, int, float, float, str, tuple[str, ...] | None]
     ("s-1vcpu-3gb", 3072, 1, 60, 3.0, 15.0, "Basic (retired)", ()),  # available: false
 ]
 
-# slug, distribution, name, kind (distribution / application), min disk
+# slug, distribution (one of the description's enum), name, kind (distribution / application), min disk
 IMAGES: list[tuple[str, str, str, str, int]] = [
     ("ubuntu-24-04-x64", "Ubuntu", "24.04 (LTS) x64", "distribution", 7),
     ("ubuntu-24-10-x64", "Ubuntu", "24.10 x64", "distribution", 7),
@@ -131,8 +131,6 @@ IMAGES: list[tuple[str, str, str, str, int]] = [
     ("centos-stream-9-x64", "CentOS", "Stream 9 x64", "distribution", 10),
     ("rockylinux-9-x64", "Rocky Linux", "9 x64", "distribution", 7),
     ("rockylinux-8-x64", "Rocky Linux", "8 x64", "distribution", 7),
-    ("almalinux-9-x64", "AlmaLinux", "9 x64", "distribution", 7),
-    ("almalinux-8-x64", "AlmaLinux", "8 x64", "distribution", 7),
     ("docker-20-04", "Ubuntu", "Docker on Ubuntu 22.04", "application", 25),
     ("coolify", "Ubuntu", "Coolify on Ubuntu 24.04", "application", 25),
     ("lamp-20-04", "Ubuntu", "LAMP on Ubuntu 22.04", "application", 25),
@@ -143,6 +141,9 @@ IMAGES: list[tuple[str, str, str, str, int]] = [
     ("redis", "Ubuntu", "Redis on Ubuntu 22.04", "application", 25),
     ("gitlab", "Ubuntu", "GitLab on Ubuntu 22.04", "application", 50),
 ]
+
+# What GET /v2/images?type= filters on (the API's own notion; the image objects do not carry it)
+IMAGE_KINDS: dict[str, str] = {slug: kind for slug, _, _, kind, _ in IMAGES}
 
 # Scopes the spec names for each operation (security: bearer_auth). Legacy "read" grants every *:read.
 SCOPES: dict[tuple[str, str], str] = {
@@ -845,12 +846,12 @@ class DigitalOceanStandIn(DigitalOceanOperations, StandIn):
         kind = request.arg("type")
         if kind not in (None, "distribution", "application"):
             raise HTTPError(400, f"type must be 'distribution' or 'application', got {kind!r}", "bad_request")
-        found = [i for i in self.images if kind is None or i["_kind"] == kind]
+        found = [i for i in self.images if kind is None or IMAGE_KINDS[i["slug"]] == kind]
         if request.arg("private") in ("true", "1"):
             found = [i for i in found if not i["public"]]
         if request.arg("tag_name"):
             found = [i for i in found if request.arg("tag_name") in i["tags"]]
-        return self._page(request, "images", [{k: v for k, v in i.items() if k != "_kind"} for i in found])
+        return self._page(request, "images", found)
 
     # ---------------------------------------------------------------- firewalls
 
@@ -1034,11 +1035,22 @@ class DigitalOceanStandIn(DigitalOceanOperations, StandIn):
         return self._page(request, "tags", [self._tag_view(t) for t in sorted(self.tags)])
 
     def _create_tag(self, request: Request) -> Response:
-        body = self._body(request)
+        # this operation documents its own 400 body (error_with_root_causes), not the generic {id, message}
+        def bad_request(message: str) -> Response:
+            cause = f"rpc error: code = InvalidArgument desc = {message}"
+            return json_response({"error": message, "messages": None, "root_causes": [cause]}, 400)
+
+        try:
+            body = request.json()
+        except (ValueError, UnicodeDecodeError):
+            return bad_request("error parsing request body: invalid character in JSON")
+        if not isinstance(body, dict):
+            return bad_request("error parsing request body: a JSON object is expected")
         name = body.get("name")
         if not isinstance(name, str) or not name or len(name) > 255 or not TAG_NAME.match(name):
-            message = f"Error validating resource tag: tag-name {name!r} contains invalid characters"
-            return json_response({"error": message, "messages": None, "root_causes": [message]}, 400)
+            return bad_request(
+                f"Error validating resource tag: tag-name {name!r} contains invalid characters"
+            )
         return json_response({"tag": self._tag_view(self._ensure_tag(name))}, 201)
 
     def _get_tag(self, request: Request) -> Response:
@@ -1130,7 +1142,7 @@ def _catalogue() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[
             }
         )
     images = []
-    for n, (slug, distribution, name, kind, min_disk) in enumerate(IMAGES):
+    for n, (slug, distribution, name, _, min_disk) in enumerate(IMAGES):
         images.append(
             {
                 "id": 150_000_000 + n * 1013,
@@ -1147,7 +1159,6 @@ def _catalogue() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[
                 "tags": [],
                 "status": "available",
                 "error_message": "",
-                "_kind": kind,
             }
         )
     return regions_out, sizes, images

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import socket
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -221,10 +222,8 @@ class DigitalOceanOperations:
         return empty_response()
 
     def _check_state(self, request: Request) -> Response:
-        from helpers.rehearse.digitalocean import now_iso
-
         check = self._check(request.params["check_id"])
-        now = now_iso(self.clock())
+        now = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         up = check.get("enabled", True) and probe_target(check["type"], check["target"])
         status = "UP" if up else "DOWN" if check.get("enabled", True) else "CHECKING"
         memory = self._check_states.setdefault(check["id"], {})

@@ -33,7 +33,7 @@ on events. Here a *push* is simulated: ``POST /_standin/push {"repository", "bra
 ``RUNBOOK_APP_DIR``), registers them and starts a run of every workflow whose ``on.push.branches`` has the
 branch. A run is ``queued``, then ``in_progress``, then ``completed`` after ``run_after_polls`` reads each.
 Completing a run of the runbook's deploy workflow *emulates its deploy job*: the stand-in decrypts the
-repository's ``COOLIFY_*`` secrets and calls ``GET <COOLIFY_URL>/api/v1/deploy?uuid=<app>`` with the token,
+repository's ``COOLIFY_*`` secrets and calls ``POST <COOLIFY_URL>/api/v1/deploy?uuid=<app>`` with the token,
 exactly like the workflow's curl (loopback addresses only); the run fails when a secret is missing or a call
 fails, like on GitHub. The image builds themselves are not emulated (no registry here): those jobs succeed.
 ``POST /_standin/outcome {"conclusion": "failure"}`` forces the next completions (tests).
@@ -84,6 +84,7 @@ from helpers.rehearse.base import (
 DOCS = "https://docs.github.com/rest"
 HOUR = 3600.0
 API_VERSION = "2022-11-28"
+CREATED_AT = "2024-01-01T00:00:00Z"  # the stand-in's accounts and repositories "exist" since then
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 BASE64 = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$")
 MAX_SECRET_BYTES = 48 * 1024
@@ -411,36 +412,149 @@ class GitHubStandIn(StandIn):
         return json_response({"total_count": len(items), key: chunk}, headers=headers)
 
     def _user(self, request: Request) -> dict[str, Any]:
+        """``GET /user``: the token's account, as GitHub's ``private-user`` (every required field)."""
+        user = self._simple_user(request, self.login, 1, "User")
         return {
-            "login": self.login,
-            "id": 1,
-            "node_id": "U_rehearsal",
-            "type": "User",
-            "site_admin": False,
-            "url": request.url_for(f"/users/{self.login}"),
-            "html_url": f"https://github.com/{self.login}",
+            **user,
+            "name": "Rehearsal bot",
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+            "hireable": None,
+            "bio": None,
+            "twitter_username": None,
+            "public_repos": 0,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": CREATED_AT,
+            "updated_at": CREATED_AT,
+            "private_gists": 0,
+            "total_private_repos": len(self.repos),
+            "owned_private_repos": len(self.repos),
+            "disk_usage": 0,
+            "collaborators": 0,
+            "two_factor_authentication": True,
+            "user_view_type": "private",
         }
 
-    def _repo_json(self, request: Request, repo: Repo) -> dict[str, Any]:
-        base = f"/repos/{repo.full_name}"
+    @staticmethod
+    def _simple_user(request: Request, login: str, user_id: int, kind: str) -> dict[str, Any]:
+        """GitHub's ``simple-user`` (an actor, a repository's owner): every field the description requires."""
+        api = request.url_for(f"/users/{login}")
+        return {
+            "login": login,
+            "id": user_id,
+            "node_id": f"{'O' if kind == 'Organization' else 'U'}_{user_id}",
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+            "gravatar_id": "",
+            "url": api,
+            "html_url": f"https://github.com/{login}",
+            "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": kind,
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    def _minimal_repo(self, request: Request, repo: Repo) -> dict[str, Any]:
+        """GitHub's ``minimal-repository`` (a run's repository and head_repository): every required field."""
+        api = request.url_for(f"/repos/{repo.full_name}")
+        owner_id = zlib.crc32(repo.owner.encode()) % 10**7
+        templates = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
         return {
             "id": repo.id,
             "node_id": f"R_{repo.id}",
             "name": repo.name,
             "full_name": repo.full_name,
-            "owner": {
-                "login": repo.owner,
-                "id": zlib.crc32(repo.owner.encode()) % 10**7,
-                "type": "Organization",
-                "url": request.url_for(f"/users/{repo.owner}"),
-            },
             "private": repo.private,
-            "visibility": "private" if repo.private else "public",
-            "fork": False,
-            "default_branch": repo.default_branch,
-            "url": request.url_for(base),
+            "owner": self._simple_user(request, repo.owner, owner_id, "Organization"),
             "html_url": f"https://github.com/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            **{key: api + suffix for key, suffix in templates.items()},
+        }
+
+    def _repo_json(self, request: Request, repo: Repo) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}``: GitHub's ``full-repository``, every required field."""
+        return {
+            **self._minimal_repo(request, repo),
+            "visibility": "private" if repo.private else "public",
+            "default_branch": repo.default_branch,
             "clone_url": f"https://github.com/{repo.full_name}.git",
+            "git_url": f"git://github.com/{repo.full_name}.git",
+            "ssh_url": f"git@github.com:{repo.full_name}.git",
+            "svn_url": f"https://github.com/{repo.full_name}",
+            "mirror_url": None,
+            "homepage": None,
+            "language": "TypeScript",
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "size": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "license": None,
+            "pushed_at": CREATED_AT,
+            "created_at": CREATED_AT,
+            "updated_at": CREATED_AT,
+            "network_count": 0,
+            "subscribers_count": 0,
             "permissions": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
         }
 
@@ -744,11 +858,11 @@ class GitHubStandIn(StandIn):
                 )
                 return False
             try:
-                answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
             except httpx.HTTPError as exc:
-                run.log.append(f"deploy {app}: GET {url} failed: {type(exc).__name__}")
+                run.log.append(f"deploy {app}: POST {url} failed: {type(exc).__name__}")
                 return False
-            run.log.append(f"deploy {app}: GET {url} -> {answer.status_code}")
+            run.log.append(f"deploy {app}: POST {url} -> {answer.status_code}")
             if answer.status_code >= 400:
                 return False
         return True
@@ -756,16 +870,8 @@ class GitHubStandIn(StandIn):
     def _run_json(self, request: Request, repo: Repo, run: Run) -> dict[str, Any]:
         wf = repo.workflows.get(run.workflow_id)
         base = f"/repos/{repo.full_name}/actions/runs/{run.id}"
-        minimal = {
-            "id": repo.id,
-            "node_id": f"R_{repo.id}",
-            "name": repo.name,
-            "full_name": repo.full_name,
-            "private": repo.private,
-            "url": request.url_for(f"/repos/{repo.full_name}"),
-            "html_url": f"https://github.com/{repo.full_name}",
-            "owner": {"login": repo.owner},
-        }
+        minimal = self._minimal_repo(request, repo)
+        actor = self._simple_user(request, self.login, 1, "User")
         return {
             "id": run.id,
             "name": wf.name if wf else "workflow",
@@ -793,8 +899,8 @@ class GitHubStandIn(StandIn):
             "created_at": iso(run.created_at),
             "updated_at": iso(run.updated_at),
             "run_started_at": iso(run.started_at or run.created_at),
-            "actor": self._user(request),
-            "triggering_actor": self._user(request),
+            "actor": actor,
+            "triggering_actor": actor,
             "head_commit": {
                 "id": run.head_sha,
                 "tree_id": run.head_sha[::-1],

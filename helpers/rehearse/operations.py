@@ -80,9 +80,17 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float = 180.0) -> bool:
 class Operations:
     """Runs the sequence of the module docstring against one rehearsal; :attr:`results` and :attr:`seen`."""
 
-    def __init__(self, rehearsal: Rehearsal, runner_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        rehearsal: Rehearsal,
+        runner_args: Sequence[str] = (),
+        validate: Callable[[], list[str]] | None = None,
+        problems_of: Callable[[Path, list[str], bool], list[str]] | None = None,
+    ) -> None:
         self.rehearsal = rehearsal
         self.runner_args = list(runner_args)
+        self.validate = validate  # the contract problems of the exchanges since the last call
+        self.problems_of = problems_of or (lambda folder, ids, quiet: [])  # a run folder's problems
         self.results: list[OpResult] = []
         self.seen: dict[str, Any] = {}
         self.count = 0
@@ -90,8 +98,6 @@ class Operations:
     # ---------------------------------------------------------------- the runner and the CLI
 
     def operation(self, op: str, params: dict[str, str] | None = None, quiet: bool = False) -> OpResult:
-        from helpers.rehearse.__main__ import problems_of
-
         self.count += 1
         folder = self.rehearsal.runs_dir / f"ops-{self.count:02d}-{op}"
         pairs = [x for k, v in (params or {}).items() for x in ("-p", k, v)]
@@ -101,7 +107,7 @@ class Operations:
         began = time.monotonic()
         proc = subprocess.run(cmd, env=self.rehearsal.env, cwd=PROJECT_ROOT)
         result = OpResult(op, folder, round(time.monotonic() - began, 1))
-        result.problems = problems_of(folder, [op], quiet=quiet)
+        result.problems = self.problems_of(folder, [op], quiet)
         if proc.returncode and not result.problems:
             result.problems = [f"`runbook run operations --only {op}` exited {proc.returncode}"]
         self.results.append(result)
@@ -246,6 +252,7 @@ class Operations:
         )
         self.check("web started again", back, "the web app did not come back")
 
+        self.contracts("contracts of the operations' exchanges (before the teardown)")
         name = self.rehearsal.name
         self.operation("teardown")  # a dry run: nothing may go
         still = self.digitalocean(f"/v2/droplets?tag_name={name}", "droplets")
@@ -255,7 +262,12 @@ class Operations:
         left = self.leftovers()
         self.seen["after_teardown"] = left
         self.check("nothing left", not any(left.values()), f"{left}")
+        self.contracts("contracts of the teardown's exchanges")
         return self.results
+
+    def contracts(self, label: str) -> None:
+        if self.validate is not None:
+            self.results.append(OpResult(label, None, 0.0, self.validate()))
 
     def leftovers(self) -> dict[str, list[str]]:
         """What the DigitalOcean stand-in and the engine still hold of this rehearsal's production."""

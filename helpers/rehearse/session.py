@@ -319,6 +319,33 @@ class Rehearsal:
                 removed.append(ref)
         return removed
 
+    def coolify_url(self) -> str:
+        """The Coolify dashboard task 2.5 recorded (the stand-in in the droplet), or "" before 2.5 ran."""
+        import json
+
+        path = self.state_dir / "phase2.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return str((record.get("coolify") or {}).get("url") or "").rstrip("/")
+
+    def standin_urls(self) -> dict[str, str]:
+        """The base URLs of the stand-ins running now, by vendor (Coolify once task 2.5 installed it)."""
+        urls = {"digitalocean": self.digitalocean_url}
+        if self.github_url:
+            urls["github"] = self.github_url
+        if self.coolify_url():
+            urls["coolify"] = self.coolify_url()
+        return urls
+
+    def droplet_container(self) -> str | None:
+        """The droplet container task 2.2 created, or None when there is none (yet)."""
+        from helpers.rehearse import droplet
+
+        name = droplet.container_name(self.name)
+        return name if _docker("inspect", "-f", "{{.Id}}", name).returncode == 0 else None
+
     def secret_values(self) -> dict[str, str]:
         """Every secret the rehearsal knows: its tokens and what the notebooks stored in its secrets file."""
         values = dict(self.tokens)

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,17 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 def strip_ansi(text: str) -> str:
     return ANSI.sub("", text)
+
+
+def map_strings(value: Any, fix: Callable[[str], str]) -> Any:
+    """``value`` with ``fix`` applied to every string in it (nested dicts, lists and tuples; keys kept)."""
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fix) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, fix) for v in value]
+    return value
 
 
 def environment_secret_values(environ: dict[str, str] | None = None) -> set[str]:
@@ -62,13 +73,7 @@ class Redactor:
 
     def obj(self, value: Any) -> Any:
         """Scrub every string in a nested structure of dicts, lists and scalars."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.obj(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.obj(v) for v in value]
-        return value
+        return map_strings(value, self.text)
 
     def notebook_json(self, text: str) -> str:
         """A notebook's JSON text, scrubbed string by string, written the way nbformat writes it."""

@@ -23,6 +23,7 @@ from typing import Any
 from helpers.core import steps
 from helpers.core.checks import Checklist
 from helpers.core.display import show_table
+from helpers.core.errors import NextStepError
 from helpers.core.secrets import scrub
 from helpers.core.steps import StepResult
 from helpers.host import ports
@@ -36,13 +37,8 @@ URL_KEYS = (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"))
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
-class ComposeError(RuntimeError):
+class ComposeError(NextStepError, RuntimeError):
     """The compose project cannot be used as given: ``problem`` and ``next_step``."""
-
-    def __init__(self, problem: str, next_step: str):
-        self.problem = problem
-        self.next_step = next_step
-        super().__init__(f"{problem}. Next step: {next_step}")
 
 
 @dataclass(frozen=True)

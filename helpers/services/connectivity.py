@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from helpers.core.checks import Checklist
+from helpers.core.errors import NextStepError
 from helpers.core.secrets import scrub
 from helpers.services import diagnose
 
@@ -27,11 +28,8 @@ REDIS_MAJOR = 7
 TIMEOUT = 5
 
 
-class EnvFileError(LookupError):
-    def __init__(self, problem: str, next_step: str):
-        self.problem = problem
-        self.next_step = next_step
-        super().__init__(f"{problem}. Next step: {next_step}")
+class EnvFileError(NextStepError, LookupError):
+    """A problem and its next step."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 
 from helpers.core import tasks
 from helpers.core.paths import PROJECT_ROOT
-from helpers.docsite import site as docsite
+from helpers.docsite.taskpages import notebook_title
 
 TASK_LINK = re.compile(r"^(\d+\.\d+) ")
 
@@ -86,7 +86,7 @@ def test_a_notebook_page_shows_its_markdown_and_code(page, site_url, artifacts):
     task = written_task()
     notebook = PROJECT_ROOT / task.notebook
     page.goto(urljoin(site_url, f"{task.phase}/{task.stem}/"))
-    title = docsite.notebook_title(notebook)
+    title = notebook_title(notebook)
     assert title and page.locator(".jupyter-wrapper h1").first.inner_text().replace("¶", "").strip() == title
     assert page.locator(".jupyter-wrapper .jp-MarkdownOutput p").count() > 0
     code = "\n".join(page.locator(".jupyter-wrapper .jp-CodeCell .jp-InputArea pre").all_inner_texts())

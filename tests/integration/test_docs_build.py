@@ -1,8 +1,10 @@
 """`mkdocs build --strict` of the real site: passes with no warning, one page per task, nothing external.
 
 The bare build needs no engine (notebooks are rendered without outputs, and say so). The reference
-build (``@pytest.mark.engine``) executes real notebooks against the engine and checks that their
-scrubbed outputs reach the pages and no secret does.
+run is the runner itself: on notebooks written here to print a planted secret, a token and colour
+codes (no engine needed), its published folder is the runner's own, a failure blocks what
+`runbook run --keep-going` blocks, and nothing secret reaches the folder or the built site. With an
+engine (``@pytest.mark.engine``), phase 1's first real notebooks go the same way onto the pages.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ import pytest
 
 from helpers.core import tasks
 from helpers.core.paths import PROJECT_ROOT
-from helpers.docsite import site as docsite
+from helpers.docsite import mermaid, reference, taskpages
+from helpers.docsite.published import reference_dir
+from helpers.runner import cli
+from helpers.runner.ledger import Ledger
+from helpers.runner.plan import Selection
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +63,7 @@ def test_every_task_has_a_page_that_tells_the_truth(bare_site):
         if (PROJECT_ROOT / task.notebook).is_file():
             assert "jupyter-wrapper" in html, task.id
             assert "Outputs are not included" in html, task.id
-            assert f"troubleshooting/#{docsite.troubleshooting_anchor(task.id)}" in html
+            assert f"troubleshooting/#{taskpages.troubleshooting_anchor(task.id)}" in html
         else:
             assert "Not written yet" in html and task.notebook.as_posix() in html, task.id
 
@@ -70,7 +76,7 @@ def test_no_page_loads_anything_from_the_internet(bare_site):
 
 
 def test_mermaid_is_served_by_the_site(bare_site):
-    js = bare_site / docsite.MERMAID_SITE_PATH
+    js = bare_site / mermaid.MERMAID_SITE_PATH
     assert js.stat().st_size > 1_000_000 and b"mermaid" in js.read_bytes()[:2000]
     home = (bare_site / "index.html").read_text(encoding="utf-8")
     assert 'src="assets/vendor/mermaid.min.js"' in home
@@ -84,12 +90,128 @@ def test_overview_graphs_and_troubleshooting_anchors_are_generated(bare_site):
         assert all(f"{t.id} " in graph for t in tasks.in_phase(phase))
     trouble = (bare_site / "troubleshooting" / "index.html").read_text(encoding="utf-8")
     for task in tasks.all_tasks():
-        assert f'id="{docsite.troubleshooting_anchor(task.id)}"' in trouble
+        assert f'id="{taskpages.troubleshooting_anchor(task.id)}"' in trouble
 
 
 def test_search_index_knows_the_troubleshooting_page(bare_site):
     index = json.loads((bare_site / "search" / "search_index.json").read_text(encoding="utf-8"))
     assert any(doc["location"].startswith("troubleshooting/") for doc in index["docs"])
+
+
+# --- the reference run is the runner ----------------------------------------------------------
+
+PLANTED = "pg-Planted-4242"  # the value of a secret-named variable of the environment
+TOKEN_EXPR = '"ghp_" + "A1b2" * 9'  # a GitHub-shaped token, made at run time (not in any source)
+TOKEN = "ghp_" + "A1b2" * 9
+HAZARDS = """\
+import os
+secret = os.environ["DOCS_TEST_PASSWORD"]
+print("planted:", secret)
+print("token:", {token})
+print("split: \\x1b[31m" + secret[:6] + "\\x1b[0m" + secret[6:])
+print("\\x1b[32mcoloured line\\x1b[0m")
+print("run folder:", os.environ["RUNBOOK_RUN_DIR"])
+print("visible-marker-1234")
+"""
+# task → the code of its toy notebook (1.1 passes printing the hazards; 1.7 fails; 1.8 needs 1.7;
+# 1.12 needs only 1.3, so `--keep-going` still runs it)
+TOYS = {
+    "1.1": HAZARDS.format(token=TOKEN_EXPR),
+    "1.7": 'raise RuntimeError("toy failure")',
+    "1.8": 'print("never runs")',
+    "1.12": 'print("independent of 1.7")',
+}
+
+
+def toy_project(root: Path) -> Path:
+    """A project root holding the toy notebooks at the real tasks' paths (the registry stays the real one)."""
+    import nbformat
+
+    for task_id, code in TOYS.items():
+        task = tasks.get(task_id)
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_markdown_cell(f"# {task.label}\n\nA toy."),
+            nbformat.v4.new_code_cell(code),
+        ]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        path = root / task.notebook
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    return root
+
+
+def outcome(ledger: Ledger) -> list[tuple[str, str, str]]:
+    return [(r.id, r.status, r.reason) for r in ledger.tasks]
+
+
+def build_in_process(site: Path) -> None:
+    """The real mkdocs.yml, built in this process (so that the test's notebook root applies)."""
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.config import load_config
+
+    mkdocs_build(load_config(config_file=str(PROJECT_ROOT / "mkdocs.yml"), site_dir=str(site), strict=True))
+
+
+def test_the_reference_run_is_the_runner_and_publishes_nothing_secret(tmp_path, monkeypatch):
+    root = toy_project(tmp_path / "project")
+    monkeypatch.setenv("RUNBOOK_REGISTRY", str(tasks.REGISTRY))  # the real tasks, with the toy notebooks
+    monkeypatch.setenv("RUNBOOK_PROJECT_ROOT", str(root))
+    monkeypatch.setenv("RUNBOOK_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOCS_TEST_PASSWORD", PLANTED)
+    monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    monkeypatch.chdir(PROJECT_ROOT)
+    only = list(TOYS)
+    work = tmp_path / "work"
+    setting = reference.Setting(
+        kind="reference",
+        description="on toy notebooks",
+        work=work,
+        placeholders={str(work): "/path/to/reference-run", str(root): "/path/to/runbook"},
+    )
+    ref = tmp_path / "ref"
+    ledger, entry = reference.run(setting, ref, "phase1", Selection(only=tuple(only)))
+
+    # (b) the same blocking as `runbook run --keep-going`, which this test runs beside it
+    cli_run = tmp_path / "cli-run"
+    code = cli.main(["run", "phase1", "--only", *only, "--keep-going", "--output-dir", str(cli_run)])
+    assert code == 1
+    expected = outcome(Ledger.load(cli_run))
+    assert outcome(ledger) == expected
+    statuses = {tid: status for tid, status, _ in expected if tid in only}
+    assert statuses == {"1.1": "passed", "1.7": "failed", "1.8": "not-run", "1.12": "passed"}
+    assert "1.7" in ledger.task("1.8").reason
+
+    # (c) what is published is the runner's run folder: its files, a normal ledger with that outcome
+    folder = ref / entry["folder"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in cli_run.iterdir())
+    published = Ledger.load(folder)
+    assert published.mode == "run" and published.phase == "phase1" and outcome(published) == expected
+    assert published.root == "/path/to/runbook" and published.options["keep_going"] is True
+
+    # (a) no planted secret, token, ANSI code or temporary path in the published folder...
+    every_file = "\n".join(p.read_text(encoding="utf-8") for p in ref.rglob("*") if p.is_file())
+    assert "visible-marker-1234" in every_file and "[REDACTED]" in every_file  # the outputs are there
+    for bad in (PLANTED, TOKEN, "\\u001b", "\x1b", str(work), str(tmp_path)):
+        assert bad not in every_file, bad
+    run_folder_line = "run folder: /path/to/reference-run/runs/reference-phase1-only-1.1-1.7-1.8-1.12/phase1"
+    assert run_folder_line in every_file
+
+    # ... nor in the site built from it, whose page of 1.1 shows those outputs
+    monkeypatch.setattr(taskpages, "PROJECT_ROOT", root)
+    monkeypatch.setenv("RUNBOOK_DOCS_REFERENCE", str(ref))
+    assert reference_dir() == ref
+    site = tmp_path / "site"
+    build_in_process(site)
+    page = page_html(site, tasks.get("1.1"))
+    assert "Expected output" in page and "visible-marker-1234" in page and "[REDACTED]" in page
+    assert "Outputs are not included" in page_html(site, tasks.get("1.8"))
+    assert "not-run: needs 1.7" in page_html(site, tasks.get("1.8"))
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".js", ".txt", ".xml"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for bad in (PLANTED, TOKEN, "\x1b", str(tmp_path)):
+                assert bad not in text, f"{bad!r} in {path.relative_to(site)}"
 
 
 @pytest.mark.engine
@@ -100,11 +222,16 @@ def test_reference_run_outputs_reach_the_pages_scrubbed(tmp_path, monkeypatch):
     assert not missing, f"notebooks {missing} are not written yet"
     token = "dop_v1_" + "5eed" * 16
     monkeypatch.setenv("DIGITALOCEAN_TOKEN", token)  # a known secret value the outputs must not carry
+    runs_dir = tmp_path / "developer-runs"
+    monkeypatch.setenv("RUNBOOK_RUNS_DIR", str(runs_dir))  # the developer's: the reference run keeps out
     ref = tmp_path / "ref"
-    manifest = docsite.reference_run("phase1", only=first, out_dir=ref, echo=lambda *_: None)
-    assert {k: v["status"] for k, v in manifest["tasks"].items()} == dict.fromkeys(first, "passed")
-    assert manifest["run"]["engine"]
-    assert docsite.leaked(ref, [token]) == []
+    ledger, entry = reference.reference_run(ref, only=first, echo=lambda *_: None)
+    assert {r.id: r.status for r in ledger.tasks if r.selected} == dict.fromkeys(first, "passed")
+    assert entry["about"]["engine"] and entry["kind"] == "reference"
+    assert not runs_dir.exists()  # `runbook resume` still finds the developer's last run, not this one
+    # the runner injected the parameters the reference run gives, where the notebook declares them
+    injected = Ledger.load(ref / entry["folder"])
+    assert injected.task("1.1").parameters == {"dry_run": False} and injected.task("1.3").parameters == {}
 
     site = tmp_path / "site"
     proc = build(site, RUNBOOK_DOCS_REFERENCE=str(ref))
@@ -113,7 +240,10 @@ def test_reference_run_outputs_reach_the_pages_scrubbed(tmp_path, monkeypatch):
         html = page_html(site, tasks.get(task_id))
         assert "Expected output" in html and "Outputs are not included" not in html
         assert "jp-OutputArea-output" in html  # real outputs are on the page
-    assert docsite.leaked(site, [token]) == []
+    for folder in (ref, site):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert token not in path.read_text(encoding="utf-8", errors="replace"), path
     # the notebooks themselves were not touched: still without outputs
     for task_id in first:
         nb = json.loads((PROJECT_ROOT / tasks.get(task_id).notebook).read_text(encoding="utf-8"))

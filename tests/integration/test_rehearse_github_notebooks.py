@@ -180,7 +180,7 @@ class CoolifyWebhook(StandIn):
     def __init__(self, token: str, uuids: set[str]):
         super().__init__(tokens=[token])
         self.uuids = uuids
-        self.add_route("GET", "/api/v1/deploy", self._deploy)
+        self.add_route("POST", "/api/v1/deploy", self._deploy)
 
     def _deploy(self, request: Request):
         if request.arg("uuid") not in self.uuids:

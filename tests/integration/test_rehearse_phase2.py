@@ -78,6 +78,15 @@ def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
                 assert statuses <= QUIET_STATUSES, (record["id"], statuses)
             assert problems_of(run, [t["id"] for t in chosen], quiet=number == 2) == []
         assert status == dict.fromkeys(selected, "passed"), (number, status)
+    # Read from outside (the stand-ins' logs, the droplet): run 2 sent no change and left the droplet as it
+    # was, and every exchange of both runs held to the vendors' descriptions.
+    mutating = re.search(r"requests that change something, per run: run 1: (\d+), run 2: (\d+)", output)
+    assert mutating and int(mutating.group(1)) > 0 and mutating.group(2) == "0", output[-3000:]
+    states = re.findall(r"droplet state after run (\d): (\w+)", output)
+    assert [n for n, _ in states] == ["1", "2"] and states[0][1] == states[1][1], states
+    for vendor in ("digitalocean", "coolify", "github") if "2.9" in selected else ("digitalocean", "coolify"):
+        counts = re.search(rf"  {vendor}: requests (\d+) validated, \d+ allowed, (\d+) failed", output)
+        assert counts and int(counts.group(1)) > 0 and counts.group(2) == "0", (vendor, output[-3000:])
     first = json.loads((workdir / "runs" / "run-1" / "ledger.json").read_text(encoding="utf-8"))
     assert {t["id"]: t for t in first["tasks"]}["2.2"]["steps"].get("changed")  # the droplet was created
 

@@ -118,8 +118,18 @@ def test_envs_hide_values_without_read_sensitive_and_bulk_upserts(world: dict[st
     )
     stored = {e["key"]: e["value"] for e in world["fake"].envs.values()}
     assert stored == {"A": "3", "B": "2"}
-    bad = http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": [{"key": "C"}]})
-    assert bad.status_code == 422 and "data.0.value" in bad.json()["errors"]
+    # Coolify's rules (ApplicationsController::create_bulk_envs): value nullable, unknown item fields dropped,
+    # the key checked; items are saved one by one, so those before an invalid one stay saved
+    lax = http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": [{"key": " C ", "note": "x"}]})
+    assert lax.status_code == 201 and lax.json()[0]["key"] == "C" and "note" not in lax.json()[0]
+    assert {e["key"]: e["value"] for e in world["fake"].envs.values()}["C"] is None
+    bad = http.patch(
+        f"/applications/{app['uuid']}/envs/bulk",
+        json={"data": [{"key": "D", "value": "4"}, {"key": "bad-key"}]},
+    )
+    assert bad.status_code == 422 and list(bad.json()["errors"]) == ["key"]
+    assert "D" in {e["key"] for e in world["fake"].envs.values()}
+    assert http.patch(f"/applications/{app['uuid']}/envs/bulk", json={"data": []}).status_code == 400
     assert http.post(f"/applications/{app['uuid']}/envs", json={"key": "A", "value": "x"}).status_code == 409
     logged = [e.body for e in world["fake"].requests("PATCH")]
     assert "1" not in str(logged) and "[REDACTED]" in str(logged)  # values never in the request log
@@ -129,10 +139,14 @@ def test_deploy_webhook_needs_deploy_permission_and_moves_through_states(world: 
     app = world["client"].create_dockerimage_app(
         {**world["target"].body(), "docker_registry_image_name": "ghcr.io/acme/demo-web"}
     )
-    refused = raw(world["fake"], NO_DEPLOY).get("/deploy", params={"uuid": app["uuid"]})
+    refused = raw(world["fake"], NO_DEPLOY).post("/deploy", params={"uuid": app["uuid"]})
     assert refused.status_code == 403 and refused.json()["message"] == "Missing required permissions: deploy"
-    assert raw(world["fake"], "nope").get("/deploy", params={"uuid": app["uuid"]}).status_code == 401
-    assert raw(world["fake"]).get("/deploy").status_code == 400
+    assert raw(world["fake"], "nope").post("/deploy", params={"uuid": app["uuid"]}).status_code == 401
+    assert raw(world["fake"]).post("/deploy").status_code == 400
+    # Coolify v4.2.0 made the webhook POST-only: a GET deploys nothing and says so
+    old_style = raw(world["fake"]).get("/deploy", params={"uuid": app["uuid"]})
+    assert (old_style.status_code, old_style.headers["allow"]) == (405, "POST")
+    assert world["fake"].deployments == {}
     queued = world["client"].deploy([app["uuid"]])
     dep_uuid = queued[0]["deployment_uuid"]
     seen = [world["client"].deployment(dep_uuid)["status"] for _ in range(3)]

@@ -178,10 +178,10 @@ def test_404_raises_not_found_and_lookups_answer_none(clock: Clock) -> None:
 def test_paginate_follows_next_links(clock: Clock) -> None:
     fake, client = make(clock)
     images = list(client.paginate("/v2/images", "images", per_page=5))
-    assert len(images) == 22
-    assert len({i["id"] for i in images}) == 22
-    assert len(fake.requests(path="/v2/images")) == 5
-    assert len(client.images("distribution")) == 13
+    assert len(images) == 20
+    assert len({i["id"] for i in images}) == 20
+    assert len(fake.requests(path="/v2/images")) == 4
+    assert len(client.images("distribution")) == 11
     assert len(client.sizes()) == 22  # one request of 200 per page by default
 
 

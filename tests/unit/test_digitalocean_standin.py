@@ -206,12 +206,12 @@ def test_pagination_links_and_meta(api) -> None:
     _, c = api
     first = c.get("/v2/images", params={"type": "distribution", "per_page": 5}).json()
     assert len(first["images"]) == 5
-    assert first["meta"]["total"] == 13
+    assert first["meta"]["total"] == 11
     pages = first["links"]["pages"]
     assert set(pages) == {"next", "last"}
     assert "type=distribution" in pages["next"] and "page=2" in pages["next"]
     last = c.get(pages["last"]).json()
-    assert len(last["images"]) == 3
+    assert len(last["images"]) == 1
     assert set(last["links"]["pages"]) == {"first", "prev"}
     middle = c.get(pages["next"]).json()["links"]["pages"]
     assert set(middle) == {"first", "prev", "next", "last"}

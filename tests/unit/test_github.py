@@ -340,14 +340,14 @@ def test_stand_in_refuses_reserved_names_and_missing_fields(standin: GitHubStand
 
 
 class FakeCoolify(StandIn):
-    """Just the deploy webhook: GET /api/v1/deploy?uuid=... with a bearer token."""
+    """Just the deploy webhook: POST /api/v1/deploy?uuid=... with a bearer token."""
 
     name = "coolify-webhook"
 
     def __init__(self, token: str, uuids: set[str]):
         super().__init__(tokens=[token])
         self.uuids = uuids
-        self.add_route("GET", "/api/v1/deploy", self._deploy)
+        self.add_route("POST", "/api/v1/deploy", self._deploy)
 
     def _deploy(self, request: Request):
         uuid = request.arg("uuid")

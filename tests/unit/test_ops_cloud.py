@@ -43,18 +43,22 @@ def prod() -> dict[str, Any]:
     )
     server = client.servers()[0]
     project = client.create_project("demo")
-    target = {
-        "project_uuid": project["uuid"],
-        "server_uuid": server["uuid"],
-        "environment_name": "production",
-    }
+    (env,) = client.environments(project["uuid"])
+    target = {"project_uuid": project["uuid"], "server_uuid": server["uuid"], "environment_uuid": env["uuid"]}
     pg = client.create_database("postgresql", {**target, "postgres_db": "app", "name": "demo-postgres"})
     redis = client.create_database("redis", {**target, "name": "demo-redis"})
     apps = {}
     for role in ("web", "worker"):
-        body = {**target, "environment_uuid": "-", "name": f"demo-{role}", "ports_exposes": "3000",
-                "docker_registry_image_name": f"ghcr.io/team/demo-app-{role}", "docker_registry_image_tag": "main",
-                "health_check_enabled": role == "web", "health_check_path": "/api/health"}  # fmt: skip
+        body = {
+            **target,
+            "environment_name": "production",
+            "name": f"demo-{role}",
+            "ports_exposes": "3000",
+            "docker_registry_image_name": f"ghcr.io/team/demo-app-{role}",
+            "docker_registry_image_tag": "main",
+            "health_check_enabled": role == "web",
+            "health_check_path": "/api/health",
+        }
         apps[role] = {
             "uuid": client.create_dockerimage_app(body)["uuid"],
             "name": f"demo-{role}",
@@ -67,20 +71,30 @@ def prod() -> dict[str, Any]:
         "runbook", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDf0dGVzdGtleWZvcnRoZXVuaXR0ZXN0c29ubHlY unit"
     )
     droplet = do.create_droplet(
-        {"name": NAME, "region": "fra1", "size": "s-2vcpu-4gb", "image": "ubuntu-24-04-x64", "tags": [NAME],
-         "backups": True, "ssh_keys": [key["id"]]}
-    )  # fmt: skip
-    fw = do.create_firewall(
-        {"name": NAME, "tags": [NAME], "inbound_rules": [{"protocol": "tcp", "ports": "22", "sources": {"addresses": ["0.0.0.0/0"]}}]}
-    )  # fmt: skip
+        {
+            "name": NAME,
+            "region": "fra1",
+            "size": "s-2vcpu-4gb",
+            "image": "ubuntu-24-04-x64",
+            "tags": [NAME],
+            "backups": True,
+            "ssh_keys": [key["id"]],
+        }
+    )
+    rule = {"protocol": "tcp", "ports": "22", "sources": {"addresses": ["0.0.0.0/0"]}}
+    fw = do.create_firewall({"name": NAME, "tags": [NAME], "inbound_rules": [rule]})
+    record = {"id": droplet["id"], "name": NAME, "ipv4": "203.0.113.9"}
     state.update(
         "phase2",
-        droplet={"id": droplet["id"], "name": NAME, "ipv4": "203.0.113.9", "ssh_key_id": key["id"], "firewall_id": fw["id"]},
+        droplet={**record, "ssh_key_id": key["id"], "firewall_id": fw["id"]},
         coolify={"api_url": client.base_url},
         coolify_project={"uuid": project["uuid"], "name": "demo"},
-        coolify_databases={"postgresql": {"uuid": pg["uuid"], "name": "demo-postgres"}, "redis": {"uuid": redis["uuid"], "name": "demo-redis"}},
+        coolify_databases={
+            "postgresql": {"uuid": pg["uuid"], "name": "demo-postgres"},
+            "redis": {"uuid": redis["uuid"], "name": "demo-redis"},
+        },
         applications=apps,
-    )  # fmt: skip
+    )
     return {
         "cool": cool,
         "client": client,
@@ -269,10 +283,10 @@ def test_teardown_lists_costs_refuses_without_the_name_and_leaves_nothing(prod) 
     inv = teardown.inventory(client, do, NAME, NAME)
     kinds = [r.kind for r in inv.resources]
     assert kinds == [
-        "web application", "worker application", "postgresql database", "redis database", "project",
-        "uptime check (and its alerts)", "alert policy", "alert policy", "alert policy", "droplet", "firewall",
-        "tag", "SSH key",
-    ]  # fmt: skip
+        *("web application", "worker application", "postgresql database", "redis database", "project"),
+        *("uptime check (and its alerts)", "alert policy", "alert policy", "alert policy", "droplet"),
+        *("firewall", "tag", "SSH key"),
+    ]
     assert inv.monthly == pytest.approx(24.0 * 1.2)  # s-2vcpu-4gb with backups
     before = len(mutations(fake))
     results, removed = teardown.remove(inv, client, do, confirm="")  # a dry run by default

@@ -86,10 +86,9 @@ def test_no_successful_backup_means_no_drill(tmp_path: Path) -> None:
     )
     server = client.servers()[0]
     project = client.create_project("p")
-    db = client.create_database(
-        "postgresql",
-        {"project_uuid": project["uuid"], "server_uuid": server["uuid"], "environment_name": "production"},
-    )
+    (env,) = client.environments(project["uuid"])
+    target = {"project_uuid": project["uuid"], "server_uuid": server["uuid"], "environment_uuid": env["uuid"]}
+    db = client.create_database("postgresql", target)
     with pytest.raises(restore.DrillError, match="no successful backup"):
         restore.latest_backup(client, db["uuid"])
     client.create_backup(db["uuid"], {"frequency": "daily", "backup_now": True})  # fails: no runtime here

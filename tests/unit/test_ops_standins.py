@@ -24,18 +24,15 @@ def cool() -> tuple[CoolifyStandIn, httpx.Client, dict[str, Any]]:
     )
     server = api.get("/servers").json()[0]
     project = api.post("/projects", json={"name": "p"}).json()
-    target = {
-        "project_uuid": project["uuid"],
-        "server_uuid": server["uuid"],
-        "environment_name": "production",
-    }
+    (env,) = api.get(f"/projects/{project['uuid']}/environments").json()
+    target = {"project_uuid": project["uuid"], "server_uuid": server["uuid"], "environment_uuid": env["uuid"]}
     db = api.post("/databases/postgresql", json={**target, "postgres_db": "app"}).json()
     redis = api.post("/databases/redis", json=target).json()
     app = api.post(
         "/applications/dockerimage",
         json={
             **target,
-            "environment_uuid": "x",
+            "environment_name": "production",
             "docker_registry_image_name": "ghcr.io/t/a-web",
             "ports_exposes": "3000",
         },
@@ -60,7 +57,7 @@ def test_cron_expressions_as_coolify_validates_them(expression: str, valid: bool
 
 
 def test_a_backup_is_created_with_its_database_as_default_and_listed_with_its_executions(cool) -> None:
-    fake, api, ids = cool
+    _, api, ids = cool
     created = api.post(f"/databases/{ids['db']}/backups", json={"frequency": "0 3 * * *", "backup_now": True})
     assert created.status_code == 201 and set(created.json()) == {"uuid", "message"}
     (backup,) = api.get(f"/databases/{ids['db']}/backups").json()
