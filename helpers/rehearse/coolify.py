@@ -1626,7 +1626,9 @@ class Runtime:
         host_config: dict[str, Any] = {}
         if port and cmd != ["worker"]:
             config["ExposedPorts"] = {f"{port}/tcp": {}}
-            host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+            # a redeployment keeps the port the app was published on (the rehearsal's "server port")
+            kept = self._published(app["uuid"], port)
+            host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": kept}]}
         if app.get("health_check_enabled") and app.get("health_check_type") == "cmd":
             config["Healthcheck"] = {
                 "Test": ["CMD-SHELL", str(app.get("health_check_command") or "true")],
@@ -1659,6 +1661,12 @@ class Runtime:
             time.sleep(0.5)
         shown = image_ref if image == image_ref else f"{image_ref} (rehearsal: {image} {' '.join(cmd)})"
         return f"Image {shown} started as {app['uuid']}; {want}."
+
+    def _published(self, container: str, port: str) -> str:
+        """The host port ``container`` publishes ``port`` on now ("" when none: Docker picks one)."""
+        info = self.docker.inspect(container) or {}
+        bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+        return str(bindings[0].get("HostPort") or "") if bindings else ""
 
     def status(self, resource_uuid: str) -> str:
         from helpers.rehearse.dockerapi import status_of
