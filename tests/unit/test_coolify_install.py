@@ -154,7 +154,11 @@ def test_fetch_a_local_installer_with_its_manifest() -> None:
         "helpers/rehearse/__init__.py",
         "helpers/rehearse/base.py",
         "helpers/rehearse/coolify.py",
+        "helpers/rehearse/coolify_ops.py",
         "helpers/rehearse/dockerapi.py",
+        "helpers/core/__init__.py",
+        "helpers/core/paths.py",
+        "helpers/core/settings.py",
     ]
     assert installer.rows()[0][2] == hashlib.sha256(ci.REHEARSAL_INSTALLER.read_bytes()).hexdigest()
 
