@@ -248,3 +248,14 @@ def test_reference_run_outputs_reach_the_pages_scrubbed(tmp_path, monkeypatch):
     for task_id in first:
         nb = json.loads((PROJECT_ROOT / tasks.get(task_id).notebook).read_text(encoding="utf-8"))
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_the_site_has_an_operations_section(bare_site):
+    overview = (bare_site / "tasks" / "index.html").read_text(encoding="utf-8")
+    assert 'id="operations"' in overview and "runbook doctor" in overview
+    for task in tasks.in_phase("operations"):
+        assert f'href="../{task.phase}/{task.stem}/"' in overview, task.id  # the table links each page
+        page = page_html(bare_site, task)
+        assert "Operations: day two in production" in page  # the navigation's section
+    trouble = (bare_site / "troubleshooting" / "index.html").read_text(encoding="utf-8")
+    assert 'id="operations-problems"' in trouble and 'id="rollback-refused"' in trouble
