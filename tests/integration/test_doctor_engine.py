@@ -27,8 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import papermill
 import pytest
-from services_support import services_env
+from services_support import notebook_outputs, run_notebook, services_env
 from testsupport import FIXTURE_APP, ROOT, free_port
 
 from helpers.core.checks import Checklist
@@ -109,7 +110,17 @@ def test_a_healthy_setup_is_ok_then_the_stand_in_app_stopped_is_the_first_cause(
         assert code == 0, report
         assert report[0]["ok"] and {f["status"] for f in report[0]["findings"]} == {"ok"}
 
-        stop()
+        # the learners' notebook is the same diagnosis: it passes now, and fails once the app is stopped
+        params = {"scope": "phase1", "app_dir": str(services.app_dir)}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("RUNBOOK_HEALTH_URL", url)
+            done = run_notebook("doctor", tmp_path, tag="-ok", **params)
+            checks = notebook_outputs(done, "application/vnd.runbook.checks+json")
+            assert checks and all(c["ok"] for c in checks[0]["checks"] if c["kind"] == "check")
+            stop()
+            with pytest.raises(papermill.PapermillExecutionError, match="the web app is not running"):
+                run_notebook("doctor", tmp_path, tag="-stopped", **params)
+
         code, report = doctor(services.app_dir, env={"RUNBOOK_HEALTH_URL": url})
         cause = first_cause(report)
         assert code == 1
