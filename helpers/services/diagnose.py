@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.core.settings import env
@@ -316,10 +316,6 @@ def is_refused(error: str) -> bool:
     return any(w in low for w in ("refused", "could not connect", "connection failed", "connect call failed"))
 
 
-def first(findings: Iterable[Finding]) -> Finding | None:
-    return next((f for f in findings if not f.ok and not f.blocked), None)
-
-
 __all__ = [
     "LAYERS",
     "Container",
@@ -332,7 +328,6 @@ __all__ = [
     "explain",
     "guide_link",
     "refused_hint",
-    "replace",
     "why_refused",
 ]
 

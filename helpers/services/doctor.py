@@ -12,6 +12,7 @@ Tasks 1.4, 1.5 and 1.15 give the same causes in the hints of their failed checks
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -149,7 +150,9 @@ def _port_cause(project: compose.Project, svc: compose.ServiceSpec) -> Finding |
         holders = diagnose.foreign_holders(port.published, project.name)
         if holders:
             finding = diagnose.port_taken_finding(port.published, holders, port.variable, svc.url_key)
-            return diagnose.replace(finding, name=f"{svc.name}: port {port.published} free for its container")
+            return dataclasses.replace(
+                finding, name=f"{svc.name}: port {port.published} free for its container"
+            )
     return None
 
 
