@@ -256,7 +256,7 @@ def check_preflight(check: Checklist, app_dir: str | Path, docker_client: Any = 
     try:
         docker_client = docker_client or client(timeout=30)
     except EngineUnavailable as exc:
-        check("Docker engine answers", False, str(exc).splitlines()[0], hint=exc.hint)
+        check("Docker engine answers", False, str(exc).splitlines()[0], hint=_engine_cause(exc))
         return project
     for svc in project.services.values():
         _check_image(check, docker_client, svc)

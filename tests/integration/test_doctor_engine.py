@@ -202,3 +202,24 @@ def test_task_1_5_hint_names_the_stopped_container_not_task_1_4_in_general(tmp_p
         connectivity.check_app_env(check, services.app_dir)
     ping = next(r for r in check.failures if r.name == "Redis answers PING")
     assert "the redis container is not running" in ping.hint and "container-stopped" in ping.hint
+
+
+def test_the_hints_of_1_4_and_1_15_name_a_stopped_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with services_env(tmp_path, start=False) as services:
+        silent = tmp_path / "docker.sock"
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(silent))
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{silent}")
+        check = Checklist("1.4")
+        compose.check_services(check, services.app_dir)
+        (engine,) = check.failures
+        assert engine.name == "Docker engine answers"
+        assert (
+            engine.hint.startswith("the Docker engine is not running") and "engine-not-running" in engine.hint
+        )
+        check = Checklist("1.15")
+        health.check_health(check, f"http://localhost:{free_port()}/api/health", timeout=2)
+        assert all(r.hint.startswith("the Docker engine is not running") for r in check.failures)
+        assert len(check.failures) == 3
