@@ -444,6 +444,19 @@ class Settings:
         "runner",
         shown="set by the runner",
     )
+    columns = Var(
+        "COLUMNS",
+        0,
+        "width of the runner's tables when its output is not a terminal",
+        "runner",
+        shown="120",
+    )
+    jupyter_config_path = Var(
+        "JUPYTER_CONFIG_PATH",
+        "",
+        "more Jupyter configuration folders; `runbook lab` puts `helpers/runner/lab` (no news prompt) first",
+        "runner",
+    )
 
     # --- docs ---------------------------------------------------------------------------------------
     docs_reference = Var(
