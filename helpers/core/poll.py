@@ -82,3 +82,23 @@ def poll(
         pause = pause * factor
         if max_interval is not None:
             pause = min(pause, max_interval)
+
+
+def report_changes(
+    progress: Callable[[str], None],
+    describe: Callable[[T], str],
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[T], None]:
+    """An ``on_attempt`` for :func:`poll` that shows ``[  12s] <description>`` each time it changes.
+
+    The seconds count from the call of this function (make it just before the wait)."""
+    start = clock()
+    last: list[str | None] = [None]
+
+    def show(answer: T) -> None:
+        text = describe(answer)
+        if text != last[0]:
+            progress(f"[{clock() - start:5.0f}s] {text}")
+            last[0] = text
+
+    return show
