@@ -597,32 +597,42 @@ def create_droplet_once(
     body: Mapping[str, Any],
     lookup: Callable[[], list[dict[str, Any]]],
     attempts: int = 3,
-    settle: Sequence[float] = (1.0, 2.0, 4.0),
+    settle: float = 7.0,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """``POST /v2/droplets`` without ever making a duplicate.
 
     A 5xx or a lost connection does not tell whether the droplet was created, so before
-    each retry the droplet is looked up (by name and tag, a few times, since a new droplet
-    may take a moment to be listed); only when it is still absent is the POST repeated.
+    each retry the droplet is looked up (by name and tag, for up to ``settle`` seconds: a new droplet
+    may take a moment to be listed, so the reads come after 1, 2, 4 s); only when it is still absent is the
+    POST repeated.
     """
+
+    def listed() -> list[dict[str, Any]]:
+        found = lookup()
+        if len(found) > 1:
+            raise Conflict(
+                f"{len(found)} droplets named {body.get('name')!r} exist after a failed create",
+                vendor=VENDOR,
+                hint="delete the extra droplet(s) in the control panel, then re-run task 2.2",
+            )
+        return found
+
     last: ApiError | None = None
     for _ in range(attempts):
         try:
             return client.create_droplet(body)
         except (ServerError, Unreachable) as exc:
             last = exc
-        for wait in (0.0, *settle):
-            sleep(wait)
-            found = lookup()
-            if len(found) > 1:
-                raise Conflict(
-                    f"{len(found)} droplets named {body.get('name')!r} exist after a failed create",
-                    vendor=VENDOR,
-                    hint="delete the extra droplet(s) in the control panel, then re-run task 2.2",
-                )
-            if found:
-                return found[0]
+        try:
+            what = f"droplet {body.get('name')!r} to be listed"
+            found = poll.poll(
+                listed, timeout=settle, interval=1.0, factor=2, what=what, sleep=sleep, clock=clock
+            )
+        except poll.PollTimeout:
+            continue
+        return found[0]
     assert last is not None
     raise last
 
@@ -635,6 +645,7 @@ def ensure_droplet(
     allow_create_paid: bool = False,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[StepResult, dict[str, Any] | None]:
     step = f"droplet {spec.name!r}"
     existing = find_droplets(client, spec)
@@ -665,7 +676,7 @@ def ensure_droplet(
         return steps.changed(step, "would create it", diff=diff, dry_run=True), None
     if not allow_create_paid:
         return steps.failed(step, "creating it costs money: set allow_create_paid=True"), None
-    droplet = create_droplet_once(client, body, lambda: find_droplets(client, spec), sleep=sleep)
+    droplet = create_droplet_once(client, body, lambda: find_droplets(client, spec), sleep=sleep, clock=clock)
     return steps.changed(
         step, f"created (id {droplet['id']}, status {droplet['status']})", diff=diff
     ), droplet

@@ -30,6 +30,19 @@ def no_sleep(_: float) -> None:
     pass
 
 
+class Clock:
+    """A clock that moves only when something sleeps: waits of seconds take none."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def fake() -> DigitalOceanStandIn:
     return DigitalOceanStandIn([TOKEN])
@@ -61,8 +74,9 @@ def run_2_2(
     key_step, key, fp = do.ensure_ssh_key(client, f"{key_path}.pub", "runbook", dry_run=dry_run)
     results += [key_step, do.ensure_tag(client, spec.tag, dry_run=dry_run)]
     fw_step, fw = do.ensure_firewall(client, fw_spec, dry_run=dry_run)
+    clock = Clock()
     droplet_step, droplet = do.ensure_droplet(
-        client, spec, fp, allow_create_paid=allow, dry_run=dry_run, sleep=no_sleep
+        client, spec, fp, allow_create_paid=allow, dry_run=dry_run, sleep=clock.sleep, clock=clock
     )
     results += [fw_step, droplet_step]
     if droplet is not None and not dry_run:
