@@ -91,3 +91,15 @@ def test_one_error_family_for_every_vendor() -> None:
                                     errors={"name": ["too long"]})  # fmt: skip
     assert "\n  name: too long" in str(refused) and refused.errors == {"name": ["too long"]}
     assert issubclass(ApiDisabled, errors.Forbidden) and issubclass(UnsupportedVersion, errors.ApiError)
+
+
+def test_the_rehearsal_droplet_publishes_what_the_address_map_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers.rehearse import droplet
+
+    monkeypatch.setenv(
+        "RUNBOOK_ADDRESS_MAP",
+        "127.0.0.1:8000=127.0.0.1:41001,127.0.0.1:3000=127.0.0.1:41002,203.0.113.7:8000=127.0.0.1:9",
+    )
+    assert droplet.forwards() == {8000: 41001, 3000: 41002}  # only the droplet's own address (127.0.0.1)
+    monkeypatch.delenv("RUNBOOK_ADDRESS_MAP")
+    assert droplet.forwards() == {}
