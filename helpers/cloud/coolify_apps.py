@@ -541,22 +541,23 @@ def wait_deployment(
     def describe(dep: Mapping[str, Any]) -> str:
         return f"{dep.get('application_name')} {deployment_uuid}: {dep.get('status', '')}"
 
-    try:
-        return poll.poll(
-            lambda: client.deployment(deployment_uuid),
-            until=lambda dep: str(dep.get("status", "")) in FINAL,
-            timeout=timeout,
-            interval=interval,
-            what=f"deployment {deployment_uuid} to finish",
-            on_attempt=poll.report_changes(progress, describe, clock),
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        raise TimeoutError(
-            f"deployment {deployment_uuid} is still {exc.last.get('status', '')} after {timeout:.0f}s; watch "
+    def explain(last: Any) -> str:
+        return (
+            f"deployment {deployment_uuid} is still {last.get('status', '')} after {timeout:.0f}s; watch "
             "it in the dashboard (Deployments) and re-run task 2.17 (it waits again)"
-        ) from None
+        )
+
+    return poll.poll(
+        lambda: client.deployment(deployment_uuid),
+        until=lambda dep: str(dep.get("status", "")) in FINAL,
+        timeout=timeout,
+        interval=interval,
+        what=f"deployment {deployment_uuid} to finish",
+        on_attempt=poll.report_changes(progress, describe, clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 def deployment_logs(dep: Mapping[str, Any], lines: int = 12) -> str:

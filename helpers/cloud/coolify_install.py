@@ -576,24 +576,26 @@ def wait_for_dashboard(
         return f"{status} {body}" if status else body
 
     start = clock()
-    try:
-        poll.poll(
-            lambda: health(url, transport),
-            until=lambda answer: answer == (200, "OK"),
-            timeout=timeout,
-            interval=interval,
-            what=f"{url}/api/health to answer OK",
-            on_attempt=poll.report_changes(progress, lambda a: f"{url}/api/health: {shown(a)}", clock),
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        raise TimeoutError(
-            f"{url} did not answer within {timeout:.0f}s (last: {shown(exc.last)}). Next step: on the "
+
+    def explain(last: Any) -> str:
+        return (
+            f"{url} did not answer within {timeout:.0f}s (last: {shown(last)}). Next step: on the "
             "server, `docker ps -a --filter name=coolify` and `docker logs coolify` (or `systemctl status "
             f"coolify` where Coolify runs as a service); from here, port {DASHBOARD_PORT} must be open (ufw: "
             "task 2.4, cloud firewall: task 2.2)"
-        ) from None
+        )
+
+    poll.poll(
+        lambda: health(url, transport),
+        until=lambda answer: answer == (200, "OK"),
+        timeout=timeout,
+        interval=interval,
+        what=f"{url}/api/health to answer OK",
+        on_attempt=poll.report_changes(progress, lambda a: f"{url}/api/health: {shown(a)}", clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
     return clock() - start
 
 

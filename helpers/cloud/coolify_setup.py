@@ -472,23 +472,23 @@ def wait_healthy(
     def describe(database: Mapping[str, Any]) -> str:
         return f"{database.get('name')} ({database_uuid}): {database.get('status', '') or '?'}"
 
-    try:
-        return poll.poll(
-            read,
-            until=lambda database: database.get("status") == "running:healthy",
-            timeout=timeout,
-            interval=interval,
-            what=f"database {database_uuid} to be healthy",
-            on_attempt=poll.report_changes(progress, describe, clock),
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        database = exc.last
-        raise TimeoutError(
+    def explain(database: Any) -> str:
+        return (
             f"{database.get('name')} is still {database.get('status') or 'unknown'} after {timeout:.0f}s; "
             "the image may still be pulling: re-run task 2.8 (it waits again, creates nothing twice)"
-        ) from None
+        )
+
+    return poll.poll(
+        read,
+        until=lambda database: database.get("status") == "running:healthy",
+        timeout=timeout,
+        interval=interval,
+        what=f"database {database_uuid} to be healthy",
+        on_attempt=poll.report_changes(progress, describe, clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 def ensure_connection_url(

@@ -731,23 +731,23 @@ def wait_for_droplet(
             f"droplet {d['name']} ({droplet_id}): status {d['status']}, public IPv4 {public_ipv4(d) or '—'}"
         )
 
-    try:
-        return poll.poll(
-            read,
-            until=lambda d: d["status"] == "active" and bool(public_ipv4(d)),
-            timeout=timeout,
-            interval=interval,
-            what=f"droplet {droplet_id} to become active",
-            on_attempt=poll.report_changes(progress, describe, clock),
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        d = exc.last
-        raise TimeoutError(
+    def explain(d: Mapping[str, Any]) -> str:
+        return (
             f"droplet {droplet_id} is still {d['status']} (public IPv4 {public_ipv4(d) or 'none'}) after "
             f"{timeout:.0f}s; re-running task 2.2 resumes waiting (it never creates a second droplet)"
-        ) from None
+        )
+
+    return poll.poll(
+        read,
+        until=lambda d: d["status"] == "active" and bool(public_ipv4(d)),
+        timeout=timeout,
+        interval=interval,
+        what=f"droplet {droplet_id} to become active",
+        on_attempt=poll.report_changes(progress, describe, clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 # --------------------------------------------------------------------------- task 2.2: the cloud firewall
@@ -816,24 +816,19 @@ def wait_for_firewall(
             )
         return fw
 
-    try:
-        return poll.poll(
-            read,
-            until=lambda fw: fw["status"] == "succeeded",
-            timeout=timeout,
-            interval=interval,
-            what=f"firewall {firewall_id} to apply",
-            on_attempt=poll.report_changes(
-                progress, lambda fw: f"firewall {fw['name']}: {fw['status']}", clock
-            ),
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        fw = exc.last
-        raise TimeoutError(
+    return poll.poll(
+        read,
+        until=lambda fw: fw["status"] == "succeeded",
+        timeout=timeout,
+        interval=interval,
+        what=f"firewall {firewall_id} to apply",
+        on_attempt=poll.report_changes(progress, lambda fw: f"firewall {fw['name']}: {fw['status']}", clock),
+        explain=lambda fw: (
             f"firewall {fw['name']} still {fw['status']} after {timeout:.0f}s; re-run task 2.2"
-        ) from None
+        ),
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 # --------------------------------------------------------------------------- task 2.2: verification

@@ -53,18 +53,17 @@ def wait_for_run(
         with calling(f"reading workflow run {run_id}", repo.full_name):
             return repo.get_workflow_run(run_id)
 
-    try:
-        run = poll.poll(
-            read,
-            until=lambda run: run.status == "completed",
-            timeout=timeout,
-            interval=interval,
-            what=f"workflow run {run_id} to complete",
-            sleep=sleep,
-            clock=clock,
-        )
-    except poll.PollTimeout as exc:
-        raise TimeoutError(
-            f"workflow run {run_id} is still {exc.last.status} after {timeout:.0f}s; see {exc.last.html_url}"
-        ) from None
+    def explain(last: Any) -> str:
+        return f"workflow run {run_id} is still {last.status} after {timeout:.0f}s; see {last.html_url}"
+
+    run = poll.poll(
+        read,
+        until=lambda run: run.status == "completed",
+        timeout=timeout,
+        interval=interval,
+        what=f"workflow run {run_id} to complete",
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
     return run_summary(run)
