@@ -171,6 +171,9 @@ def test_fetch_a_local_installer_with_its_manifest() -> None:
         "helpers/rehearse/coolify.py",
         "helpers/rehearse/dockerapi.py",
         "helpers/rehearse/dockercli.py",
+        "helpers/core/__init__.py",
+        "helpers/core/paths.py",
+        "helpers/core/settings.py",
     ]
     assert installer.rows()[0][2] == hashlib.sha256(COOLIFY_INSTALLER.read_bytes()).hexdigest()
 

@@ -100,6 +100,13 @@ def test_negative_times_are_refused() -> None:
 def test_explain_says_what_the_wait_saw_last() -> None:
     ticks = iter(range(0, 1000, 10))
     with pytest.raises(PollTimeout, match=r"^still 'new' after 25s: re-run task 2\.2$") as info:
-        poll(lambda: "new", until=lambda s: s == "active", timeout=25, interval=10, sleep=lambda s: None,
-             clock=lambda: next(ticks), explain=lambda last: f"still {last!r} after 25s: re-run task 2.2")  # fmt: skip
+        poll(
+            lambda: "new",
+            until=lambda s: s == "active",
+            timeout=25,
+            interval=10,
+            sleep=lambda s: None,
+            clock=lambda: next(ticks),
+            explain=lambda last: f"still {last!r} after 25s: re-run task 2.2",
+        )
     assert isinstance(info.value, TimeoutError) and info.value.last == "new"
