@@ -635,8 +635,8 @@ def check_install(
         f"something listens on port {DASHBOARD_PORT} on the server",
         bool(facts.holders(DASHBOARD_PORT)),
         ", ".join(facts.holders(DASHBOARD_PORT)) or "nothing",
-        hint="Coolify is not running: `docker ps -a --filter name=coolify` (rehearsal: "
-        "`systemctl status coolify`)",
+        hint="Coolify is not running: `docker ps -a --filter name=coolify` (or `systemctl status coolify` "
+        "where Coolify runs as a service)",
     )
     local = remote.run(f"curl -fsS -m 10 http://127.0.0.1:{DASHBOARD_PORT}/api/health", check=False)
     check(

@@ -415,7 +415,7 @@ def fingerprint(public_key: str) -> str:
 
 def default_ssh_key() -> Path:
     """The private key whose public half 2.2 registers: ``RUNBOOK_SSH_KEY``, else task 2.3's default
-    (``helpers.cloud.ssh.default_key_path``: ``RUNBOOK_SSH_DIR``, a rehearsal's own folder, or ``~/.ssh``)."""
+    (``helpers.cloud.ssh.default_key_path``: in ``RUNBOOK_SSH_DIR``, else in ``~/.ssh``)."""
     if env.ssh_key:
         return Path(env.ssh_key).expanduser()
     try:
