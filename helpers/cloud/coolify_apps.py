@@ -1,23 +1,24 @@
 """Coolify applications: tasks 2.14 (web), 2.15 (worker), 2.16 (environment variables), 2.17 (deployments).
 
-Built on :mod:`helpers.cloud.coolify` (the client, :class:`~helpers.cloud.coolify.Target`,
-:func:`find_project`).
+Built on the Coolify client (:mod:`helpers.clients.coolify`) and task 2.6 to 2.8's
+:mod:`helpers.cloud.coolify_setup` (:class:`~helpers.cloud.coolify_setup.Target`, :func:`find_project`).
 
-* **Applications** come from the images the workflow of task 2.9 pushes to GHCR:
-  ``ghcr.io/<owner>/<repo>-web`` and ``-worker``, tag ``main``. They are found by name in the project's
-  environment before anything is created, and created *without* deploying (``instant_deploy`` false): the
-  environment variables of 2.16 must be there first; 2.17 deploys.
+* **Applications** come from the images the workflow of task 2.9 pushes to GHCR and records in the
+  phase-2 state file (``images``: ``ghcr.io/<owner>/<repo>-web`` and ``-worker``, tagged with the deploy
+  branch, :func:`helpers.app.workflow.images_record`); 2.14 and 2.15 read that record. They are found by
+  name in the project's environment before anything is created, and created *without* deploying
+  (``instant_deploy`` false): the environment variables of 2.16 must be there first; 2.17 deploys.
 * **Registry credentials**: Coolify pulls with the Docker login of the server. For a private image the
   runbook runs ``docker login ghcr.io --password-stdin`` on the server over SSH with ``GHCR_TOKEN`` on
-  stdin (never on a command line, never echoed); in rehearsal nothing can be pulled at all, so the step is
+  stdin (never on a command line, never echoed); for public images (``private_images`` off) the step is
   skipped, explicitly, with the reason.
 * **Environment variables** (2.16) are sent in one ``PATCH /applications/{uuid}/envs/bulk`` per app, and
   only those that need it. Coolify hides values from a token without ``read:sensitive``, so the runbook
   keeps, per app and key, an HMAC-SHA256 *fingerprint* of the value it sent (keyed with the local random
-  ``RUNBOOK_FINGERPRINT_SECRET`` of :mod:`helpers.cloud.github`, in the git-ignored secrets file) in the state
-  file (``coolify_envs``). A key is sent when it is missing in Coolify, when there is no fingerprint for it,
-  or when the wanted value's fingerprint differs; when the token can read values, they are compared
-  directly. The verification reads the keys back, never the values.
+  ``RUNBOOK_FINGERPRINT_SECRET`` of :mod:`helpers.cloud.github_secrets`, in the git-ignored secrets file) in
+  the state file (``coolify_envs``). A key is sent when it is missing in Coolify, when there is no
+  fingerprint for it, or when the wanted value's fingerprint differs; when the token can read values,
+  they are compared directly. The verification reads the keys back, never the values.
 * **Deployments** (2.17) go through the deploy webhook,
   ``POST <coolify>/api/v1/deploy?uuid=<app>&force=false`` with a token that has the ``deploy``
   permission, exactly as the GitHub workflow calls it; the runbook
@@ -38,12 +39,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.cloud.coolify import Client, CoolifyError, Target, dashboard_of
-from helpers.core import secrets, state, steps
+from helpers.clients.coolify import Client, dashboard_of
+from helpers.cloud import github_secrets, server, ssh
+from helpers.cloud.coolify_setup import Target
+from helpers.core import poll, secrets, state, steps
 from helpers.core.steps import StepResult
 
 STATE = "phase2"
-APPS_KEY = "applications"  # read by helpers.cloud.github.app_uuid (task 2.13/2.17's GitHub secrets)
+APPS_KEY = "applications"  # read by helpers.cloud.github_secrets.app_uuid (task 2.13/2.17's GitHub secrets)
 ENVS_KEY = "coolify_envs"
 WEBHOOKS_KEY = "coolify_webhooks"
 DEPLOYMENTS_KEY = "coolify_deployments"
@@ -100,15 +103,15 @@ class AppSpec:
         return body
 
 
-def image_names(repository: str, registry: str = REGISTRY) -> dict[str, str]:
-    """``owner/repo`` → the two GHCR image names (lower case, as GHCR requires)."""
-    if repository.count("/") != 1 or not all(repository.split("/")):
-        raise ValueError(
-            f"repository {repository!r} is not 'owner/name'; set the parameter or GITHUB_REPOSITORY "
-            "(the app's GitHub repository, whose workflow pushes the images; task 2.9)"
+def recorded_images() -> dict[str, Any]:
+    """The images task 2.9 recorded (:func:`helpers.app.workflow.images_record`); a clear error without."""
+    images = state.require(STATE, "images", "2.9")
+    missing = [k for k in ("web", "worker", "deploy_tag") if not images.get(k)]
+    if missing:
+        raise LookupError(
+            f"the images record in {state.path(STATE)} lacks {', '.join(missing)}: run task 2.9 again"
         )
-    base = f"{registry}/{repository.lower()}"
-    return {"web": f"{base}-web", "worker": f"{base}-worker"}
+    return dict(images)
 
 
 def check_domain(domain: str) -> str:
@@ -121,17 +124,23 @@ def check_domain(domain: str) -> str:
 
 
 def web_spec(
-    repository: str, name: str, domain: str = "", health_path: str | None = None, tag: str = DEFAULT_TAG
+    name: str, domain: str = "", health_path: str | None = None, images: Mapping[str, Any] | None = None
 ) -> AppSpec:
+    """The web application from task 2.9's images (``images``: its record; default: the state file's)."""
+    images = images or recorded_images()
     recorded = (state.get(STATE, "app_config") or {}).get("health_path")
     path = health_path or recorded or DEFAULT_HEALTH_PATH
     if not path.startswith("/"):
         raise ValueError(f"health_path {path!r} must be a URL path such as /api/health")
-    return AppSpec("web", name, image_names(repository)["web"], tag, WEB_PORT, check_domain(domain), path)
+    tag = str(images.get("deploy_tag") or DEFAULT_TAG)
+    return AppSpec("web", name, str(images["web"]), tag, WEB_PORT, check_domain(domain), path)
 
 
-def worker_spec(repository: str, name: str, tag: str = DEFAULT_TAG) -> AppSpec:
-    return AppSpec("worker", name, image_names(repository)["worker"], tag, None, "", None)
+def worker_spec(name: str, images: Mapping[str, Any] | None = None) -> AppSpec:
+    """The worker application from task 2.9's images (``images``: its record; default: the state file's)."""
+    images = images or recorded_images()
+    tag = str(images.get("deploy_tag") or DEFAULT_TAG)
+    return AppSpec("worker", name, str(images["worker"]), tag, None, "", None)
 
 
 # --------------------------------------------------------------------------- 2.14 / 2.15: applications
@@ -200,18 +209,32 @@ def recorded_app(role: str, task: str) -> dict[str, Any]:
     return dict(entry)
 
 
-def ensure_registry_login(
-    remote: Any, owner: str, private: bool, rehearsal: bool, dry_run: bool = False
+def registry_login(
+    private: bool, admin_user: str, dry_run: bool = False, images: Mapping[str, Any] | None = None
 ) -> StepResult:
+    """Task 2.14's GHCR login on the server, for the owner of task 2.9's images.
+
+    The server is reached over SSH (as ``admin_user``, :func:`helpers.cloud.server.connect_admin`) only when
+    the images are private; public images need no login.
+    """
+    images = images or recorded_images()
+    owner = str(images.get("repository") or images["web"].split("/")[1]).split("/")[0]
+    if not private:
+        return ensure_registry_login(None, owner, private, dry_run)
+    where = ssh.droplet_target()
+    remote = server.connect_admin(where.host, where.port, admin_user, where.key_path, where.ssh_dir)
+    try:
+        return ensure_registry_login(remote, owner, private, dry_run)
+    finally:
+        remote.close()
+
+
+def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool = False) -> StepResult:
     """The server's Docker login to GHCR (Coolify pulls with it). Token on stdin, never echoed."""
     step = "GHCR login on the server (private images)"
     if not private:
-        return steps.skipped(step, "the images are public: Coolify pulls them without a login")
-    if rehearsal:
         return steps.skipped(
-            step,
-            "rehearsal: no registry is reachable; the Coolify stand-in runs runbook-standin/app, not the "
-            "GHCR images, so there is nothing to log in to",
+            step, "private_images is off (the images are public): Coolify pulls them without a login"
         )
     if not secrets.has("GHCR_TOKEN"):
         return steps.failed(
@@ -298,6 +321,21 @@ def check_app(check: Any, client: Client, project_uuid: str, environment: str, s
     return app
 
 
+def check_created(
+    check: Any, client: Client, project_uuid: str, environment: str, spec: AppSpec
+) -> dict[str, Any] | None:
+    """Tasks 2.14/2.15's whole verification: :func:`check_app`, and the state file records that app."""
+    found = check_app(check, client, project_uuid, environment, spec)
+    recorded = (state.get(STATE, APPS_KEY) or {}).get(spec.role) or {}
+    check(
+        "state file records it",
+        bool(found) and recorded.get("uuid") == (found or {}).get("uuid"),
+        recorded.get("uuid"),
+        hint="re-run the cell above",
+    )
+    return found
+
+
 # --------------------------------------------------------------------------- 2.16: environment variables
 
 
@@ -368,9 +406,7 @@ def _fingerprint(key: bytes, app_uuid: str, name: str, value: str) -> str:
 
 
 def fingerprint_key(create: bool) -> bytes | None:
-    from helpers.cloud import github
-
-    return github.fingerprint_key(create)
+    return github_secrets.fingerprint_key(create)
 
 
 def plan_envs(
@@ -476,9 +512,8 @@ def check_envs(
         if ("value" in e or "real_value" in e) and secrets.is_secret_name(str(e.get("key")))
     ]
     if leaked:  # fine for a root token; say so
-        check(
+        check.note(
             "this token may read secret values (read:sensitive)",
-            True,
             "the verification still compares fingerprints",
         )
 
@@ -503,21 +538,27 @@ def wait_deployment(
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:  # fmt: skip
     """Poll ``GET /deployments/{uuid}`` until finished/failed; show each change of status."""
-    start, last = clock(), None
-    while True:
-        dep = client.deployment(deployment_uuid)
-        status = str(dep.get("status", ""))
-        if status != last:
-            progress(f"[{clock() - start:5.0f}s] {dep.get('application_name')} {deployment_uuid}: {status}")
-            last = status
-        if status in FINAL:
-            return dep
-        if clock() - start >= timeout:
-            raise TimeoutError(
-                f"deployment {deployment_uuid} is still {status} after {timeout:.0f}s; watch it in the "
-                "dashboard (Deployments) and re-run task 2.17 (it waits again)"
-            )
-        sleep(interval)
+
+    def describe(dep: Mapping[str, Any]) -> str:
+        return f"{dep.get('application_name')} {deployment_uuid}: {dep.get('status', '')}"
+
+    def explain(last: Any) -> str:
+        return (
+            f"deployment {deployment_uuid} is still {last.get('status', '')} after {timeout:.0f}s; watch "
+            "it in the dashboard (Deployments) and re-run task 2.17 (it waits again)"
+        )
+
+    return poll.poll(
+        lambda: client.deployment(deployment_uuid),
+        until=lambda dep: str(dep.get("status", "")) in FINAL,
+        timeout=timeout,
+        interval=interval,
+        what=f"deployment {deployment_uuid} to finish",
+        on_attempt=poll.report_changes(progress, describe, clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 def deployment_logs(dep: Mapping[str, Any], lines: int = 12) -> str:
@@ -612,6 +653,31 @@ def check_deployed(check: Any, client: Client, role: str, app_uuid: str) -> None
     )
 
 
+def check_apps_envs(
+    check: Any, client: Client, apps: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Task 2.16's verification: :func:`check_envs` for each application."""
+    for role, entry in apps.items():
+        check_envs(check, client, entry["uuid"], role, wanted[role])
+
+
+def check_deployments(
+    check: Any, client: Client, apps: Mapping[str, Mapping[str, Any]], github_steps: Sequence[StepResult] = ()
+) -> None:
+    """Task 2.17's verification: each app deployed and running, webhooks recorded, GitHub's secrets set."""
+    for role, entry in apps.items():
+        check_deployed(check, client, role, entry["uuid"])
+    recorded = state.get(STATE, WEBHOOKS_KEY) or {}
+    check(
+        "webhook URLs recorded",
+        set(recorded) == set(apps),
+        ", ".join(recorded) or "none",
+        hint="re-run the webhook cell",
+    )
+    for step in github_steps:
+        check(f"GitHub: {step.name}", step.status != "failed", f"{step.status}: {step.detail}")
+
+
 def ensure_webhooks_recorded(client: Client, apps: Mapping[str, str], dry_run: bool = False) -> StepResult:
     """The webhook URLs in the state file (not secret: the token that calls them is)."""
     want = {role: webhook_url(client, uuid) for role, uuid in apps.items()}
@@ -623,4 +689,4 @@ def ensure_webhooks_recorded(client: Client, apps: Mapping[str, str], dry_run: b
     return steps.changed("deploy webhook URLs recorded", f"in {state.path(STATE)}")
 
 
-__all__ = ["AppSpec", "CoolifyError"]
+__all__ = ["AppSpec"]

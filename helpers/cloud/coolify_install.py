@@ -18,10 +18,10 @@ argument pins the version). The runbook does the same in steps that can be check
    command line;
 5. **wait** (:func:`wait_for_dashboard`) until ``http://<droplet>:8000/api/health`` answers ``OK``.
 
-Rehearsal (``RUNBOOK_REHEARSAL=1``) is configuration: the installer is ``helpers/rehearse/coolify-install.sh``
-(with the files its ``.files`` manifest lists: the Coolify API stand-in), which the same code uploads and runs
-with sudo bash on the droplet container; the dashboard URL is the container's published port 8000
-(:func:`default_dashboard_url`).
+The installer and the dashboard's address are configuration (``RUNBOOK_COOLIFY_INSTALLER``: a URL or a local
+script, with the files a ``.files`` manifest beside it lists; ``COOLIFY_URL``, else the droplet's port 8000 as
+``RUNBOOK_ADDRESS_MAP`` reaches it). A rehearsal sets them to its own installer and its published port; the
+code is the same.
 """
 
 from __future__ import annotations
@@ -39,12 +39,11 @@ from typing import Any
 
 import httpx
 
-from helpers.core import secrets, steps
+from helpers.core import addresses, poll, secrets, steps
 from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
 OFFICIAL_INSTALLER = "https://cdn.coollabs.io/coolify/install.sh"
-REHEARSAL_INSTALLER = Path(__file__).parents[1] / "rehearse" / "coolify-install.sh"
 ENV_FILE = "/data/coolify/source/.env"
 DASHBOARD_PORT = 8000
 PROXY_PORTS = (80, 443)
@@ -82,38 +81,17 @@ VERSION_PROBES: tuple[tuple[str, str], ...] = (
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def is_rehearsal() -> bool:
-    return env.rehearsal
-
-
 def default_installer() -> str:
-    """``RUNBOOK_COOLIFY_INSTALLER``, else the rehearsal's script in rehearsal, else the official URL."""
-    explicit = env.coolify_installer
-    if explicit:
-        return explicit
-    return str(REHEARSAL_INSTALLER) if is_rehearsal() else OFFICIAL_INSTALLER
+    """``RUNBOOK_COOLIFY_INSTALLER``, else the official installer's URL."""
+    return env.coolify_installer or OFFICIAL_INSTALLER
 
 
-def default_dashboard_url(host: str, ssh_port: int = 22) -> str:
-    """``COOLIFY_URL``, else ``http://<host>:8000``; in rehearsal, the droplet container's published 8000.
-
-    A rehearsal droplet's "public IP" is 127.0.0.1 with its ports published by Docker: the SSH port task 2.2
-    recorded, and another for 8000, read from Docker's port map.
-    """
+def default_dashboard_url(host: str) -> str:
+    """``COOLIFY_URL``, else ``http://<host>:8000`` (through its ``RUNBOOK_ADDRESS_MAP`` forward, if any)."""
     explicit = env.coolify_url
     if explicit:
         return explicit.rstrip("/")
-    if is_rehearsal():
-        from helpers.rehearse.coolify import published_dashboard_url
-
-        url = published_dashboard_url(host, ssh_port)
-        if url:
-            return url
-        raise LookupError(
-            f"no droplet container publishing {host}:{ssh_port} also publishes port {DASHBOARD_PORT}: the "
-            "rehearsal droplet must publish it (helpers/rehearse/droplet.py), or set COOLIFY_URL"
-        )
-    return f"http://{host}:{DASHBOARD_PORT}"
+    return addresses.http_url(host, DASHBOARD_PORT)
 
 
 # --------------------------------------------------------------------------- facts about the server
@@ -248,6 +226,7 @@ class Row:
     detail: str
     hint: str = ""
     warning: bool = False  # shown, never blocking (as the installer only warns)
+    note: bool = False  # information, not a check (e.g. a port that Coolify itself holds)
 
 
 def preflight_rows(facts: ServerFacts) -> list[Row]:
@@ -283,7 +262,7 @@ def preflight_rows(facts: ServerFacts) -> list[Row]:
             Row(
                 f"disk: {DISK_TOTAL_WARN_GB} GB total / {DISK_FREE_WARN_GB} GB free recommended",
                 True,
-                f"warning: {facts.disk_total_gb} GB total, {facts.disk_free_gb} GB free (the installer warns "
+                f"{facts.disk_total_gb} GB total, {facts.disk_free_gb} GB free (the installer warns "
                 "and goes on; images and builds fill it up)",
                 warning=True,
             )
@@ -294,13 +273,19 @@ def preflight_rows(facts: ServerFacts) -> list[Row]:
                 f"disk: {DISK_TOTAL_WARN_GB} GB total / {DISK_FREE_WARN_GB} GB free recommended",
                 True,
                 f"{facts.disk_total_gb} GB total, {facts.disk_free_gb} GB free",
+                note=True,
             )
         )
     for port, role in ((DASHBOARD_PORT, "dashboard"), *((p, "Coolify's proxy") for p in PROXY_PORTS)):
         holders = facts.holders(port)
         if facts.installed:
             rows.append(
-                Row(f"port {port} ({role})", True, f"held by {', '.join(holders)}" if holders else "free")
+                Row(
+                    f"port {port} ({role})",
+                    True,
+                    f"held by {', '.join(holders)}" if holders else "free",
+                    note=True,
+                )
             )
         else:
             rows.append(
@@ -316,8 +301,12 @@ def preflight_rows(facts: ServerFacts) -> list[Row]:
 
 
 def check_preflight(check: Any, facts: ServerFacts) -> None:
+    """The pre-flight rows: real checks, and the installer's warnings (and what it found) as notes."""
     for row in preflight_rows(facts):
-        check(("⚠️ " if row.warning else "") + row.name, row.ok, row.detail, hint=row.hint)
+        if row.warning or row.note:
+            check.note(("⚠️ " if row.warning else "") + row.name, row.detail)
+        else:
+            check(row.name, row.ok, row.detail, hint=row.hint)
 
 
 # --------------------------------------------------------------------------- the installer
@@ -581,25 +570,33 @@ def wait_for_dashboard(
     clock: Callable[[], float] = time.monotonic,
 ) -> float:
     """Poll ``/api/health`` until it answers ``OK``; seconds waited. Shows each change."""
+
+    def shown(answer: tuple[int, str]) -> str:
+        status, body = answer
+        return f"{status} {body}" if status else body
+
     start = clock()
-    last = None
-    while True:
-        status, body = health(url, transport)
-        elapsed = clock() - start
-        shown = f"{status} {body}" if status else body
-        if shown != last:
-            progress(f"[{elapsed:5.0f}s] {url}/api/health: {shown}")
-            last = shown
-        if status == 200 and body == "OK":
-            return elapsed
-        if elapsed >= timeout:
-            raise TimeoutError(
-                f"{url} did not answer within {timeout:.0f}s (last: {shown}). Next step: on the server, "
-                "`docker ps -a --filter name=coolify` and `docker logs coolify` (rehearsal: "
-                f"`systemctl status coolify`); from here, port {DASHBOARD_PORT} must be open (ufw: task 2.4, "
-                "cloud firewall: task 2.2)"
-            )
-        sleep(interval)
+
+    def explain(last: Any) -> str:
+        return (
+            f"{url} did not answer within {timeout:.0f}s (last: {shown(last)}). Next step: on the "
+            "server, `docker ps -a --filter name=coolify` and `docker logs coolify` (or `systemctl status "
+            f"coolify` where Coolify runs as a service); from here, port {DASHBOARD_PORT} must be open (ufw: "
+            "task 2.4, cloud firewall: task 2.2)"
+        )
+
+    poll.poll(
+        lambda: health(url, transport),
+        until=lambda answer: answer == (200, "OK"),
+        timeout=timeout,
+        interval=interval,
+        what=f"{url}/api/health to answer OK",
+        on_attempt=poll.report_changes(progress, lambda a: f"{url}/api/health: {shown(a)}", clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
+    return clock() - start
 
 
 def record(url: str, facts_after: ServerFacts, host: str) -> dict[str, Any]:
@@ -638,8 +635,8 @@ def check_install(
         f"something listens on port {DASHBOARD_PORT} on the server",
         bool(facts.holders(DASHBOARD_PORT)),
         ", ".join(facts.holders(DASHBOARD_PORT)) or "nothing",
-        hint="Coolify is not running: `docker ps -a --filter name=coolify` (rehearsal: "
-        "`systemctl status coolify`)",
+        hint="Coolify is not running: `docker ps -a --filter name=coolify` (or `systemctl status coolify` "
+        "where Coolify runs as a service)",
     )
     local = remote.run(f"curl -fsS -m 10 http://127.0.0.1:{DASHBOARD_PORT}/api/health", check=False)
     check(

@@ -1,10 +1,10 @@
 """Initial server setup and hardening over SSH (task 2.4), one idempotent step per function.
 
 Every ``ensure_*`` step reads the server's state first and reports ``ok`` when it already holds,
-``changed`` after changing it, ``would change`` in dry-run, ``skipped`` when it cannot apply here (only
-in rehearsal, and always with the reason), ``failed`` with the next step. :func:`read_state` re-reads the
-server's real state (``sshd -T``, ``ufw status verbose``, ``swapon --show``, ``id``, ``systemctl``,
-``timedatectl``) and :func:`checks` turns it into the verification table's rows.
+``changed`` after changing it, ``would change`` in dry-run, ``skipped`` when it does not apply (always with
+the reason), ``failed`` with the next step. :func:`read_state` re-reads the server's real state (``sshd -T``,
+``ufw status verbose``, ``swapon --show``, ``id``, ``systemctl``, ``timedatectl``); each step's section ends
+with the rows that verify it (``sshd_rows``, ``ufw_rows``, ...), and :func:`checks` puts them together.
 
 Never lock yourself out: :func:`harden_sshd` refuses to turn root login off until a *new* connection as
 the admin user, with passwordless sudo, works; it validates the configuration with ``sshd -t`` before
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.cloud import ssh
+from helpers.core import poll
 from helpers.core.steps import StepResult, changed, failed, ok, skipped
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-runbook-hardening.conf"
@@ -46,6 +47,9 @@ GIB = 1024**3
 APT_OPTS = (
     "-y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 )
+
+
+Row = tuple[str, bool, str, str]  # a verification row: (check, ok, detail, hint)
 
 
 class RemoteCommandFailed(RuntimeError):
@@ -355,6 +359,31 @@ def verify_admin_login(
     return ok(name, detail) if good else failed(name, detail)
 
 
+def admin_rows(state: ServerState, admin_user: str) -> list[Row]:
+    """The verification rows of :func:`ensure_admin_user`."""
+    return [
+        (f"id {admin_user}", state.admin_id.startswith("uid="), state.admin_id, "run the admin user step"),
+        (
+            f"{admin_user} is in group sudo",
+            "sudo" in state.admin_groups,
+            " ".join(state.admin_groups),
+            f"usermod -aG sudo {admin_user}",
+        ),
+        (
+            f"{admin_user} has passwordless sudo",
+            "NOPASSWD: ALL" in state.admin_sudo,
+            "NOPASSWD: ALL" if "NOPASSWD: ALL" in state.admin_sudo else state.admin_sudo.strip()[-80:],
+            f"check {SUDOERS_FILE.format(user=admin_user)}",
+        ),
+        (
+            f"{admin_user}'s authorized_keys holds the runbook key",
+            state.admin_has_key,
+            "",
+            "run the admin user step",
+        ),
+    ]
+
+
 # ------------------------------------------------------------------------------------------- sshd
 
 
@@ -469,6 +498,46 @@ def harden_sshd(
     return changed(name, "root and password logins off; a new login as " + admin_user + " still works", diff)
 
 
+def sshd_rows(state: ServerState, root_login_refused: bool | None = None) -> list[Row]:
+    """The verification rows of :func:`harden_sshd`: what ``sshd -T`` and a real login say."""
+    root = state.sshd_outside_root
+    rows: list[Row] = [
+        (
+            "sshd -T: PermitRootLogin no (from the internet)",
+            root.get("permitrootlogin") == "no",
+            root.get("permitrootlogin", "?"),
+            f"another file in sshd_config.d wins over {SSHD_DROPIN}?",
+        )
+    ]
+    for key in ("passwordauthentication", "kbdinteractiveauthentication"):
+        rows.append(
+            (
+                f"sshd -T: {key} no",
+                state.sshd_outside_admin.get(key) == "no",
+                state.sshd_outside_admin.get(key, "?"),
+                "run the sshd hardening step again",
+            )
+        )
+    rows.append(
+        (
+            "the server offers only publickey authentication",
+            state.auth_methods == ["publickey"],
+            ", ".join(state.auth_methods) or "?",
+            "PasswordAuthentication/KbdInteractive still on",
+        )
+    )
+    if root_login_refused is not None:
+        rows.append(
+            (
+                "a real root login is refused",
+                root_login_refused,
+                "refused" if root_login_refused else "root logged in",
+                "sshd was not reloaded?",
+            )
+        )
+    return rows
+
+
 # -------------------------------------------------------------------------------------------- ufw
 
 
@@ -554,6 +623,23 @@ def ensure_ufw(remote: Remote, ports: Iterable[int] = DEFAULT_PORTS, dry_run: bo
         remote.run(command)
     remote.run("systemctl enable ufw.service", check=False)
     return changed(name, detail)
+
+
+def ufw_rows(state: ServerState, ports: Iterable[int] = DEFAULT_PORTS) -> list[Row]:
+    """The verification rows of :func:`ensure_ufw`."""
+    ufw = state.ufw
+    rows: list[Row] = [
+        ("ufw status: active", ufw.active, "active" if ufw.active else "inactive", "ufw --force enable"),
+        (
+            "ufw default: deny (incoming)",
+            ufw.incoming == "deny",
+            ufw.incoming or "?",
+            "ufw default deny incoming",
+        ),
+    ]
+    for port in ports:
+        rows.append((f"ufw allows {port}/tcp", ufw.allows(int(port)), "", f"ufw allow {port}/tcp"))
+    return rows
 
 
 # --------------------------------------------------------------------------------------- fail2ban
@@ -657,13 +743,36 @@ def ensure_fail2ban(
             )
     remote.run("systemctl enable fail2ban.service")
     remote.run("systemctl restart fail2ban.service", check=False)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if "sshd" in fail2ban_jails(remote):
-            return changed(name, "; ".join(todo), diff)
-        time.sleep(1)
-    log = remote.run("journalctl -u fail2ban -n 15 --no-pager", check=False).stdout.strip()
-    return failed(name, f"fail2ban did not come up with its sshd jail within {wait:g} s: {log[-800:]}")
+    try:
+        poll.poll(
+            lambda: fail2ban_jails(remote),
+            until=lambda jails: "sshd" in jails,
+            timeout=wait,
+            interval=1,
+            what="fail2ban's sshd jail",
+        )
+    except poll.PollTimeout:
+        log = remote.run("journalctl -u fail2ban -n 15 --no-pager", check=False).stdout.strip()
+        return failed(name, f"fail2ban did not come up with its sshd jail within {wait:g} s: {log[-800:]}")
+    return changed(name, "; ".join(todo), diff)
+
+
+def fail2ban_rows(state: ServerState) -> list[Row]:
+    """The verification rows of :func:`ensure_fail2ban`."""
+    return [
+        (
+            "fail2ban is active",
+            state.fail2ban_active == "active",
+            state.fail2ban_active,
+            "journalctl -u fail2ban",
+        ),
+        (
+            "fail2ban has the sshd jail",
+            "sshd" in state.fail2ban_jails,
+            ", ".join(state.fail2ban_jails) or "no jails",
+            f"check {FAIL2BAN_JAIL}",
+        ),
+    ]
 
 
 # -------------------------------------------------------------------------------- unattended-upgrades
@@ -701,6 +810,25 @@ def ensure_unattended_upgrades(remote: Remote, dry_run: bool = False) -> StepRes
         remote.write_file(AUTO_UPGRADES, AUTO_UPGRADES_CONTENT)
     remote.run(f"systemctl enable --now {' '.join(UPGRADE_TIMERS)}")
     return changed(name, "; ".join(todo))
+
+
+def upgrade_rows(state: ServerState) -> list[Row]:
+    """The verification rows of :func:`ensure_unattended_upgrades`."""
+    p = state.apt_periodic
+    return [
+        (
+            "unattended upgrades on (APT::Periodic)",
+            p.get("Update-Package-Lists") == "1" and p.get("Unattended-Upgrade") == "1",
+            f"lists {p.get('Update-Package-Lists', '?')}, upgrade {p.get('Unattended-Upgrade', '?')}",
+            f"check {AUTO_UPGRADES}",
+        ),
+        (
+            "apt timers enabled",
+            state.timers == ["enabled"] * len(UPGRADE_TIMERS),
+            " ".join(state.timers),
+            "systemctl enable --now apt-daily-upgrade.timer",
+        ),
+    ]
 
 
 # ------------------------------------------------------------------------------------------- swap
@@ -741,22 +869,27 @@ def active_swaps(remote: Remote) -> list[tuple[str, int]]:
 UNSWAPPABLE_FS = ("overlay", "tmpfs", "ramfs", "nfs", "nfs4", "cifs", "fuse", "squashfs")
 
 
+def no_swap_wanted(size: str) -> bool:
+    """``RUNBOOK_SWAP_SIZE=0`` (or ``0G``...): the operator wants no swap file."""
+    return size.strip().lower() != "auto" and parse_size(size) == 0
+
+
 def ensure_swap(
     remote: Remote,
     size: str = "auto",
     path: str = "/swapfile",
     swappiness: int = 10,
-    rehearsal: bool = False,
     dry_run: bool = False,
 ) -> StepResult:
     """A swap file at ``path`` (``size`` ``auto`` = :func:`swap_size_for` the RAM), in fstab, low swappiness.
 
-    An existing active swap (a device or another file) counts as done. In rehearsal the droplet is a
-    container whose root is overlayfs, where the kernel refuses swap files: the step is skipped there, and
-    says so. (Swap on a bind-mounted host folder would work, but it would become the whole machine's
-    swap; the rehearsal does not do that.)
+    An existing active swap (a device or another file) counts as done. ``size`` 0 means no swap: the step
+    is skipped, and says so. A folder whose filesystem takes no swap file (overlayfs, tmpfs, NFS...) is a
+    failure that names another ``path`` to choose.
     """
     name = f"swap file {path}"
+    if no_swap_wanted(size):
+        return skipped(name, f"swap_size is {size}: no swap file wanted")
     swaps = active_swaps(remote)
     mine = [s for s in swaps if s[0] == path]
     if mine:
@@ -766,10 +899,11 @@ def ensure_swap(
     folder = path.rsplit("/", 1)[0] or "/"
     fstype = remote.run(f"findmnt -no FSTYPE -T {shlex.quote(folder)}", check=False).stdout.strip()
     if fstype in UNSWAPPABLE_FS:
-        why = f"swap cannot be enabled on {fstype}{' (the container’s root filesystem)' if rehearsal else ''}"
-        if rehearsal:
-            return skipped(name, f"rehearsal — {why}; a droplet's ext4 root takes it")
-        return failed(name, f"{why}. Next step: pass a swap_path on a disk filesystem (ext4, xfs)")
+        return failed(
+            name,
+            f"swap cannot be enabled on {fstype}. Next step: pass a swap_path on a disk filesystem (ext4, "
+            "xfs), or swap_size 0 for no swap",
+        )
     meminfo = remote.run("grep MemTotal /proc/meminfo").stdout.split()
     ram = int(meminfo[1]) * 1024
     want = swap_size_for(ram) if size.strip().lower() == "auto" else parse_size(size)
@@ -796,6 +930,15 @@ def ensure_swap(
     remote.write_file(SWAP_SYSCTL, f"# Managed by the runbook (task 2.4)\nvm.swappiness = {swappiness}\n")
     remote.run(f"sysctl -p {SWAP_SYSCTL}", check=False)
     return changed(name, "created " + detail)
+
+
+def swap_rows(state: ServerState, size: str = "auto", path: str = "/swapfile") -> list[Row]:
+    """The verification rows of :func:`ensure_swap`: a swap is active, or (size 0) the file is not."""
+    shown = ", ".join(f"{n} {_human(b)}" for n, b in state.swaps) or "no swap"
+    if no_swap_wanted(size):
+        mine = [n for n, _ in state.swaps if n == path]
+        return [(f"no swap file at {path} (swap_size {size})", not mine, shown, f"swapoff {path}")]
+    return [("swapon --show: swap active", bool(state.swaps), shown, "run the swap step")]
 
 
 # --------------------------------------------------------------------------------------- timezone
@@ -842,6 +985,21 @@ def ensure_timezone(remote: Remote, timezone: str = "Etc/UTC", dry_run: bool = F
     return changed(name, f"{now or '?'} → {timezone}")
 
 
+def timezone_rows(state: ServerState, timezone: str = "Etc/UTC") -> list[Row]:
+    """The verification rows of :func:`ensure_timezone`."""
+    tz_ok = same_timezone(state.timezone, timezone) and (
+        state.etc_timezone is None or same_timezone(state.etc_timezone, timezone)
+    )
+    return [
+        (
+            f"timezone {timezone}",
+            tz_ok,
+            state.timezone + (f" (/etc/timezone {state.etc_timezone})" if state.etc_timezone else ""),
+            f"timedatectl set-timezone {timezone}",
+        )
+    ]
+
+
 # ------------------------------------------------------------------------------------ the whole set
 
 
@@ -856,7 +1014,6 @@ class Settings:
     swap_path: str = "/swapfile"
     root_login_from: tuple[str, ...] = ()
     fail2ban_ignore: tuple[str, ...] = ()
-    rehearsal: bool = False
 
     def __post_init__(self) -> None:
         check_username(self.admin_user)
@@ -869,7 +1026,7 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{cidr!r} is not an address or network such as 172.16.0.0/12") from None
         if self.swap_size.strip().lower() != "auto":
-            parse_size(self.swap_size)
+            parse_size(self.swap_size)  # 0: no swap
         if not self.swap_path.startswith("/"):
             raise ValueError(f"swap_path {self.swap_path!r} must be an absolute path such as /swapfile")
 
@@ -907,7 +1064,6 @@ class Settings:
             ("timezone", self.timezone),
             ("swap", f"{self.swap_size} at {self.swap_path}"),
             ("root login from", ", ".join(self.root_login_from) or "nowhere"),
-            ("rehearsal", "yes" if self.rehearsal else "no"),
         ]
 
 
@@ -930,7 +1086,7 @@ def setup_steps(
         ("unattended-upgrades", lambda: ensure_unattended_upgrades(remote, dry_run)),
         (
             "swap",
-            lambda: ensure_swap(remote, s.swap_size, s.swap_path, rehearsal=s.rehearsal, dry_run=dry_run),
+            lambda: ensure_swap(remote, s.swap_size, s.swap_path, dry_run=dry_run),
         ),
         ("timezone", lambda: ensure_timezone(remote, s.timezone, dry_run)),
     ]
@@ -1008,147 +1164,20 @@ def checks(
     admin_user: str,
     ports: Iterable[int] = DEFAULT_PORTS,
     timezone: str = "Etc/UTC",
-    rehearsal: bool = False,
+    swap_size: str = "auto",
+    swap_path: str = "/swapfile",
     root_login_refused: bool | None = None,
-) -> list[tuple[str, bool, str, str]]:
-    """The verification rows ``(check, ok, detail, hint)`` for the server's state."""
-    rows: list[tuple[str, bool, str, str]] = []
-    root = state.sshd_outside_root
-    rows.append(
-        (
-            "sshd -T: PermitRootLogin no (from the internet)",
-            root.get("permitrootlogin") == "no",
-            root.get("permitrootlogin", "?"),
-            f"another file in sshd_config.d wins over {SSHD_DROPIN}?",
-        )
-    )
-    for key in ("passwordauthentication", "kbdinteractiveauthentication"):
-        rows.append(
-            (
-                f"sshd -T: {key} no",
-                state.sshd_outside_admin.get(key) == "no",
-                state.sshd_outside_admin.get(key, "?"),
-                "run the sshd hardening step again",
-            )
-        )
-    rows.append(
-        (
-            "the server offers only publickey authentication",
-            state.auth_methods == ["publickey"],
-            ", ".join(state.auth_methods) or "?",
-            "PasswordAuthentication/KbdInteractive still on",
-        )
-    )
-    if root_login_refused is not None:
-        rows.append(
-            (
-                "a real root login is refused",
-                root_login_refused,
-                "refused" if root_login_refused else "root logged in",
-                "sshd was not reloaded?",
-            )
-        )
-    rows.append(
-        (f"id {admin_user}", state.admin_id.startswith("uid="), state.admin_id, "run the admin user step")
-    )
-    rows.append(
-        (
-            f"{admin_user} is in group sudo",
-            "sudo" in state.admin_groups,
-            " ".join(state.admin_groups),
-            f"usermod -aG sudo {admin_user}",
-        )
-    )
-    rows.append(
-        (
-            f"{admin_user} has passwordless sudo",
-            "NOPASSWD: ALL" in state.admin_sudo,
-            "NOPASSWD: ALL" if "NOPASSWD: ALL" in state.admin_sudo else state.admin_sudo.strip()[-80:],
-            f"check {SUDOERS_FILE.format(user=admin_user)}",
-        )
-    )
-    rows.append(
-        (
-            f"{admin_user}'s authorized_keys holds the runbook key",
-            state.admin_has_key,
-            "",
-            "run the admin user step",
-        )
-    )
-    ufw = state.ufw
-    rows.append(
-        ("ufw status: active", ufw.active, "active" if ufw.active else "inactive", "ufw --force enable")
-    )
-    rows.append(
-        (
-            "ufw default: deny (incoming)",
-            ufw.incoming == "deny",
-            ufw.incoming or "?",
-            "ufw default deny incoming",
-        )
-    )
-    for port in ports:
-        rows.append((f"ufw allows {port}/tcp", ufw.allows(int(port)), "", f"ufw allow {port}/tcp"))
-    rows.append(
-        (
-            "fail2ban is active",
-            state.fail2ban_active == "active",
-            state.fail2ban_active,
-            "journalctl -u fail2ban",
-        )
-    )
-    rows.append(
-        (
-            "fail2ban has the sshd jail",
-            "sshd" in state.fail2ban_jails,
-            ", ".join(state.fail2ban_jails) or "no jails",
-            f"check {FAIL2BAN_JAIL}",
-        )
-    )
-    p = state.apt_periodic
-    rows.append(
-        (
-            "unattended upgrades on (APT::Periodic)",
-            p.get("Update-Package-Lists") == "1" and p.get("Unattended-Upgrade") == "1",
-            f"lists {p.get('Update-Package-Lists', '?')}, upgrade {p.get('Unattended-Upgrade', '?')}",
-            f"check {AUTO_UPGRADES}",
-        )
-    )
-    rows.append(
-        (
-            "apt timers enabled",
-            state.timers == ["enabled"] * len(UPGRADE_TIMERS),
-            " ".join(state.timers),
-            "systemctl enable --now apt-daily-upgrade.timer",
-        )
-    )
-    if state.swaps:
-        rows.append(
-            ("swapon --show: swap active", True, ", ".join(f"{n} {_human(b)}" for n, b in state.swaps), "")
-        )
-    elif rehearsal:
-        rows.append(
-            (
-                "swap: skipped in rehearsal (no swap on the container's overlayfs)",
-                state.root_fstype in UNSWAPPABLE_FS,
-                f"root filesystem {state.root_fstype}",
-                "the root is not overlayfs: swap should have been created",
-            )
-        )
-    else:
-        rows.append(("swapon --show: swap active", False, "no swap", "run the swap step"))
-    tz_ok = same_timezone(state.timezone, timezone) and (
-        state.etc_timezone is None or same_timezone(state.etc_timezone, timezone)
-    )
-    rows.append(
-        (
-            f"timezone {timezone}",
-            tz_ok,
-            state.timezone + (f" (/etc/timezone {state.etc_timezone})" if state.etc_timezone else ""),
-            f"timedatectl set-timezone {timezone}",
-        )
-    )
-    return rows
+) -> list[Row]:
+    """The verification rows ``(check, ok, detail, hint)`` for the server's state, step by step."""
+    return [
+        *sshd_rows(state, root_login_refused),
+        *admin_rows(state, admin_user),
+        *ufw_rows(state, ports),
+        *fail2ban_rows(state),
+        *upgrade_rows(state),
+        *swap_rows(state, swap_size, swap_path),
+        *timezone_rows(state, timezone),
+    ]
 
 
 def check_state(check, state: ServerState, **kwargs: Any) -> None:
@@ -1157,17 +1186,17 @@ def check_state(check, state: ServerState, **kwargs: Any) -> None:
         check(name, good, detail, hint=hint)
 
 
-def check_dry_run(check, results: list[StepResult]) -> None:
-    """A dry run changed nothing: every step reports ok / would change / skipped, none failed."""
-    for r in results:
-        check(
-            f"{r.name}: {r.status}",
-            r.status in ("ok", "would change", "skipped"),
-            r.detail[:120],
-            hint="a dry run must not change anything; report this as a bug"
-            if r.status == "changed"
-            else "see the step's detail",
-        )
+def ensure_ssh_alias(
+    alias: str, target: ssh.Target, remote: Remote, admin_user: str, dry_run: bool = False
+) -> StepResult:
+    """Point the ``~/.ssh/config`` entry at the admin user, who logs in from now on (root no longer can).
+
+    In a dry run the server is unchanged, so the entry keeps pointing at whoever logs in now.
+    """
+    user = admin_user if not dry_run or remote.user == admin_user else remote.user
+    return ssh.ensure_config_entry(
+        alias, target.host, target.port, user, target.key_path, target.ssh_dir, dry_run=dry_run
+    )
 
 
 def check_server(check, target: ssh.Target, settings: Settings, public_key: str) -> None:
@@ -1192,6 +1221,7 @@ def check_server(check, target: ssh.Target, settings: Settings, public_key: str)
         admin_user=settings.admin_user,
         ports=settings.ports,
         timezone=settings.timezone,
-        rehearsal=settings.rehearsal,
+        swap_size=settings.swap_size,
+        swap_path=settings.swap_path,
         root_login_refused=refused,
     )

@@ -9,7 +9,7 @@ Every failure to connect becomes one of the :class:`SSHError` subclasses, whose 
 happened and what to do next (refused, timed out, authentication failed, host key changed or unknown).
 
 The SSH folder (keys, ``config``, ``known_hosts``) is a parameter everywhere; :func:`default_ssh_dir`
-picks ``RUNBOOK_SSH_DIR``, else (rehearsal) ``.work/rehearsal/ssh`` in the project, else ``~/.ssh``.
+picks ``RUNBOOK_SSH_DIR``, else ``~/.ssh`` (a rehearsal sets ``RUNBOOK_SSH_DIR`` to its own folder).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from helpers.core.paths import WORK_DIR
+from helpers.core import poll
 from helpers.core.settings import env
 from helpers.core.steps import StepResult, changed, failed, ok
 
@@ -34,20 +35,10 @@ DEFAULT_KEY_NAME = "id_ed25519"
 CONNECT_TIMEOUT = 10.0
 
 
-def is_rehearsal() -> bool:
-    """``RUNBOOK_REHEARSAL=1`` marks a rehearsal against the local stand-ins."""
-    return env.rehearsal
-
-
 def default_ssh_dir() -> Path:
-    """``RUNBOOK_SSH_DIR``; else, in rehearsal, the project's ``.work/rehearsal/ssh``; else ``~/.ssh``.
-
-    A rehearsal never touches the operator's real ``~/.ssh``.
-    """
+    """``RUNBOOK_SSH_DIR``, else ``~/.ssh``."""
     if env.ssh_dir:
         return Path(env.ssh_dir).expanduser()
-    if is_rehearsal():
-        return WORK_DIR / "rehearsal" / "ssh"
     return Path("~/.ssh").expanduser()
 
 
@@ -650,23 +641,41 @@ def first_login_user(
     )
 
 
-def wait_for_ssh(host: str, port: int, timeout: float = 120.0, interval: float = 2.0) -> float:
+def ssh_banner(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """True when an SSH server greets on host:port (``SSH-...``); False when nothing (or no SSH) answers."""
+    try:
+        with _open_socket(host, port, timeout=timeout) as sock:
+            sock.settimeout(5)
+            return sock.recv(4).startswith(b"SSH-")
+    except (SSHError, OSError):
+        return False
+
+
+def wait_for_ssh(
+    host: str,
+    port: int,
+    timeout: float = 120.0,
+    interval: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
     """Wait until an SSH server answers on host:port (a freshly created droplet boots); seconds waited."""
-    start = time.monotonic()
-    while True:
-        try:
-            with _open_socket(host, port, timeout=min(interval * 2, 10)) as sock:
-                sock.settimeout(5)
-                if sock.recv(4).startswith(b"SSH-"):
-                    return time.monotonic() - start
-        except (SSHError, OSError):
-            pass
-        if time.monotonic() - start > timeout:
-            raise SSHTimeout(
-                f"no SSH server answered on {_where(host, port)} within {timeout:g} s. "
-                "Next step: check the droplet's status (task 2.2) and its console."
-            )
-        time.sleep(interval)
+    start = clock()
+    try:
+        poll.poll(
+            lambda: ssh_banner(host, port, timeout=min(interval * 2, 10)),
+            timeout=timeout,
+            interval=interval,
+            what=f"an SSH server on {_where(host, port)}",
+            sleep=sleep,
+            clock=clock,
+        )
+    except poll.PollTimeout:
+        raise SSHTimeout(
+            f"no SSH server answered on {_where(host, port)} within {timeout:g} s. "
+            "Next step: check the droplet's status (task 2.2) and its console."
+        ) from None
+    return clock() - start
 
 
 # ------------------------------------------------------------------------------ the droplet to reach
@@ -829,8 +838,8 @@ def check_access(check, target: Target, alias: str, user: str) -> None:
         check(name, good, detail, hint=hint)
 
 
-def check_dry_run(check, target: Target, before: dict[str, str | None]) -> None:
-    """A dry run: the SSH server answers, and none of the local files changed."""
+def check_nothing_written(check, target: Target, before: dict[str, str | None]) -> None:
+    """A dry run's checks besides its plan: the SSH server answers, and none of the local files changed."""
     check.call(
         f"an SSH server answers on {target.host}:{target.port}",
         lambda: f"after {wait_for_ssh(target.host, target.port, timeout=15):.1f} s",

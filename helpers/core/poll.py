@@ -13,7 +13,8 @@ an SSH server accepting connections...) is the same loop with other words::
   the wait never overshoots ``timeout``;
 * ``on_attempt`` sees every answer (progress lines);
 * on time-out :class:`PollTimeout` carries the last answer (or exception), the attempts and the time
-  waited, so the caller can say what it saw last.
+  waited, so the caller can say what it saw last; ``explain(last)``, when given, is its message (what the
+  wait saw, and the next step).
 
 ``sleep`` and ``clock`` can be swapped: unit tests run a wait of minutes in no time.
 """
@@ -30,7 +31,7 @@ T = TypeVar("T")
 class PollTimeout(TimeoutError):
     """The wait ran out. ``last`` is the last answer (or the last retried exception)."""
 
-    def __init__(self, what: str, waited: float, attempts: int, last: Any) -> None:
+    def __init__(self, what: str, waited: float, attempts: int, last: Any, message: str = "") -> None:
         self.what = what
         self.waited = waited
         self.attempts = attempts
@@ -38,7 +39,9 @@ class PollTimeout(TimeoutError):
         seen = f"{type(last).__name__}: {last}" if isinstance(last, BaseException) else repr(last)
         if len(seen) > 300:
             seen = seen[:297] + "..."
-        super().__init__(f"waited {waited:.1f}s ({attempts} attempts) for {what}; last seen: {seen}")
+        super().__init__(
+            message or f"waited {waited:.1f}s ({attempts} attempts) for {what}; last seen: {seen}"
+        )
 
 
 def poll(
@@ -50,6 +53,7 @@ def poll(
     what: str = "the condition",
     retry: tuple[type[BaseException], ...] = (),
     on_attempt: Callable[[T], None] | None = None,
+    explain: Callable[[Any], str] | None = None,
     factor: float = 1.0,
     max_interval: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -77,8 +81,29 @@ def poll(
                 return answer
         remaining = deadline - clock()
         if remaining <= 0:
-            raise PollTimeout(what, clock() - start, attempts, last)
+            message = explain(last) if explain is not None else ""
+            raise PollTimeout(what, clock() - start, attempts, last, message)
         sleep(min(pause, remaining))
         pause = pause * factor
         if max_interval is not None:
             pause = min(pause, max_interval)
+
+
+def report_changes(
+    progress: Callable[[str], None],
+    describe: Callable[[T], str],
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[T], None]:
+    """An ``on_attempt`` for :func:`poll` that shows ``[  12s] <description>`` each time it changes.
+
+    The seconds count from the call of this function (make it just before the wait)."""
+    start = clock()
+    last: list[str | None] = [None]
+
+    def show(answer: T) -> None:
+        text = describe(answer)
+        if text != last[0]:
+            progress(f"[{clock() - start:5.0f}s] {text}")
+            last[0] = text
+
+    return show

@@ -263,6 +263,14 @@ class Settings:
         "swap file: `auto` (the RAM, 2-4 GiB), a size, or 0 for none",
         "phase 2: server",
     )
+    address_map = Var(
+        "RUNBOOK_ADDRESS_MAP",
+        "",
+        "server ports reached through a forward (SSH tunnel, published port): "
+        "`host:port=local_host:local_port`, comma-separated",
+        "phase 2: server",
+        shown="empty: every port at its server's address",
+    )
     root_login_from = Var(
         "RUNBOOK_ROOT_LOGIN_FROM",
         "",
@@ -456,6 +464,19 @@ class Settings:
         "runner",
         shown="set by the runner",
     )
+    columns = Var(
+        "COLUMNS",
+        0,
+        "width of the runner's tables when its output is not a terminal",
+        "runner",
+        shown="120",
+    )
+    jupyter_config_path = Var(
+        "JUPYTER_CONFIG_PATH",
+        "",
+        "more Jupyter configuration folders; `runbook lab` puts `helpers/runner/lab` (no news prompt) first",
+        "runner",
+    )
 
     # --- docs ---------------------------------------------------------------------------------------
     docs_reference = Var(
@@ -489,10 +510,6 @@ class Settings:
     )
     standin_verbose = Var(
         "RUNBOOK_STANDIN_VERBOSE", False, "stand-ins log every request to stderr", "rehearsal"
-    )
-
-    rehearsal = Var(
-        "RUNBOOK_REHEARSAL", False, "set by the rehearsal: phase 2 runs against the stand-ins", "rehearsal"
     )
 
     # --- tests --------------------------------------------------------------------------------------

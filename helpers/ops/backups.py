@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.cloud.coolify import Client
+from helpers.clients.coolify import Client
 from helpers.core import secrets, steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.settings import env
@@ -87,9 +87,9 @@ class BackupSpec:
 
 def _s3_fingerprint(endpoint: str, bucket: str, region: str) -> str | None:
     """An HMAC of the destination and its credentials (keyed with the runbook's local fingerprint key)."""
-    from helpers.cloud import github
+    from helpers.cloud import github_secrets
 
-    key = github.fingerprint_key(create=True)
+    key = github_secrets.fingerprint_key(create=True)
     if key is None:
         return None
     message = "\0".join((endpoint, bucket, region, secrets.get(S3_KEY), secrets.get(S3_SECRET))).encode()

@@ -12,7 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from helpers.cloud import coolify, digitalocean, server, ssh
+from helpers.clients import coolify, digitalocean
+from helpers.cloud import server, ssh
 from helpers.core import state
 
 PHASE2 = "phase2"

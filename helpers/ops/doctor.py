@@ -14,10 +14,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from helpers.cloud import coolify_apps, production, server, ssh
-from helpers.cloud.coolify import CoolifyError, Unauthorized
-from helpers.cloud.digitalocean import DigitalOceanError
-from helpers.cloud.digitalocean import NotFound as DropletNotFound
+from helpers.clients.errors import ApiError, NotFound, Unauthorized
+from helpers.cloud import coolify_apps, production_checks, server, ssh
 from helpers.core import secrets, state
 from helpers.core.settings import env
 from helpers.services import doctor as local_doctor
@@ -91,11 +89,12 @@ def _droplet(d: Diagnosis, record: dict[str, Any]) -> bool:
             )
         )
         return True  # SSH can still tell
-    from helpers.cloud import digitalocean
+    from helpers.clients import digitalocean
+    from helpers.cloud.droplet import public_ipv4
 
     try:
         droplet = digitalocean.connect().droplet(int(record["id"]))
-    except DropletNotFound:
+    except NotFound:
         d.add(
             Finding(
                 "droplet",
@@ -108,7 +107,7 @@ def _droplet(d: Diagnosis, record: dict[str, Any]) -> bool:
             )
         )
         return False
-    except DigitalOceanError as exc:
+    except ApiError as exc:
         d.add(
             Finding(
                 "droplet",
@@ -121,7 +120,7 @@ def _droplet(d: Diagnosis, record: dict[str, Any]) -> bool:
             )
         )
         return True
-    public = digitalocean.public_ipv4(droplet)
+    public = public_ipv4(droplet)
     active = droplet.get("status") == "active"
     d.add(
         Finding(
@@ -171,13 +170,13 @@ def _ssh(d: Diagnosis, admin_user: str) -> Any:
 
 
 def _coolify(d: Diagnosis, api_url: str) -> Any:
-    from helpers.cloud import coolify
+    from helpers.clients import coolify
 
     try:
         client = coolify.connect(api_url or None)
         client.health()
         version = client.version()
-    except (CoolifyError, LookupError, ValueError) as exc:
+    except (ApiError, LookupError, ValueError) as exc:
         unauthorized = isinstance(exc, Unauthorized)
         d.add(
             Finding(
@@ -267,7 +266,7 @@ def _deployments(d: Diagnosis, client: Any) -> None:
 def _url(d: Diagnosis) -> None:
     web = (state.get("phase2", "applications") or {}).get("web") or {}
     try:
-        url = production.public_url(web, ssh.is_rehearsal()) + (web.get("health_path") or "/api/health")
+        url = production_checks.public_url(web) + (web.get("health_path") or "/api/health")
     except LookupError as exc:
         d.add(Finding("url", "the public URL", False, str(exc), cause=str(exc), fix="see the message"))
         return

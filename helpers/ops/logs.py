@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.cloud.coolify import Client, CoolifyError
+from helpers.clients.coolify import Client
+from helpers.clients.errors import ApiError
 from helpers.core import secrets
 from helpers.ops import common
 
@@ -129,7 +130,7 @@ def read(
             if source.kind == "application"
             else client.database_logs(source.uuid, fetch)
         )
-    except CoolifyError as exc:
+    except ApiError as exc:
         block.note = f"Coolify: {getattr(exc, 'api_message', '') or exc}"
         if remote is None:
             return block

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from helpers.clients.coolify import Client
+from helpers.clients.digitalocean import Client as DOClient
 from helpers.cloud import coolify_apps
-from helpers.cloud.coolify import Client
-from helpers.cloud.digitalocean import Client as DOClient
 from helpers.core import steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.steps import StepResult

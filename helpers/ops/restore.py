@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.cloud.coolify import Client
+from helpers.clients.coolify import Client
 from helpers.core import steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.steps import StepResult

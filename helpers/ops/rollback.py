@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.clients.coolify import Client
 from helpers.cloud import coolify_apps
-from helpers.cloud.coolify import Client
 from helpers.core import steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.steps import StepResult

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.clients.coolify import Client
+from helpers.clients.digitalocean import Client as DOClient
+from helpers.clients.errors import ApiError, NotFound
 from helpers.cloud import ssh
-from helpers.cloud.coolify import Client, CoolifyError, NotFound
-from helpers.cloud.digitalocean import Client as DOClient
 from helpers.core import state, steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.steps import StepResult
@@ -130,7 +131,7 @@ def coolify_resources(client: Client | None, inv: Inventory) -> None:
                 )
         if project.get("uuid") and _exists(lambda: client.project(project["uuid"])):
             inv.resources.append(Resource(3, "Coolify", "project", project.get("name", ""), project["uuid"]))
-    except CoolifyError as exc:
+    except ApiError as exc:
         inv.unreachable.append(f"Coolify ({exc})")
 
 
@@ -260,7 +261,7 @@ def remove(
 
 def github_repo(repository: str) -> Any:
     """The app's repository on GitHub (its deploy secrets), with the runbook's GitHub token."""
-    from helpers.cloud import github
+    from helpers.clients import github
 
     return github.get_repo(github.connect(), repository)
 
@@ -311,7 +312,7 @@ def _delete(
     elif r.kind == "SSH key":
         do.delete_ssh_key(r.id)
     elif r.vendor == "GitHub":
-        from helpers.cloud import github
+        from helpers.clients import github
 
         with github.calling(f"deleting the secret {r.name}", repo.full_name):
             repo.delete_secret(r.name)

@@ -74,6 +74,17 @@ cp -r "$HERE/helpers" "$INSTALL_DIR.new/"
 rm -rf "$INSTALL_DIR"
 mv "$INSTALL_DIR.new" "$INSTALL_DIR"
 
+# The droplet stand-in has the host's Docker socket but no docker CLI: `docker inspect` (all the runbook runs
+# on the server) is answered by helpers/rehearse/dockercli.py. A real docker is never replaced.
+if ! command -v docker >/dev/null 2>&1 || grep -q "rehearsal stand-in" /usr/local/bin/docker 2>/dev/null; then
+    cat >/usr/local/bin/docker <<SHIM
+#!/bin/sh
+# docker (rehearsal stand-in: helpers.rehearse.dockercli): \`docker inspect\` over the Docker socket
+exec env PYTHONPATH=$INSTALL_DIR python3 -m helpers.rehearse.dockercli "\$@"
+SHIM
+    chmod 755 /usr/local/bin/docker
+fi
+
 echo "3/4 Setting up the environment variable file $ENV_FILE ..."
 touch "$ENV_FILE"
 chmod 600 "$ENV_FILE"

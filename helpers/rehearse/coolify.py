@@ -1436,51 +1436,14 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
             print(f"coolify stand-in: starting database {db['uuid']} failed: {exc}", flush=True)
 
 
-# --------------------------------------------------------------------------- the rehearsal's port map
-
-
-def published_dashboard_url(host: str, ssh_port: int) -> str | None:
-    """Where the dashboard of the droplet container that publishes ``host:ssh_port`` is published.
-
-    A rehearsal droplet is a container whose ports are published on 127.0.0.1 (its "public IP"): port 22
-    on the SSH port that task 2.2 recorded, port 8000 on another. This reads Docker's port map
-    (``docker port``), the rehearsal's equivalent of "the same IP, port 8000". None when no such container
-    publishes port 8000.
-    """
-    if host not in ("127.0.0.1", "localhost"):
-        return None
-    try:
-        names = subprocess.run(
-            ["docker", "ps", "--filter", "label=runbook.standin=droplet", "--format", "{{.Names}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.split()
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for name in names:
-        ports = _published(name)
-        if ports.get(22) == int(ssh_port) and ports.get(8000):
-            return f"http://127.0.0.1:{ports[8000]}"
-    return None
-
-
-def _published(container: str) -> dict[int, int]:
-    proc = subprocess.run(["docker", "port", container], capture_output=True, text=True, timeout=30)
-    found: dict[int, int] = {}
-    for line in proc.stdout.splitlines():
-        m = re.match(r"(\d+)/tcp -> 127\.0\.0\.1:(\d+)$", line.strip())
-        if m:
-            found[int(m.group(1))] = int(m.group(2))
-    return found
-
-
 # --------------------------------------------------------------------------- the runtime: real containers
 
 
 STANDIN_IMAGES = {"postgres": "runbook-standin/postgres:15", "redis": "runbook-standin/redis:7"}
 APP_IMAGE = "runbook-standin/app:latest"
 RESOURCE_LABEL = "runbook.coolify.resource"  # teardown removes every container carrying it
+# helpers.rehearse.droplet.FORWARDS_LABEL (not imported: this module runs on the droplet without helpers.core)
+FORWARDS_LABEL = "runbook.droplet.forwards"
 
 
 class Runtime:
@@ -1494,8 +1457,10 @@ class Runtime:
     stand-in (``postgres:*`` → ``runbook-standin/postgres:15``, ``redis:*`` → ``runbook-standin/redis:7``,
     anything else, e.g. ``ghcr.io/<owner>/<repo>-web``, → ``runbook-standin/app:latest`` with ``web`` or
     ``worker`` as its command, chosen by the image name's ``-worker`` suffix). A web application's exposed
-    port is published on ``127.0.0.1:<port Docker picks>`` (the rehearsal's "public" port; see
-    :func:`published_app_port`). Every container carries :data:`RESOURCE_LABEL` = the droplet's name.
+    port is published on 127.0.0.1: at the local port the droplet's :data:`FORWARDS_LABEL` gives for the
+    application's mapped port (``ports_mappings`` ``3000:3000``: the droplet's port 3000; the rehearsal chose
+    it and wrote it into ``RUNBOOK_ADDRESS_MAP``), else at one Docker picks. Every container carries
+    :data:`RESOURCE_LABEL` = the droplet's name.
     """
 
     def __init__(self, docker: Any, server: str, deploy_timeout: float = 90.0):
@@ -1535,6 +1500,15 @@ class Runtime:
         return self.server in (label, label.removeprefix("rb-droplet-")) or any(
             n.removeprefix("rb-droplet-") == self.server for n in names
         )
+
+    def forwards(self) -> dict[int, int]:
+        """The droplet's ports → the local ports (on 127.0.0.1) they are reached at, from its label."""
+        for container in self.docker.containers({"runbook.standin": "droplet"}):
+            if self._is_me(container):
+                text = (container.get("Labels") or {}).get(FORWARDS_LABEL, "")
+                pairs = (entry.partition("=") for entry in text.split(",") if "=" in entry)
+                return {int(port): int(local) for port, _, local in pairs}
+        return {}
 
     def map_image(self, image: str) -> tuple[str, list[str]]:
         """(image to run, command) for ``image`` (see the class docstring).
@@ -1625,9 +1599,12 @@ class Runtime:
             config["Cmd"] = cmd
         host_config: dict[str, Any] = {}
         if port and cmd != ["worker"]:
+            mapping = str(app.get("ports_mappings") or "").split(",")[0]  # "3000:3000": the droplet's 3000
+            public = mapping.split(":")[0].strip()
+            local = self.forwards().get(int(public)) if public.isdigit() else None
             config["ExposedPorts"] = {f"{port}/tcp": {}}
-            # a redeployment keeps the port the app was published on (the rehearsal's "server port")
-            kept = self._published(app["uuid"], port)
+            # the droplet's forward of the app's port when it has one, else the port it was published on
+            kept = str(local or self._published(app["uuid"], port))
             host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": kept}]}
         if app.get("health_check_enabled") and app.get("health_check_type") == "cmd":
             config["Healthcheck"] = {
@@ -1687,22 +1664,6 @@ def socket_hostname() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def published_app_port(app_uuid: str, port: int = 3000) -> int | None:
-    """Where the rehearsal published an application's port on the host (``docker port <uuid>``): the
-    rehearsal's equivalent of "the droplet's IP, port 3000". None when it publishes none."""
-    try:
-        proc = subprocess.run(
-            ["docker", "port", app_uuid, f"{port}/tcp"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in proc.stdout.splitlines():
-        m = re.match(r"127\.0\.0\.1:(\d+)$", line.strip())
-        if m:
-            return int(m.group(1))
-    return None
 
 
 def remove_resources(server: str | None = None) -> int:

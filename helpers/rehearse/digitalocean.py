@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from helpers.cloud.digitalocean import fingerprint as ssh_fingerprint
+from helpers.cloud.droplet import fingerprint as ssh_fingerprint
 from helpers.rehearse.base import (
     HTTPError,
     Request,

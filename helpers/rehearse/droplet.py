@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from helpers.core import addresses
 from helpers.core.paths import PROJECT_ROOT
 from helpers.core.settings import env
 
@@ -39,6 +40,8 @@ LABEL = "runbook.standin"
 BUILD_SCRIPT = PROJECT_ROOT / "scripts" / "standins" / "build.sh"
 HOST = "127.0.0.1"
 DOCKER_SOCKET = "/var/run/docker.sock"
+DASHBOARD_PORT = 8000  # Coolify's, published by the droplet container itself
+FORWARDS_LABEL = "runbook.droplet.forwards"  # "3000=41234,8000=41233": where the droplet's ports are reached
 
 RUN_FLAGS: tuple[str, ...] = (
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
@@ -114,6 +117,21 @@ def _free_port() -> int:
         if not ssh.known_host_keys(HOST, port, ssh.default_ssh_dir()):
             return port
     return port
+
+
+def forwards() -> dict[int, int]:
+    """The droplet's "public" ports and where ``RUNBOOK_ADDRESS_MAP`` says they are reached on 127.0.0.1.
+
+    The droplet's public IP is 127.0.0.1; a rehearsal picks the local ports for 8000 (Coolify's dashboard)
+    and 3000 (the web app) in advance and writes them into ``RUNBOOK_ADDRESS_MAP``, which the runbook reads
+    like any forward. The droplet container publishes 8000 there itself; the Coolify stand-in's runtime
+    publishes an application's mapped port where :data:`FORWARDS_LABEL` says.
+    """
+    return {
+        port: local
+        for (host, port), (local_host, local) in addresses.parse(env.address_map).items()
+        if host == HOST and local_host == HOST
+    }
 
 
 def _keys_tar(public_keys: Iterable[str]) -> bytes:
@@ -233,12 +251,17 @@ def start_droplet(
         _wait_ready(container, port, timeout)
         return HOST, port
     ensure_image(build=build)
+    mapped = forwards()
+    dashboard = mapped.get(DASHBOARD_PORT, "")
+    label = ",".join(f"{p}={local}" for p, local in sorted(mapped.items()))
     for attempt in range(5):
         chosen = port or _free_port()
         proc = _docker(
             "create", "--name", container, "--hostname", name.removeprefix(PREFIX),
             "--label", f"{LABEL}=droplet", "--label", f"runbook.droplet.name={name}",
-            *RUN_FLAGS, *socket_flags, "-p", f"{HOST}:{chosen}:22", "-p", f"{HOST}::8000", IMAGE, check=False,
+            "--label", f"{FORWARDS_LABEL}={label}",
+            *RUN_FLAGS, *socket_flags, "-p", f"{HOST}:{chosen}:22",
+            "-p", f"{HOST}:{dashboard}:{DASHBOARD_PORT}", IMAGE, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
             raise DropletError(f"docker create {container} failed: {proc.stderr.decode().strip()}")

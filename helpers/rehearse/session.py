@@ -12,7 +12,13 @@
 * starts the DigitalOcean stand-in (each droplet a real systemd + sshd container) and the GitHub stand-in
   as processes on free ports of 127.0.0.1.
 
-:attr:`Rehearsal.env` is the environment a phase-2 run needs (``runbook run phase2`` reads it); on exit,
+:attr:`Rehearsal.env` is the environment a phase-2 run needs (``runbook run phase2`` reads it). A rehearsal
+differs from a real run only by that configuration, never by a switch in the runbook's code: the stand-ins'
+URLs and throwaway tokens, its own SSH folder (``RUNBOOK_SSH_DIR``), state and secrets files, its installer
+(``RUNBOOK_COOLIFY_INSTALLER``), no swap (``RUNBOOK_SWAP_SIZE=0``: the container's overlay root takes none),
+public images (``RUNBOOK_PRIVATE_IMAGES=0``: no registry is reachable), and where the droplet's ports 8000
+and 3000 are reached (``RUNBOOK_ADDRESS_MAP``: local ports chosen here, which the droplet container and the
+Coolify stand-in publish). On exit,
 even after Ctrl-C, the stand-in processes stop and every container labelled with the rehearsal's droplet
 name or ``runbook.rehearsal=<id>`` is removed.
 """
@@ -35,6 +41,8 @@ from urllib.parse import urlparse
 from helpers.core.paths import PROJECT_ROOT, WORK_DIR
 
 DEFAULT_ROOT = WORK_DIR / "rehearsal"
+# the rehearsal's stand-in for Coolify's installer (task 2.5 runs it as it runs the official one)
+COOLIFY_INSTALLER = Path(__file__).with_name("coolify-install.sh")
 PREFIX = "rb-rehearse-"
 REHEARSAL_LABEL = "runbook.rehearsal"  # stand-ins that start containers may label them with the id
 DROPLET_LABEL = "runbook.droplet.name"  # helpers.rehearse.droplet labels each droplet container
@@ -48,7 +56,7 @@ CLEARED = (
     "RUNBOOK_DOMAIN", "RUNBOOK_DRY_RUN", "RUNBOOK_COOLIFY_INSTALLER", "RUNBOOK_COOLIFY_INSTALLER_SHA256",
     "RUNBOOK_COOLIFY_VERSION", "RUNBOOK_ROOT_LOGIN_FROM", "RUNBOOK_REGISTRY",
     "PROD_POSTGRES_PASSWORD", "PROD_REDIS_PASSWORD", "PROD_DATABASE_URL", "PROD_REDIS_URL",
-    "GHCR_TOKEN", "APP_SECRET",
+    "GHCR_TOKEN", "APP_SECRET", "RUNBOOK_ADDRESS_MAP", "RUNBOOK_SWAP_SIZE", "RUNBOOK_PRIVATE_IMAGES",
 )  # fmt: skip
 
 
@@ -119,6 +127,7 @@ class Rehearsal:
         self.base_environ = dict(os.environ if environ is None else environ)
         self.repository = f"{GITHUB_REPOSITORY}-{self.id}"
         self.tokens: dict[str, str] = {}
+        self.address_map = ""  # RUNBOOK_ADDRESS_MAP: chosen on entry
         self.env: dict[str, str] = {}
         self.processes: list = []  # helpers.rehearse.base.StandInProcess
         self._previous_sigterm: object = None
@@ -157,6 +166,7 @@ class Rehearsal:
         self._trap_sigterm()
         try:
             self._prepare_workspace()
+            self.address_map = self._choose_forwards()
             self._start_standins()
             self.env = self._environment()
             refuse_real_vendors(self.env)
@@ -197,6 +207,13 @@ class Rehearsal:
         self.secrets_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         sampleapp.prepare(self.app_dir)
 
+    def _choose_forwards(self) -> str:
+        """Local ports for the droplet's 8000 (dashboard) and 3000 (web app): ``RUNBOOK_ADDRESS_MAP``."""
+        from helpers.host.ports import free_port
+        from helpers.rehearse.droplet import HOST
+
+        return ",".join(f"{HOST}:{port}={HOST}:{free_port()}" for port in (8000, 3000))
+
     def _start_standins(self) -> None:
         from helpers.rehearse.base import StandInProcess
 
@@ -210,6 +227,8 @@ class Rehearsal:
             # the droplet "has Docker": the Coolify stand-in in it runs the databases and apps as real
             # containers on this engine (helpers.rehearse.droplet removes them with the droplet)
             "RUNBOOK_DROPLET_DOCKER_SOCKET": "1" if self.docker_socket else "",
+            # the droplet container publishes its port 8000 (and tells the Coolify stand-in where 3000 goes)
+            "RUNBOOK_ADDRESS_MAP": self.address_map,
         }
         do = StandInProcess(
             "helpers.rehearse.digitalocean", args=["--droplet-backend", "container"], env=standin_env,
@@ -236,7 +255,6 @@ class Rehearsal:
         env.update(self.tokens)
         env.update(
             {
-                "RUNBOOK_REHEARSAL": "1",
                 "RUNBOOK_REHEARSAL_ID": self.id,
                 "RUNBOOK_SECRETS_FILE": str(self.secrets_file),
                 "RUNBOOK_STATE_DIR": str(self.state_dir),
@@ -252,6 +270,10 @@ class Rehearsal:
                 "RUNBOOK_ALLOW_COOLIFY_INSTALL": "1",  # the Coolify stand-in, installed in that container
                 "RUNBOOK_COOLIFY_ENABLE_API": "1",  # 2.6's manual switch, done through the API
                 "RUNBOOK_INSTALLER_ENV": "ROOT_USERNAME,ROOT_USER_EMAIL,ROOT_USER_PASSWORD,COOLIFY_API_TOKEN",
+                "RUNBOOK_COOLIFY_INSTALLER": str(COOLIFY_INSTALLER),  # installs the Coolify stand-in
+                "RUNBOOK_SWAP_SIZE": "0",  # the droplet container's overlay root takes no swap file
+                "RUNBOOK_PRIVATE_IMAGES": "0",  # no registry to log in to: the stand-in runs its own image
+                "RUNBOOK_ADDRESS_MAP": self.address_map,
                 "ROOT_USERNAME": "admin",
                 "ROOT_USER_EMAIL": "admin@example.invalid",
                 "DIGITALOCEAN_API_URL": self.digitalocean_url,

@@ -1,18 +1,16 @@
 """Run a phase's selected tasks in dependency order, one kernel per worker, and keep the ledger.
 
-The main thread schedules and records; worker threads execute (each owns a warm
+The main thread records; worker threads execute (each owns a warm
 :class:`~helpers.runner.engine.KernelSession`, started as soon as the worker starts, so the
-kernel boots while the runner is still checking parameters). With ``jobs=1`` tasks run one at a
-time in the run order; with ``jobs=N`` up to N tasks whose prerequisites have passed run at
-once (the registry's parallel groups).
+kernel boots while the runner is still checking parameters). What starts when, what a failure
+stops and what Ctrl-C leaves are decided by :class:`~helpers.runner.schedule.Scheduler` (its rules
+are written there); this module hands its choices to the workers, writes the ledger at every change
+and tells the observer.
 
-* A failure stops the chain: tasks not started yet become ``not-run`` (their reason names the
-  failed task). With ``keep_going`` only the tasks that depend on the failure become ``not-run``;
-  independent ones still run.
-* Ctrl-C: the running notebooks' kernels are interrupted (SIGINT, like Jupyter's stop button),
-  their partial executed notebooks are kept, they become ``interrupted``, the rest ``not-run``,
-  and the ledger is written before :class:`RunInterrupted` is raised. ``runbook resume`` accepts
-  that ledger.
+Ctrl-C: the running notebooks' kernels are interrupted (SIGINT, like Jupyter's stop button), they
+get :data:`INTERRUPT_GRACE` seconds to stop (their partial executed notebooks are kept), then the
+ones still running are killed; the ledger is written before :class:`RunInterrupted` is raised.
+``runbook resume`` accepts that ledger.
 """
 
 from __future__ import annotations
@@ -26,13 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from helpers.runner.execute import Outcome, run_notebook
 from helpers.runner.kernel import KernelSession
-from helpers.runner.ledger import BROKEN, DONE_OK, Ledger, TaskRecord
+from helpers.runner.ledger import Ledger, TaskRecord
 from helpers.runner.plan import Plan
 from helpers.runner.redact import Redactor
+from helpers.runner.schedule import Scheduler
 
 log = logging.getLogger("runbook.chain")
 
@@ -43,16 +42,9 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C: the ledger was written; ``runbook resume`` continues."""
 
 
-class Observer(Protocol):
-    def run_started(self, ledger: Ledger, total: int) -> None: ...
-    def task_started(self, record: TaskRecord, number: int, total: int) -> None: ...
-    def cell(self, task_id: str, number: int, total: int, first_line: str) -> None: ...
-    def task_finished(self, record: TaskRecord, number: int, total: int) -> None: ...
-    def note(self, message: str) -> None: ...
-    def run_finished(self, ledger: Ledger) -> None: ...
+class Observer:
+    """What the chain tells as it runs; this one shows nothing (:mod:`helpers.runner.progress` overrides)."""
 
-
-class SilentObserver:
     def run_started(self, ledger: Ledger, total: int) -> None: ...
     def task_started(self, record: TaskRecord, number: int, total: int) -> None: ...
     def cell(self, task_id: str, number: int, total: int, first_line: str) -> None: ...
@@ -163,8 +155,6 @@ def _apply(record: TaskRecord, outcome: Outcome) -> None:
     record.error = outcome.error
     record.steps, record.changes, record.checks = outcome.steps, outcome.changes, outcome.checks
     record.warnings = outcome.warnings
-    if outcome.status == "interrupted":
-        record.reason = "stopped by Ctrl-C"
 
 
 def run_chain(
@@ -180,100 +170,51 @@ def run_chain(
 ) -> Ledger:
     """Execute every ``pending`` task of ``ledger``; update and save the ledger as things happen.
 
-    The workers are told to stop (and shut their kernels down) when the chain ends; pass a list
-    as ``stopping`` to receive their threads and join them later (the kernels then stop while the
-    caller writes the reports), otherwise they are joined here.
+    The decisions are :class:`~helpers.runner.schedule.Scheduler`'s; this function hands the tasks
+    it starts to the workers, records their outcomes and tells the observer. The workers are told to
+    stop (and shut their kernels down) when the chain ends; pass a list as ``stopping`` to receive
+    their threads and join them later (the kernels then stop while the caller writes the reports),
+    otherwise they are joined here.
     """
-    ui = observer or SilentObserver()
-    order = [t.id for t in plan.tasks]
+    ui = observer or Observer()
     records = {r.id: r for r in ledger.tasks}
-    pending = [tid for tid in order if records[tid].status == "pending"]
-    total = len(pending)
-    started_count = 0
-    numbers: dict[str, int] = {}
+    schedule = Scheduler(
+        (records[t.id] for t in plan.tasks),
+        {t.id: plan.needs(t.id) for t in plan.tasks},
+        keep_going=options.keep_going,
+        ignore_failed_needs=options.ignore_failed_needs,
+    )
+    total = schedule.total
     if pool is None:
         pool = Pool(
             options.engine, min(options.jobs, total or 1), list(warm_modules or []), redactor, options.timeout
         )
-    events, workers = pool.events, pool.workers
-    stopped_by: str | None = None
     ui.run_started(ledger, total)
     ledger.save(redactor)
-
-    def save() -> None:
-        ledger.save(redactor)
-
-    def settle() -> None:
-        """Mark pending tasks that can no longer run as not-run."""
-        for tid in list(pending):
-            record = records[tid]
-            if stopped_by and not options.keep_going:
-                record.status, record.reason = (
-                    "not-run",
-                    f"not started: the run stopped after {stopped_by} failed",
-                )
-            elif not options.ignore_failed_needs:
-                bad = [d for d in plan.needs(tid) if records[d].status in BROKEN]
-                if bad:
-                    record.status = "not-run"
-                    what = records[bad[0]].status
-                    record.reason = f"needs {bad[0]}, which {'did not run' if what == 'not-run' else what}"
-            if record.status != "pending":
-                pending.remove(tid)
-
-    def ready() -> list[str]:
-        out = []
-        for tid in pending:
-            needs = plan.needs(tid)
-            if options.ignore_failed_needs:
-                ok = all(records[d].status not in ("pending", "running") for d in needs)
-            else:
-                ok = all(records[d].status in DONE_OK for d in needs)
-            if ok:
-                out.append(tid)
-        return out
-
     try:
         while True:
-            settle()
-            idle = [w for w in workers if w.current is None]
-            for tid in ready():
-                if not idle:
-                    break
-                worker = idle.pop(0)
+            idle = [w for w in pool.workers if w.current is None]
+            for tid, worker in zip(schedule.start(len(idle)), idle, strict=False):
                 record = records[tid]
-                pending.remove(tid)
                 worker.current = tid
-                record.status, record.reason = "running", ""
                 record.attempt = len(ledger.attempts) or 1
-                started_count += 1
-                numbers[tid] = started_count
-                save()
-                ui.task_started(record, started_count, total)
+                ledger.save(redactor)
+                ui.task_started(record, schedule.numbers[tid], total)
                 worker.inbox.put(jobs_for(record))
-            busy = [w for w in workers if w.current is not None]
-            if not busy:
-                if pending:  # nothing runs and nothing can start: prerequisites outside reach
-                    for tid in pending:
-                        records[tid].status, records[tid].reason = "not-run", "its prerequisites did not pass"
-                    pending.clear()
+            if schedule.over():
                 break
             try:
-                kind, tid, payload = events.get(timeout=0.2)
+                kind, tid, payload = pool.events.get(timeout=0.2)
             except queue.Empty:
                 continue
             if kind == "cell":
                 ui.cell(tid, *payload)
             elif kind == "done":
-                record = records[tid]
-                _apply(record, payload)
-                next(w for w in workers if w.current == tid).current = None
-                if record.status in ("failed", "interrupted") and stopped_by is None:
-                    stopped_by = tid
-                save()
-                ui.task_finished(record, numbers[tid], total)
+                record = _ended(pool, schedule, records[tid], payload)
+                ledger.save(redactor)
+                ui.task_finished(record, schedule.numbers[tid], total)
     except KeyboardInterrupt:
-        _interrupt(ledger, workers, events, records, pending, redactor, ui, numbers, total)
+        _interrupt(ledger, pool, schedule, redactor, ui)
         raise RunInterrupted() from None
     finally:
         threads = pool.close()
@@ -285,17 +226,16 @@ def run_chain(
     return ledger
 
 
-def _interrupt(
-    ledger: Ledger,
-    workers: list[Worker],
-    events: queue.Queue,
-    records: dict[str, TaskRecord],
-    pending: list[str],
-    redactor: Redactor,
-    ui: Observer,
-    numbers: dict[str, int],
-    total: int,
-) -> None:
+def _ended(
+    pool: Pool, schedule: Scheduler, record: TaskRecord, outcome: Outcome, after_ctrl_c: bool = False
+) -> TaskRecord:
+    """A worker reported ``outcome``: record it, free the worker, tell the scheduler."""
+    _apply(record, outcome)
+    next(w for w in pool.workers if w.current == record.id).current = None
+    return schedule.finish(record.id, after_ctrl_c=after_ctrl_c)
+
+
+def _interrupt(ledger: Ledger, pool: Pool, schedule: Scheduler, redactor: Redactor, ui: Observer) -> None:
     """Ctrl-C: stop the running notebooks, record them as interrupted, the rest as not-run."""
     second = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -309,41 +249,23 @@ def _interrupt(
         ui.note(
             "Ctrl-C: interrupting the running notebook(s) and writing the ledger (Ctrl-C again to stop now)"
         )
-        busy = [w for w in workers if w.current is not None]
-        for worker in busy:
-            if worker.session is not None:
+        for worker in pool.workers:
+            if worker.current is not None and worker.session is not None:
                 worker.session.interrupt()
         deadline = time.monotonic() + INTERRUPT_GRACE
-        while any(w.current for w in workers) and time.monotonic() < deadline and not second.is_set():
+        while any(w.current for w in pool.workers) and time.monotonic() < deadline and not second.is_set():
             try:
-                kind, tid, payload = events.get(timeout=0.2)
+                kind, tid, payload = pool.events.get(timeout=0.2)
             except queue.Empty:
                 continue
             if kind == "done":
-                record = records[tid]
-                _apply(record, payload)
-                if record.status == "failed" and (payload.error or {}).get("ename") in (
-                    "KeyboardInterrupt",
-                    "DeadKernelError",
-                ):
-                    record.status = "interrupted"
-                if record.status == "interrupted":
-                    record.reason = "stopped by Ctrl-C"
-                next(w for w in workers if w.current == tid).current = None
-                ui.task_finished(record, numbers.get(tid, 0), total)
-        for worker in workers:
-            if worker.current is not None:
-                record = records[worker.current]
-                record.status, record.reason = "interrupted", "stopped by Ctrl-C (its kernel was killed)"
-                if worker.session is not None:
-                    worker.session.kill()
-                worker.current = None
-        for tid in pending:
-            records[tid].status, records[tid].reason = (
-                "not-run",
-                "not started: the run was interrupted (Ctrl-C)",
-            )
-        pending.clear()
+                record = _ended(pool, schedule, schedule.records[tid], payload, after_ctrl_c=True)
+                ui.task_finished(record, schedule.numbers.get(tid, 0), schedule.total)
+        killed = set(schedule.abandon())
+        for worker in pool.workers:
+            if worker.current in killed and worker.session is not None:
+                worker.session.kill()
+            worker.current = None
         ledger.status = "interrupted"
         ledger.save(redactor)
     finally:

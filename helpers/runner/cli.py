@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ environment:
   RUNBOOK_APP_DIR      the app repository phase-1/2 notebooks change (their app_dir default)
   RUNBOOK_RUNS_DIR     where run folders go (default: <project>/runs, git-ignored)
   RUNBOOK_DOCS_URL     published docs site; summaries then link troubleshooting there
-  RUNBOOK_SECRETS_FILE secrets file (default: <project>/.env, git-ignored); secret names:
-  helpers/core/secrets.py
+  RUNBOOK_SECRETS_FILE secrets file (default: <project>/.env, git-ignored)
   RUNBOOK_REGISTRY     another task registry file (tests, trying the runner on other notebooks)
-  secrets (DIGITALOCEAN_TOKEN, COOLIFY_API_TOKEN, ...) come from the environment or the secrets
-  file, never from -p: the runner refuses them and scrubs their values from everything it writes."""
+  secrets (DIGITALOCEAN_TOKEN, COOLIFY_API_TOKEN, ...: helpers/core/secrets.py) come from the
+  environment or the secrets file, never from -p: the runner refuses them and scrubs their values
+  from everything it writes. Every variable: CONTRIBUTING.md."""
 
 OUTPUTS = """\
 outputs (one folder per run, default runs/<UTC timestamp>-<phase>/):
@@ -48,27 +49,69 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=100)
 
 
-def _add_run_options(p: argparse.ArgumentParser, plan: bool = False) -> None:
-    sel = p.add_argument_group("selection (cuts the run order that `runbook plan` prints)")
-    sel.add_argument("--from", dest="start", metavar="ID", help="start at this task (inclusive)")
-    sel.add_argument("--to", dest="stop", metavar="ID", help="stop after this task (inclusive)")
-    sel.add_argument("--only", nargs="+", metavar="ID", default=[], help="run exactly these tasks")
-    par = p.add_argument_group("parameters")
-    par.add_argument(
+def _epilog(examples: list[str], *notes: str) -> str:
+    """The end of a ``--help``: its examples (a test runs every one), then ``notes``."""
+    return "\n\n".join(["examples:\n" + "\n".join(f"  {e}" for e in examples), *notes])
+
+
+def _subcommand(
+    sub: Any, name: str, summary: str, description: str, examples: list[str], *notes: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=_epilog(examples, *notes),
+        formatter_class=_formatter,
+    )
+
+
+def _add_parameters(p: argparse.ArgumentParser | Any, pairs: str, file: str) -> None:
+    """``-p NAME VALUE`` (repeatable) and ``-f YAML``."""
+    p.add_argument(
         "-p",
         "--parameter",
         nargs=2,
         action="append",
         metavar=("NAME", "VALUE"),
         default=[],
-        help="a parameter for every notebook that declares NAME (repeatable)",
+        help=pairs,
     )
-    par.add_argument(
-        "-f",
-        "--parameters-file",
-        type=Path,
-        metavar="YAML",
-        help="YAML with 'shared:' and per-task 'tasks:' parameters",
+    p.add_argument("-f", "--parameters-file", type=Path, metavar="YAML", help=file)
+
+
+def _add_kernel_options(p: argparse.ArgumentParser | Any, jobs_default: int | None) -> None:
+    """``--jobs`` and ``--fresh-kernels`` (run, plan, resume)."""
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=jobs_default,
+        metavar="N",
+        help="run up to N independent tasks at once, one kernel each"
+        + (f" (default {jobs_default})" if jobs_default else " (default: as the run had)"),
+    )
+    p.add_argument(
+        "--fresh-kernels",
+        action="store_true",
+        help="a new kernel for every notebook (slower; the default reuses one kernel "
+        "with a clean namespace, environment and working directory per notebook)",
+    )
+
+
+KEEP_GOING = "after a failure, still run the tasks that do not depend on it"
+
+
+def _add_run_options(p: argparse.ArgumentParser, plan: bool = False) -> None:
+    p.add_argument("phase", help="phase1 or phase2")
+    sel = p.add_argument_group("selection (cuts the run order that `runbook plan` prints)")
+    sel.add_argument("--from", dest="start", metavar="ID", help="start at this task (inclusive)")
+    sel.add_argument("--to", dest="stop", metavar="ID", help="stop after this task (inclusive)")
+    sel.add_argument("--only", nargs="+", metavar="ID", default=[], help="run exactly these tasks")
+    _add_parameters(
+        p.add_argument_group("parameters"),
+        "a parameter for every notebook that declares NAME (repeatable; `runbook list --params`)",
+        "YAML with 'shared:' and per-task 'tasks:' parameters",
     )
     exe = p.add_argument_group("execution")
     if not plan:
@@ -77,29 +120,21 @@ def _add_run_options(p: argparse.ArgumentParser, plan: bool = False) -> None:
             action="store_true",
             help="set dry_run in every notebook that has it; tasks without it are skipped",
         )
-        exe.add_argument(
-            "--keep-going",
-            action="store_true",
-            help="after a failure, still run the tasks that do not depend on it",
-        )
-    exe.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run up to N independent tasks at once, one kernel each (default 1)",
-    )
-    exe.add_argument(
-        "--fresh-kernels",
-        action="store_true",
-        help="a new kernel for every notebook (slower; the default reuses one kernel "
-        "with a clean namespace, environment and working directory per notebook)",
-    )
+        exe.add_argument("--keep-going", action="store_true", help=KEEP_GOING)
+    _add_kernel_options(exe, 1)
     exe.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer")
     exe.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="the run folder (default runs/<timestamp>-<phase>/)"
     )
+
+
+PARAMS_YAML = """\
+params.yaml (for -f):
+  shared:
+    app_dir: ~/src/demo-app
+  tasks:
+    "1.14":           # quote ids: YAML reads 1.10 as 1.1
+      commit: true"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,104 +143,103 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
         description="Run the Implementation 3 runbook: each task is a notebook; papermill chains a phase "
         "in the task registry's dependency order.",
-        epilog="examples:\n  runbook list\n  runbook plan phase1 -p app_dir ~/src/implementation-2\n"
-        "  runbook run phase1 -p app_dir ~/src/implementation-2\n  runbook resume\n\n"
-        f"{ENVIRONMENT}\n\n{EXIT}",
+        epilog=_epilog(
+            [
+                "runbook list",
+                "runbook plan phase1 -p app_dir ~/src/demo-app",
+                "runbook run phase1 -p app_dir ~/src/demo-app",
+                "runbook resume",
+            ],
+            ENVIRONMENT,
+            EXIT,
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "list",
-        help="the tasks, their kind, dependencies and last status",
-        formatter_class=_formatter,
-        description="List a phase's tasks in run order with their parallel group, kind, "
+        "the tasks, their kind, dependencies and last status",
+        "List a phase's tasks in run order with their parallel group, kind, "
         "prerequisites and the status they had in the phase's last run.",
-        epilog="examples:\n  runbook list\n  runbook list phase2\n  runbook list phase1 --params\n\n"
+        ["runbook list", "runbook list phase2", "runbook list phase1 --params"],
         "The last status comes from the newest ledger under RUNBOOK_RUNS_DIR (default runs/).",
     )
     p.add_argument("phase", nargs="?", help="phase1 or phase2 (default: both)")
     p.add_argument("--params", action="store_true", help="also list each notebook's parameters and defaults")
 
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "run",
-        help="execute a phase's notebooks",
-        formatter_class=_formatter,
-        description="Execute the phase's notebooks with papermill in dependency order, "
+        "execute a phase's notebooks",
+        "Execute the phase's notebooks with papermill in dependency order, "
         "injecting parameters, and write the run folder. The first failure stops "
         "the chain (--keep-going runs the independent tasks); `runbook resume` "
         "continues after a fix.",
-        epilog="examples:\n"
-        "  runbook run phase1 -p app_dir ~/src/implementation-2\n"
-        "  runbook run phase1 -f params.yaml --from 1.7 --to 1.13\n"
-        "  runbook run phase1 --only 1.4 1.5 --dry-run\n"
-        "  runbook run phase1 -p app_dir . -p allow_commit true --jobs 2\n\n"
-        "params.yaml:\n  shared:\n    app_dir: /home/me/implementation-2\n  tasks:\n"
-        '    "1.14":           # quote ids: YAML reads 1.10 as 1.1\n'
-        "      allow_commit: true\n\n"
-        f"{OUTPUTS}\n\n{ENVIRONMENT}\n\n{EXIT}",
+        [
+            "runbook run phase1 -p app_dir ~/src/demo-app",
+            "runbook run phase1 -f params.yaml --from 1.7 --to 1.13",
+            "runbook run phase1 --only 1.4 1.5 --dry-run",
+            "runbook run phase1 -p app_dir ~/src/demo-app -p commit true --jobs 2",
+        ],
+        PARAMS_YAML,
+        OUTPUTS,
+        ENVIRONMENT,
+        EXIT,
     )
-    p.add_argument("phase", help="phase1 or phase2")
     _add_run_options(p)
 
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "plan",
-        help="what would run, with which parameters, and what would change",
-        formatter_class=_formatter,
-        description="Show the run order (with parallel groups) and each task's parameters, then "
+        "what would run, with which parameters, and what would change",
+        "Show the run order (with parallel groups) and each task's parameters, then "
         "run every automated and docs notebook with dry_run=True to show what it would "
         "change. Nothing is changed: notebooks without a dry_run parameter and manual "
         "tasks are not executed. The dry-run notebooks go to a run folder "
         "(runs/<timestamp>-<phase>-plan/), which `resume` ignores.",
-        epilog="examples:\n  runbook plan phase1 -p app_dir ~/src/implementation-2\n"
-        "  runbook plan phase2 -f params.yaml --from 2.9\n\n"
+        [
+            "runbook plan phase1 -p app_dir ~/src/demo-app",
+            "runbook plan phase2 --from 2.10 --to 2.12 -p app_dir ~/src/demo-app   # no token needed",
+        ],
         "A later task's dry-run may fail only because an earlier task has not really run "
-        "yet (it is shown, and every task is still planned).\n\n"
-        f"{ENVIRONMENT}",
+        "yet (it is shown, and every task is still planned).",
+        ENVIRONMENT,
     )
-    p.add_argument("phase", help="phase1 or phase2")
     _add_run_options(p, plan=True)
 
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "resume",
-        help="continue the last run after a fix",
-        formatter_class=_formatter,
-        description="Continue a run from its failed, interrupted or not-run tasks. Tasks that "
+        "continue the last run after a fix",
+        "Continue a run from its failed, interrupted or not-run tasks. Tasks that "
         "passed with the same parameters are not run again; the failed task's "
         "previous executed notebook is kept as <task>.attemptN.ipynb.",
-        epilog="examples:\n  runbook resume\n  runbook resume runs/20250101-120000-phase1\n"
-        "  runbook resume -p app_dir ~/src/implementation-2   # changed parameters rerun\n\n"
-        "Without RUN_DIR: the newest run under RUNBOOK_RUNS_DIR (default runs/).\n\n"
-        f"{EXIT}",
+        [
+            "runbook resume",
+            "runbook resume runs/20250101-120000-phase1",
+            "runbook resume -p app_dir ~/src/demo-app   # changed parameters rerun",
+        ],
+        "Without RUN_DIR: the newest run under RUNBOOK_RUNS_DIR (default runs/).",
+        EXIT,
     )
     p.add_argument("run_dir", nargs="?", type=Path, help="the run folder (default: the last run)")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        default=[],
-        help="change a shared parameter (tasks using it run again)",
-    )
-    p.add_argument("-f", "--parameters-file", type=Path, metavar="YAML", help="more or changed parameters")
-    p.add_argument(
-        "--keep-going", action="store_true", default=None, help="run independent tasks after a failure"
-    )
-    p.add_argument("--jobs", "-j", type=int, metavar="N", help="independent tasks at once")
-    p.add_argument("--fresh-kernels", action="store_true", help="a new kernel for every notebook")
+    _add_parameters(p, "change a shared parameter (tasks using it run again)", "more or changed parameters")
+    p.add_argument("--keep-going", action="store_true", default=None, help=KEEP_GOING)
+    _add_kernel_options(p, None)
 
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "lab",
-        help="open JupyterLab on the notebooks",
-        formatter_class=_formatter,
-        description="Start JupyterLab with the project's notebooks folder as its root "
-        "(bound to 127.0.0.1). Anything after -- goes to `jupyter lab`.",
-        epilog="examples:\n  runbook lab\n  runbook lab --port 8899 --no-browser\n"
-        "  runbook lab -- --ServerApp.token=''",
+        "open JupyterLab on the notebooks",
+        "Start JupyterLab with the project's notebooks folder as its root "
+        "(bound to 127.0.0.1), without JupyterLab's prompt about news from the internet. "
+        "Anything after -- goes to `jupyter lab`.",
+        ["runbook lab", "runbook lab --port 8899 --no-browser", "runbook lab -- --ServerApp.token=''"],
     )
-    p.add_argument("--port", type=int, default=8888)
-    p.add_argument("--no-browser", action="store_true")
+    p.add_argument("--port", type=int, default=8888, help="the port on 127.0.0.1 (default 8888)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     from helpers.rehearse.__main__ import add_subcommand as add_rehearse
@@ -222,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _console() -> Any:
     from rich.console import Console
 
+    from helpers.core.settings import env
+
     # In CI logs and pipes (no terminal, no COLUMNS) rich would wrap tables at 80 columns.
-    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    wide = None if sys.stdout.isatty() or env.columns else 120
     return Console(stderr=False, highlight=False, width=wide)
 
 
@@ -447,6 +483,9 @@ def cmd_resume(args: argparse.Namespace, console: Any) -> int:
     return runs.exit_code(ledger)
 
 
+LAB_CONFIG = Path(__file__).with_name("lab")  # Jupyter configuration of `runbook lab` (labconfig/)
+
+
 def lab_command(root: Path, port: int, no_browser: bool, extra: list[str]) -> list[str]:
     cmd = [
         sys.executable,
@@ -463,14 +502,27 @@ def lab_command(root: Path, port: int, no_browser: bool, extra: list[str]) -> li
     return cmd + [e for e in extra if e != "--"]
 
 
+def lab_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with :data:`LAB_CONFIG` first on ``JUPYTER_CONFIG_PATH``.
+
+    Its ``labconfig/default_setting_overrides.json`` changes JupyterLab's defaults for learners: no
+    prompt asking whether to fetch news from the internet (they can still turn it on in the settings;
+    a user's own Jupyter configuration wins).
+    """
+    from helpers.core.settings import Settings
+
+    more = Settings(environ).jupyter_config_path
+    return {**environ, "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(LAB_CONFIG), more]))}
+
+
 def cmd_lab(args: argparse.Namespace, console: Any) -> int:
     from helpers.runner import catalog as C
 
     cmd = lab_command(C.default().root, args.port, args.no_browser, args.extra)
     console.print("starting: " + " ".join(cmd), markup=False)
     sys.stdout.flush()
-    os.execv(cmd[0], cmd)
-    return 0  # pragma: no cover - execv does not return
+    os.execve(cmd[0], cmd, lab_environment(os.environ))
+    return 0  # pragma: no cover - execve does not return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,17 +67,17 @@ def as_json(diagnoses: list[Any]) -> str:
 
 
 def run(args: argparse.Namespace, console: Any = None) -> int:
-    import os
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
+    from helpers.core.settings import env
     from helpers.ops.doctor import diagnose
     from helpers.services.diagnose import explain
 
-    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120  # as the other subcommands
-    console = console or Console(highlight=False, width=wide)
+    if console is None:  # as the other subcommands: pipes and CI logs get 120 columns, not rich's 80
+        console = Console(highlight=False, width=None if sys.stdout.isatty() or env.columns else 120)
     diagnoses = diagnose(args.scope, app_dir=args.app_dir, env_file=args.env_file, admin_user=args.admin_user)
     if args.json:
         print(as_json(diagnoses))

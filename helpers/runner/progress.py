@@ -18,12 +18,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from helpers.runner.chain import Observer
 from helpers.runner.ledger import Ledger, TaskRecord
 from helpers.runner.redact import Redactor
 from helpers.runner.report import ICONS, fmt_duration
 
 
-class PlainObserver:
+class PlainObserver(Observer):
     def __init__(self, console: Console, redactor: Redactor):
         self.console = console
         self.redactor = redactor
@@ -38,9 +39,6 @@ class PlainObserver:
     def task_started(self, record: TaskRecord, number: int, total: int) -> None:
         self._say(f"[{number}/{total}] ▶ {record.id} {record.title} ({record.kind})")
 
-    def cell(self, task_id: str, number: int, total: int, first_line: str) -> None:
-        pass
-
     def task_finished(self, record: TaskRecord, number: int, total: int) -> None:
         extra = f": {record.error.get('ename')}" if record.error else ""
         self._say(
@@ -50,9 +48,6 @@ class PlainObserver:
 
     def note(self, message: str) -> None:
         self._say(message)
-
-    def run_finished(self, ledger: Ledger) -> None:
-        pass
 
 
 class RichObserver(PlainObserver):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import secrets
+from helpers.core.settings import Settings
 
 SCHEME = "runbook-redact://"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -44,9 +45,13 @@ def map_strings(value: Any, fix: Callable[[str], str]) -> Any:
 
 
 def environment_secret_values(environ: dict[str, str] | None = None) -> set[str]:
-    """Values of environment variables whose names look secret (``*_TOKEN``, ``*PASSWORD*``...)."""
+    """Values of environment variables whose names look secret (``*_TOKEN``, ``*PASSWORD*``...).
+
+    The runbook's own settings are not secrets although some names say SECRET
+    (``RUNBOOK_SECRETS_FILE`` is a path, ``RUNBOOK_UPDATE_GITHUB_SECRETS`` a switch).
+    """
     env = os.environ if environ is None else environ
-    return {v for k, v in env.items() if v and secrets.is_secret_name(k)}
+    return {v for k, v in env.items() if v and secrets.is_secret_name(k) and Settings.by_name(k) is None}
 
 
 class Redactor:

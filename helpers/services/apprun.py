@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from helpers.core.poll import PollTimeout, poll
 from helpers.core.settings import env
 from helpers.services import health
 
@@ -117,10 +118,9 @@ def _group_alive(pgid: int) -> bool:
 def _stop_group(pgid: int, grace: float) -> None:
     if not _signal_group(pgid, signal.SIGTERM):
         return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pgid):
-        time.sleep(0.1)
-    if _group_alive(pgid):
+    try:
+        poll(lambda: _group_alive(pgid), until=lambda alive: not alive, timeout=grace, interval=0.1)
+    except PollTimeout:
         _signal_group(pgid, signal.SIGKILL)
 
 

@@ -8,13 +8,13 @@ connection is a result with ``error`` set, so a verification table can show it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from helpers.core.poll import PollTimeout, poll
 from helpers.services import diagnose
 
 DEFAULT_URL = "http://localhost:3000/api/health"
@@ -94,18 +94,25 @@ def wait_healthy(url: str, timeout: float = 60.0, interval: float = 0.5, alive: 
     ``alive`` (optional callable) is asked between probes; when it returns a message (a started
     process died, say) the wait stops early and that message becomes the result's error.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe(url, timeout=min(5.0, max(timeout, 0.5)))
+
+    def settled(result: Health) -> bool:
         if result.ok:
-            return result
+            return True
         problem = alive() if alive else None
         if problem:
             result.error = problem
-            return result
-        if time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
+        return bool(problem)
+
+    try:
+        return poll(
+            lambda: probe(url, timeout=min(5.0, max(timeout, 0.5))),
+            until=settled,
+            timeout=timeout,
+            interval=interval,
+            what=f"{url} to report ok",
+        )
+    except PollTimeout as exc:
+        return exc.last
 
 
 def check_health(check: Any, url: str, timeout: float = 10.0) -> Health:

@@ -13,26 +13,40 @@ import asyncio
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
+from helpers.core.poll import PollTimeout, poll
+
 T = TypeVar("T")
+R = TypeVar("R")
 DEFAULT_QUEUE = "jobs"
 FINAL_STATES = ("completed", "failed")
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from inside a running event loop (a notebook cell)."""
+def on_own_loop(work: Callable[[Callable[[Awaitable[Any]], Any]], R]) -> R:
+    """``work(wait)`` with a private event loop, where ``wait(coroutine)`` runs one coroutine to its end (in a
+    thread when a loop already runs here: a notebook cell), so synchronous code can await step by step."""
+
+    def target() -> R:
+        with asyncio.Runner() as runner:
+            return work(runner.run)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return target()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(target).result()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from inside a running event loop (a notebook cell)."""
+    return on_own_loop(lambda wait: wait(coro))
 
 
 def queue_name_for(app_dir: str | Path | None, default: str = DEFAULT_QUEUE) -> str:
@@ -87,7 +101,8 @@ class JobOutcome:
         )
 
 
-async def _enqueue_and_wait(
+def _enqueue_and_wait(
+    wait: Callable[[Awaitable[Any]], Any],
     redis_url: str,
     queue_name: str,
     name: str,
@@ -100,20 +115,24 @@ async def _enqueue_and_wait(
 
     queue = Queue(queue_name, {"connection": redis_url, "prefix": prefix})
     try:
-        workers = await queue.get_workers_count()
-        job = await queue.add(name, data, {"attempts": 1})
+        workers = wait(queue.get_workers_count())
+        job = wait(queue.add(name, data, {"attempts": 1}))
         job_id = str(job.id)
         started = time.monotonic()
-        state = "unknown"
-        while time.monotonic() - started < timeout:
-            state = await queue.getJobState(job_id)
-            if state in FINAL_STATES:
-                break
-            await asyncio.sleep(0.2)
+        try:
+            state = poll(
+                lambda: wait(queue.getJobState(job_id)),
+                until=lambda s: s in FINAL_STATES,
+                timeout=timeout,
+                interval=0.2,
+                what=f"job {job_id} to complete or fail",
+            )
+        except PollTimeout as exc:
+            state = str(exc.last or "unknown")
         elapsed = time.monotonic() - started
         if state not in FINAL_STATES:
-            workers = max(workers, await queue.get_workers_count())
-        stored = await Job.fromId(queue, job_id)
+            workers = max(workers, wait(queue.get_workers_count()))
+        stored = wait(Job.fromId(queue, job_id))
         outcome = JobOutcome(
             queue=queue_name,
             job_id=job_id,
@@ -126,12 +145,12 @@ async def _enqueue_and_wait(
         )
         if remove and stored is not None:
             if state in FINAL_STATES:
-                await stored.remove()
+                wait(stored.remove())
             else:  # never leave a stray job for a worker that starts later
-                await queue.remove(job_id)
+                wait(queue.remove(job_id))
         return outcome
     finally:
-        await queue.close()
+        wait(queue.close())
 
 
 def enqueue_and_wait(
@@ -150,7 +169,9 @@ def enqueue_and_wait(
     removed too, so no worker processes it later by surprise.
     """
     payload = {"probe": uuid.uuid4().hex, "sentAt": time.time(), **(data or {})}
-    return run_sync(_enqueue_and_wait(redis_url, queue_name, name, payload, timeout, prefix, remove))
+    return on_own_loop(
+        lambda wait: _enqueue_and_wait(wait, redis_url, queue_name, name, payload, timeout, prefix, remove)
+    )
 
 
 async def _workers(redis_url: str, queue_name: str, prefix: str) -> int:

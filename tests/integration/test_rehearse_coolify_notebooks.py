@@ -57,7 +57,9 @@ def droplet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A droplet container reachable by key, recorded in a private state file as task 2.2 records it."""
     from helpers.cloud import ssh
     from helpers.core import state
+    from helpers.host.ports import free_port
     from helpers.rehearse import droplet as droplets
+    from helpers.rehearse.session import COOLIFY_INSTALLER
 
     try:
         droplets.ensure_image(build=False)
@@ -65,8 +67,11 @@ def droplet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         unavailable(f"droplet stand-in image not available: {exc}")
     name = f"{PREFIX}{stdlib_secrets.token_hex(3)}"
     token = "7|" + stdlib_secrets.token_urlsafe(32)
-    env = {
-        "RUNBOOK_REHEARSAL": "1",
+    env = {  # what a rehearsal configures (helpers.rehearse.session), no more
+        "RUNBOOK_COOLIFY_INSTALLER": str(COOLIFY_INSTALLER),
+        # the droplet's ports 8000 (the container publishes it) and 3000 (the web app): where they are reached
+        "RUNBOOK_ADDRESS_MAP": ",".join(f"127.0.0.1:{p}=127.0.0.1:{free_port()}" for p in (8000, 3000)),
+        "RUNBOOK_PRIVATE_IMAGES": "0",  # no registry to log in to
         "RUNBOOK_STATE_DIR": str(tmp_path / "state"),
         "RUNBOOK_SECRETS_FILE": str(tmp_path / "secrets.env"),
         "RUNBOOK_SSH_DIR": str(tmp_path / "ssh"),

@@ -21,7 +21,8 @@ import papermill
 import pytest
 from dotenv import dotenv_values
 
-from helpers.cloud import github
+from helpers.clients import github
+from helpers.cloud import github_runs, github_secrets
 from helpers.core import state
 from helpers.core.paths import PROJECT_ROOT
 from helpers.core.tasks import get
@@ -81,7 +82,7 @@ def rehearsal(app_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv(github.FINGERPRINT_KEY, raising=False)
+    monkeypatch.delenv(github_secrets.FINGERPRINT_KEY, raising=False)
     return {"app": app_copy, "tmp": tmp_path, "secrets": values}
 
 
@@ -216,8 +217,8 @@ def test_2_13_after_the_apps_exist_completes_the_secrets_and_a_push_deploys(
 
         [pushed] = server.push(REPO, "main")  # the workflow file comes from the app repository
         repo = github.get_repo(github.connect(), REPO)
-        assert github.wait_for_run(repo, pushed.id, timeout=30, poll=0.1)["conclusion"] == "success"
+        assert github_runs.wait_for_run(repo, pushed.id, timeout=30, interval=0.1)["conclusion"] == "success"
         assert [e.query["uuid"] for e in coolify.requests()] == [["web-uuid-1"], ["worker-uuid-1"]]
-        assert github.latest_run(repo)["conclusion"] == "success"
+        assert github_runs.latest_run(repo)["conclusion"] == "success"
     assert token not in json.dumps([e.body for e in server.requests()])
     assert token not in after.read_text()

@@ -24,7 +24,7 @@ from helpers.rehearse import droplet
 
 pytestmark = pytest.mark.engine
 
-SETTINGS = server.Settings(admin_user="deploy", rehearsal=True)
+SETTINGS = server.Settings(admin_user="deploy", swap_size="0")  # the container's overlay root takes no swap
 
 
 @dataclass
@@ -44,7 +44,6 @@ class Node:
 @pytest.fixture
 def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("RUNBOOK_REHEARSAL", "1")
     sdir = tmp_path / "ssh"
     ssh.ensure_keypair(sdir / "id_ed25519")
     public_key = (sdir / "id_ed25519.pub").read_text()
@@ -83,7 +82,7 @@ def test_setup_twice_second_run_changes_nothing(node: Node) -> None:
     assert st["ufw firewall"] == "changed" and st["fail2ban"] == "changed"
     assert st["swap file /swapfile"] == "skipped"
     swap = next(r for r in first if r.name.startswith("swap"))
-    assert swap.detail.startswith("rehearsal — swap cannot be enabled on overlay")
+    assert swap.detail == "swap_size is 0: no swap file wanted"
     check = verification(node)
     assert check.failures == [], check.failures
     assert len(check.results) >= 20
@@ -202,17 +201,17 @@ def test_notebooks_2_3_then_2_4_twice(node: Node, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     out.mkdir()
     # a dry run of 2.4 on the fresh droplet plans and changes nothing
-    planned = run_notebook("2.4", out, "-dry", node, dry_run=True, rehearsal=True)
+    planned = run_notebook("2.4", out, "-dry", node, dry_run=True, swap_size="0")
     assert "would change" in {s["status"] for s in planned}
     assert "no such user" in node.sh("id deploy 2>&1", check=False)
 
-    first = run_notebook("2.3", out, "-1", node) + run_notebook("2.4", out, "-1", node, rehearsal=True)
+    first = run_notebook("2.3", out, "-1", node) + run_notebook("2.4", out, "-1", node, swap_size="0")
     assert "changed" in {s["status"] for s in first}
     assert not [s for s in first if s["status"] == "failed"]
     entry = ssh.read_config_entry("implementation3", node.target.ssh_dir)
     assert entry["user"] == "deploy" and entry["port"] == str(node.target.port)
 
-    second = run_notebook("2.3", out, "-2", node) + run_notebook("2.4", out, "-2", node, rehearsal=True)
+    second = run_notebook("2.3", out, "-2", node) + run_notebook("2.4", out, "-2", node, swap_size="0")
     assert second and {s["status"] for s in second} <= {"ok", "skipped"}, [
         (s["name"], s["status"]) for s in second if s["status"] not in ("ok", "skipped")
     ]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import grimp
-import pytest
 
 from helpers.core.paths import PROJECT_ROOT
 
@@ -27,10 +26,6 @@ def test_helpers_holds_packages_only() -> None:
     assert folders == PACKAGES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known until the cloud work of issue 9 lands: cloud imports the stand-ins",
-)
 def test_import_contracts_are_kept() -> None:
     lint_imports = Path(sys.executable).with_name("lint-imports")
     proc = subprocess.run(

@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.cloud import coolify, coolify_apps
+from helpers.app import workflow
+from helpers.clients import coolify, errors
+from helpers.cloud import coolify_apps, coolify_setup
 from helpers.core import secrets, state
 from helpers.core.checks import VerificationFailed, verify
 from helpers.core.paths import PROJECT_ROOT
@@ -19,6 +21,7 @@ READ_ONLY = "4|" + "r7" * 20
 NO_DEPLOY = "5|" + "w5" * 20
 BASE = "http://203.0.113.7:8000/api/v1"
 REPO = "Acme/Demo-App"
+IMAGES = {"repository": REPO, **workflow.image_names(REPO), "deploy_tag": "main"}  # as task 2.9 records
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +34,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "PROD_DATABASE_URL",
         "PROD_REDIS_URL",
         "RUNBOOK_FINGERPRINT_SECRET",
+        "GHCR_TOKEN",
     ):
         monkeypatch.delenv(name, raising=False)
     secrets.put("PROD_DATABASE_URL", "postgres://app:" + "p" * 30 + "@dbuuid:5432/app")
@@ -45,7 +49,7 @@ def world() -> dict[str, Any]:
     )
     client = coolify.Client(TOKEN, BASE, transport=fake.transport(), sleep=lambda s: None)
     project = client.create_project("demo")
-    target = coolify.resolve_target(client, "localhost", client.project(project["uuid"]), "production")
+    target = coolify_setup.resolve_target(client, "localhost", client.project(project["uuid"]), "production")
     return {"fake": fake, "client": client, "project": project["uuid"], "target": target}
 
 
@@ -61,7 +65,11 @@ def raw(fake: CoolifyStandIn, token: str = TOKEN) -> httpx.Client:
 
 def apps(world: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     out = {}
-    for spec in (coolify_apps.web_spec(REPO, "demo-web"), coolify_apps.worker_spec(REPO, "demo-worker")):
+    specs = (
+        coolify_apps.web_spec("demo-web", images=IMAGES),
+        coolify_apps.worker_spec("demo-worker", IMAGES),
+    )
+    for spec in specs:
         step, app = coolify_apps.ensure_app(
             world["client"], world["project"], "production", world["target"], spec, dry_run
         )
@@ -83,20 +91,20 @@ def test_create_app_201_then_422_and_409(world: dict[str, Any]) -> None:
     assert created.status_code == 201 and set(created.json()) == {"uuid"}
     missing = http.post("/applications/dockerimage", json={"name": "x", "bogus": 1})
     assert missing.status_code == 422
-    errors = missing.json()["errors"]
+    complaints = missing.json()["errors"]
     assert {
         "project_uuid",
         "server_uuid",
         "environment_name",
         "environment_uuid",
         "docker_registry_image_name",
-    } <= set(errors)
-    assert errors["bogus"] == ["This field is not allowed."]
+    } <= set(complaints)
+    assert complaints["bogus"] == ["This field is not allowed."]
     duplicate = http.post("/applications/dockerimage", json=body)
     assert duplicate.status_code == 409 and "Domain conflicts" in duplicate.json()["message"]
-    with pytest.raises(coolify.ValidationFailed, match="docker_registry_image_name"):
+    with pytest.raises(errors.InvalidRequest, match="docker_registry_image_name"):
         world["client"].create_dockerimage_app(world["target"].body())
-    with pytest.raises(coolify.Conflict):
+    with pytest.raises(errors.Conflict):
         world["client"].create_dockerimage_app(body)
 
 
@@ -271,9 +279,26 @@ def test_2_17_deploys_through_the_webhook_once_then_ok(world: dict[str, Any]) ->
     assert url == f"http://203.0.113.7:8000/api/v1/deploy?uuid={made['web'][1]['uuid']}&force=false"
 
 
+def test_the_apps_use_the_images_task_2_9_recorded() -> None:
+    with pytest.raises(LookupError, match=r"run task 2\.9 first"):
+        coolify_apps.web_spec("demo-web")
+    state.update("phase2", images={**IMAGES, "deploy_tag": "release"})
+    web, worker = coolify_apps.web_spec("demo-web"), coolify_apps.worker_spec("demo-worker")
+    assert (web.image, web.tag) == ("ghcr.io/acme/demo-app-web", "release")
+    assert (worker.image, worker.tag) == ("ghcr.io/acme/demo-app-worker", "release")
+    state.update("phase2", images={"repository": REPO, "web": IMAGES["web"]})
+    with pytest.raises(LookupError, match=r"lacks worker, deploy_tag: run task 2\.9 again"):
+        coolify_apps.worker_spec("demo-worker")
+
+
+def test_registry_login_is_skipped_for_public_images_and_needs_the_token_for_private_ones() -> None:
+    public = coolify_apps.registry_login(False, "deploy", images=IMAGES)
+    assert public.status == "skipped" and "public" in public.detail
+    private = coolify_apps.ensure_registry_login(None, "acme", private=True)
+    assert private.status == "failed" and "GHCR_TOKEN is not set" in private.detail
+
+
 def test_bad_input_says_what_to_do() -> None:
-    with pytest.raises(ValueError, match=r"owner/name"):
-        coolify_apps.image_names("just-a-name")
     with pytest.raises(ValueError, match=r"host name only"):
         coolify_apps.check_domain("https://app.example.com")
     with pytest.raises(LookupError, match=r"2\.16"):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from helpers.cloud import production
+from helpers.cloud import production_checks as production
 from helpers.core.checks import VerificationFailed, verify
 from tests.unit.test_coolify_apps import apps, isolated, world  # noqa: F401  (the fixtures)
 

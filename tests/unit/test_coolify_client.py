@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.cloud import coolify
+from helpers.clients import coolify, errors
+from helpers.clients.http import retry_delay
+from helpers.cloud import coolify_setup
 from helpers.rehearse.coolify import CoolifyStandIn
 from tests.conftest import free_port
 
@@ -49,9 +51,9 @@ def test_base_url_comes_from_configuration(monkeypatch: pytest.MonkeyPatch) -> N
         "phase2", coolify={"api_url": "http://127.0.0.1:4711/api/v1", "url": "http://127.0.0.1:4711"}
     )
     assert coolify.api_url() == "http://127.0.0.1:4711/api/v1"
-    monkeypatch.setenv("COOLIFY_API_URL", "https://coolify.example.com/api/v1/")
-    assert coolify.api_url() == "https://coolify.example.com/api/v1"
-    assert coolify.dashboard_of(coolify.api_url()) == "https://coolify.example.com"
+    monkeypatch.setenv("COOLIFY_API_URL", "https://coolify_setup.example.com/api/v1/")
+    assert coolify.api_url() == "https://coolify_setup.example.com/api/v1"
+    assert coolify.dashboard_of(coolify.api_url()) == "https://coolify_setup.example.com"
 
 
 def test_bad_configuration_is_refused_clearly() -> None:
@@ -77,7 +79,7 @@ def test_connect_reads_the_token_from_the_secrets_file(isolated: Path) -> None:
 def test_wrong_token_is_a_clear_401_without_the_token() -> None:
     fake = CoolifyStandIn({TOKEN: None})
     client = coolify.Client("1|wrongwrongwrong", BASE, transport=fake.transport())
-    with pytest.raises(coolify.Unauthorized) as info:
+    with pytest.raises(errors.Unauthorized) as info:
         client.servers()
     text = str(info.value)
     assert "401" in text and "Unauthenticated." in text and "Keys & Tokens" in text
@@ -90,13 +92,13 @@ def test_api_disabled_and_missing_permission_say_what_to_do() -> None:
     with pytest.raises(coolify.ApiDisabled, match="Settings → Advanced → API Access"):
         client.projects()
     _, reader, _ = make({TOKEN: ["read"]})
-    with pytest.raises(coolify.Forbidden, match="lacks the 'write' permission"):
+    with pytest.raises(errors.Forbidden, match="lacks the 'write' permission"):
         reader.create_project("demo")
 
 
 def test_422_names_each_field() -> None:
     _, client, _ = make()
-    with pytest.raises(coolify.ValidationFailed) as info:
+    with pytest.raises(errors.InvalidRequest) as info:
         client.create_database("postgresql", {"name": "pg", "is_public": "no"})
     err = info.value
     assert err.status == 422
@@ -107,10 +109,10 @@ def test_422_names_each_field() -> None:
 
 def test_404_409_bodies_become_errors() -> None:
     _, client, _ = make()
-    with pytest.raises(coolify.NotFound, match="Project not found"):
+    with pytest.raises(errors.NotFound, match="Project not found"):
         client.project("nope")
     uuid = client.create_project("demo")["uuid"]
-    with pytest.raises(coolify.Conflict, match="already exists"):
+    with pytest.raises(errors.Conflict, match="already exists"):
         client.create_environment(uuid, "production")
 
 
@@ -121,7 +123,7 @@ def test_429_is_retried_after_retry_after_then_succeeds() -> None:
     assert created["uuid"] and sleeps == [3.0, 3.0]
     assert [p["name"] for p in client.projects()] == ["demo"]  # a 429 was not processed: one project
     fake.inject("/api/v1/projects", 429, times=9, headers={"Retry-After": "1"})
-    with pytest.raises(coolify.RateLimited, match="rate limit"):
+    with pytest.raises(errors.RateLimited, match="rate limit"):
         client.projects()
 
 
@@ -148,14 +150,16 @@ def test_5xx_get_is_retried_but_a_post_is_not() -> None:
     fake.inject("/api/v1/projects", 502, method="GET")
     assert client.projects() == [] and sleeps == [1.0]
     fake.inject("/api/v1/projects", 500, method="POST", when="after")
-    with pytest.raises(coolify.ServerError, match="looks before it creates"):
+    with pytest.raises(errors.ServerError, match="looks before it creates"):
         client.create_project("demo")
-    assert len(coolify.find_project(client, "demo")) == 1  # it was created; the caller looks before retrying
+    assert (
+        len(coolify_setup.find_project(client, "demo")) == 1
+    )  # it was created; the caller looks before retrying
 
 
 def test_nothing_listening_is_unreachable_with_a_hint() -> None:
     client = coolify.Client(TOKEN, f"http://127.0.0.1:{free_port()}/api/v1", max_retries=0)
-    with pytest.raises(coolify.Unreachable, match="port 8000 open"):
+    with pytest.raises(errors.Unreachable, match="port 8000 open"):
         client.version()
 
 
@@ -165,7 +169,9 @@ def test_an_older_coolify_is_a_clear_version_error() -> None:
     with pytest.raises(coolify.UnsupportedVersion) as info:
         client.environments(uuid)
     assert "Coolify 4.0.0-beta.380 has no" in str(info.value) and "update Coolify" in str(info.value)
-    assert [e["name"] for e in coolify.list_environments(client, uuid)] == ["production"]  # fallback read
+    assert [e["name"] for e in coolify_setup.list_environments(client, uuid)] == [
+        "production"
+    ]  # fallback read
     with pytest.raises(coolify.UnsupportedVersion, match="create the environment 'staging'"):
         client.create_environment(uuid, "staging")
 
@@ -177,8 +183,8 @@ def test_version_parsing() -> None:
 
 def test_retry_delay_reads_seconds_and_dates() -> None:
     response = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:05 GMT"})
-    assert coolify.retry_delay(response, 0, now=lambda: 1445412480.0) == 5.0
-    assert coolify.retry_delay(httpx.Response(429), 3) == 8.0
+    assert retry_delay(response, 0, now=lambda: 1445412480.0) == 5.0
+    assert retry_delay(httpx.Response(429), 3) == 8.0
 
 
 def test_wait_healthy_shows_each_status() -> None:
@@ -186,10 +192,10 @@ def test_wait_healthy_shows_each_status() -> None:
     project = client.create_project("demo")["uuid"]
     env = client.environment(project, "production")
     server = client.servers()[0]["uuid"]
-    target = coolify.Target(server, project, "production", env["uuid"])
+    target = coolify_setup.Target(server, project, "production", env["uuid"])
     uuid = client.create_database("redis", {**target.body(), "instant_deploy": True})["uuid"]
     seen: list[str] = []
-    db = coolify.wait_healthy(client, uuid, interval=0.5, progress=seen.append, sleep=sleeps)
+    db = coolify_setup.wait_healthy(client, uuid, interval=0.5, progress=seen.append, sleep=sleeps)
     assert db["status"] == "running:healthy"
     assert [line.rsplit(": ", 1)[1] for line in seen] == ["starting", "running:healthy"]
     stopped = client.create_database("redis", target.body())["uuid"]  # never started
@@ -201,8 +207,8 @@ def test_wait_healthy_shows_each_status() -> None:
             self.t += 40
             return self.t
 
-    with pytest.raises(coolify.CoolifyError, match=r"still exited \d+s after its start"):
-        coolify.wait_healthy(client, stopped, progress=seen.append, sleep=sleeps, clock=Clock())
+    with pytest.raises(errors.ApiError, match=r"still exited \d+s after its start"):
+        coolify_setup.wait_healthy(client, stopped, progress=seen.append, sleep=sleeps, clock=Clock())
 
 
 def test_the_token_never_reaches_the_request_log() -> None:

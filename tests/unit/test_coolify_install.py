@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from helpers.cloud import coolify_install as ci
+from helpers.core.checks import Checklist
 from helpers.rehearse.coolify import CoolifyStandIn
+from helpers.rehearse.session import COOLIFY_INSTALLER
 
 OS_RELEASE = """PRETTY_NAME="Ubuntu 24.04.1 LTS"
 NAME="Ubuntu"
@@ -94,7 +96,20 @@ def test_preflight_details() -> None:
     installed = replace(held, installed=True, version="4.0.0-beta.420")
     assert blocking(installed) == []  # ports held by Coolify itself are expected
     small = [r for r in ci.preflight_rows(facts(disk_total_gb=25, disk_free_gb=22)) if r.warning]
-    assert len(small) == 1 and small[0].ok and "warning" in small[0].detail
+    assert len(small) == 1 and small[0].ok and "the installer warns" in small[0].detail
+    # warnings and what Coolify itself holds are notes (ℹ️), never checks that could only pass
+    check = Checklist("pre-flight")
+    ci.check_preflight(check, replace(held, installed=True, disk_total_gb=25, disk_free_gb=22))
+    notes = [r.name for r in check.results if r.kind == "note"]
+    assert "⚠️ disk: 30 GB total / 20 GB free recommended" in notes
+    assert {"port 8000 (dashboard)", "port 80 (Coolify's proxy)", "port 443 (Coolify's proxy)"} <= set(notes)
+    assert all(r.name not in notes for r in check.checks)
+    check = Checklist("pre-flight")
+    ci.check_preflight(check, held)
+    assert {r.name for r in check.failures} == {
+        "port 8000 (dashboard) free",
+        "port 80 (Coolify's proxy) free",
+    }
     assert blocking(facts(os_id="pop")) == []  # the installer maps Pop!_OS to ubuntu
 
 
@@ -146,7 +161,7 @@ def test_read_facts_and_the_installed_version() -> None:
 
 
 def test_fetch_a_local_installer_with_its_manifest() -> None:
-    installer = ci.fetch_installer(str(ci.REHEARSAL_INSTALLER))
+    installer = ci.fetch_installer(str(COOLIFY_INSTALLER))
     assert installer.script.content.startswith(b"#!/bin/bash")
     paths = [f.path for f in installer.files]
     assert paths == [
@@ -156,11 +171,12 @@ def test_fetch_a_local_installer_with_its_manifest() -> None:
         "helpers/rehearse/coolify.py",
         "helpers/rehearse/coolify_ops.py",
         "helpers/rehearse/dockerapi.py",
+        "helpers/rehearse/dockercli.py",
         "helpers/core/__init__.py",
         "helpers/core/paths.py",
         "helpers/core/settings.py",
     ]
-    assert installer.rows()[0][2] == hashlib.sha256(ci.REHEARSAL_INSTALLER.read_bytes()).hexdigest()
+    assert installer.rows()[0][2] == hashlib.sha256(COOLIFY_INSTALLER.read_bytes()).hexdigest()
 
 
 def test_fetch_refuses_what_it_must_not_run(tmp_path: Path) -> None:
@@ -211,14 +227,14 @@ def test_installer_env_is_quoted_and_plan_shows_no_values(monkeypatch: pytest.Mo
     assert text == "ROOT_USERNAME=admin\nROOT_USER_PASSWORD='it'\"'\"'s $ecret; rm -rf /'\n"
     with pytest.raises(ValueError, match="not an environment variable name"):
         ci.env_file_text({"A B": "x"})
-    installer = ci.fetch_installer(str(ci.REHEARSAL_INSTALLER))
+    installer = ci.fetch_installer(str(COOLIFY_INSTALLER))
     plan = ci.install_plan(installer, "203.0.113.7", "4.0.0-beta.420", env)
     assert "sudo bash install.sh 4.0.0-beta.420" in plan and "ROOT_USER_PASSWORD" in plan
     assert "$ecret" not in plan
 
 
 def test_ensure_installed_decides_without_touching_the_server() -> None:
-    installer = ci.fetch_installer(str(ci.REHEARSAL_INSTALLER))
+    installer = ci.fetch_installer(str(COOLIFY_INSTALLER))
     remote = FakeRemote()
     done = ci.ensure_installed(
         remote, facts(installed=True, version="4.0.0-beta.420"), None, "4.0.0-beta.421"
@@ -267,10 +283,40 @@ def test_wait_for_the_dashboard_shows_changes_until_ok() -> None:
 def test_defaults_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNBOOK_COOLIFY_INSTALLER", raising=False)
     monkeypatch.delenv("COOLIFY_URL", raising=False)
-    monkeypatch.delenv("RUNBOOK_REHEARSAL", raising=False)
+    monkeypatch.delenv("RUNBOOK_ADDRESS_MAP", raising=False)
     assert ci.default_installer() == ci.OFFICIAL_INSTALLER
     assert ci.default_dashboard_url("203.0.113.7") == "http://203.0.113.7:8000"
-    monkeypatch.setenv("RUNBOOK_REHEARSAL", "1")
-    assert ci.default_installer() == str(ci.REHEARSAL_INSTALLER)
+    monkeypatch.setenv("RUNBOOK_COOLIFY_INSTALLER", "/opt/install.sh")
+    assert ci.default_installer() == "/opt/install.sh"
+    # a forward (an SSH tunnel, a published port) of the droplet's port 8000
+    monkeypatch.setenv("RUNBOOK_ADDRESS_MAP", "203.0.113.7:8000=127.0.0.1:18000,203.0.113.7:22=127.0.0.1:2")
+    assert ci.default_dashboard_url("203.0.113.7") == "http://127.0.0.1:18000"
+    assert ci.default_dashboard_url("203.0.113.8") == "http://203.0.113.8:8000"
     monkeypatch.setenv("COOLIFY_URL", "http://127.0.0.1:4711/")
-    assert ci.default_dashboard_url("127.0.0.1", 2222) == "http://127.0.0.1:4711"
+    assert ci.default_dashboard_url("127.0.0.1") == "http://127.0.0.1:4711"
+
+
+def test_the_rehearsal_droplets_docker_inspect_answers_the_runbooks_commands(capsys) -> None:
+    from helpers.rehearse import dockercli
+
+    info = {
+        "Config": {"Image": "ghcr.io/coollabsio/coolify:4.0.0-beta.420"},
+        "NetworkSettings": {
+            "Networks": {"coolify": {"IPAddress": "10.0.1.5"}, "b": {"IPAddress": "10.0.2.6"}}
+        },
+    }
+
+    class FakeDocker:
+        def inspect(self, name: str) -> dict | None:
+            return info if name == "redis-uuid" else None
+
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"  # production_checks.container_address
+    assert dockercli.main(["inspect", "-f", fmt, "redis-uuid"], FakeDocker()) == 0
+    assert capsys.readouterr().out == "10.0.1.5 10.0.2.6 \n"
+    assert dockercli.main(["inspect", "--format", "{{.Config.Image}}", "redis-uuid"], FakeDocker()) == 0
+    assert capsys.readouterr().out.strip() == "ghcr.io/coollabsio/coolify:4.0.0-beta.420"
+    assert dockercli.main(["inspect", "--format", "{{.Config.Image}}", "coolify"], FakeDocker()) == 1
+    assert "No such object: coolify" in capsys.readouterr().err
+    assert dockercli.main(["inspect", "-f", "{{json .Config}}", "redis-uuid"], FakeDocker()) == 2
+    assert dockercli.main(["ps"], FakeDocker()) == 2
+    assert "only `docker inspect`" in capsys.readouterr().err

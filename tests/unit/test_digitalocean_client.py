@@ -8,7 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.cloud import digitalocean as do
+from helpers.clients import digitalocean as doapi
+from helpers.clients import errors
+from helpers.clients.http import retry_delay
+from helpers.cloud import droplet as do
 from helpers.rehearse.digitalocean import DigitalOceanStandIn, RateLimits
 
 TOKEN = "dop_v1_" + "cd" * 32
@@ -35,9 +38,9 @@ def clock() -> Clock:
 
 def make(
     clock: Clock, tokens: Any = None, token: str = TOKEN, **kwargs: Any
-) -> tuple[DigitalOceanStandIn, do.Client]:
+) -> tuple[DigitalOceanStandIn, doapi.Client]:
     fake = DigitalOceanStandIn(tokens or [TOKEN], clock=clock, **kwargs)
-    return fake, do.Client(token, BASE, transport=fake.transport(), sleep=clock.sleep)
+    return fake, doapi.Client(token, BASE, transport=fake.transport(), sleep=clock.sleep)
 
 
 def test_429_with_retry_after_is_retried_then_succeeds(clock: Clock) -> None:
@@ -60,7 +63,7 @@ def test_the_real_burst_limit_is_waited_out(clock: Clock) -> None:
 def test_a_429_that_outlasts_the_retries_explains_the_limit(clock: Clock) -> None:
     fake, client = make(clock)
     fake.inject("/v2/account", 429, times=10, headers={"retry-after": "1"})
-    with pytest.raises(do.RateLimited, match="250/minute") as err:
+    with pytest.raises(errors.RateLimited, match="250/minute") as err:
         client.account()
     assert len(fake.requests()) == client.max_retries + 1
     assert err.value.status == 429
@@ -70,7 +73,7 @@ def test_a_retry_after_longer_than_max_wait_is_not_slept(clock: Clock) -> None:
     fake, client = make(clock)
     client.max_wait = 60
     fake.inject("/v2/account", 429, headers={"retry-after": "3600"})
-    with pytest.raises(do.RateLimited):
+    with pytest.raises(errors.RateLimited):
         client.account()
     assert clock.slept == []
 
@@ -79,10 +82,10 @@ def test_retry_delay_reads_seconds_an_http_date_or_backs_off() -> None:
     def response(value: str | None) -> httpx.Response:
         return httpx.Response(429, headers={"retry-after": value} if value else {})
 
-    assert do.retry_delay(response("12"), 0) == 12
+    assert retry_delay(response("12"), 0) == 12
     date = email.utils.formatdate(1_800_000_030, usegmt=True)
-    assert do.retry_delay(response(date), 0, now=lambda: 1_800_000_000) == pytest.approx(30)
-    assert [do.retry_delay(response(None), n) for n in (0, 1, 2, 10)] == [1, 2, 4, 30]
+    assert retry_delay(response(date), 0, now=lambda: 1_800_000_000) == pytest.approx(30)
+    assert [retry_delay(response(None), n) for n in (0, 1, 2, 10)] == [1, 2, 4, 30]
 
 
 def test_5xx_is_retried_for_get_but_never_for_post(clock: Clock) -> None:
@@ -90,7 +93,7 @@ def test_5xx_is_retried_for_get_but_never_for_post(clock: Clock) -> None:
     fake.inject("/v2/regions", 503, times=2)
     assert client.regions()
     fake.inject("/v2/tags", 500, method="POST")
-    with pytest.raises(do.ServerError, match="looks before it creates") as err:
+    with pytest.raises(errors.ServerError, match="looks before it creates") as err:
         client.create_tag("x")
     assert len(fake.requests(method="POST")) == 1  # not retried: it may have been processed
     assert err.value.request_id  # DigitalOcean's request id, for support
@@ -99,7 +102,7 @@ def test_5xx_is_retried_for_get_but_never_for_post(clock: Clock) -> None:
 def test_401_says_how_to_make_a_least_scope_token_and_never_shows_the_token(clock: Clock) -> None:
     wrong = "dop_v1_" + "ee" * 32
     _, client = make(clock, token=wrong)
-    with pytest.raises(do.Unauthorized) as err:
+    with pytest.raises(errors.Unauthorized) as err:
         client.account()
     message = str(err.value)
     assert "401 unauthorized" in message and "Unable to authenticate you." in message
@@ -117,9 +120,9 @@ def test_401_says_how_to_make_a_least_scope_token_and_never_shows_the_token(cloc
 
 def test_403_names_the_missing_scope(clock: Clock) -> None:
     _, client = make(clock, tokens={TOKEN: ["account:read"]})
-    with pytest.raises(do.Forbidden, match="'droplet:read' scope"):
+    with pytest.raises(errors.Forbidden, match="'droplet:read' scope"):
         client.droplets()
-    with pytest.raises(do.Forbidden, match="'firewall:update' scope"):
+    with pytest.raises(errors.Forbidden, match="'firewall:update' scope"):
         client.update_firewall("abc", {"name": "x"})
 
 
@@ -148,7 +151,7 @@ def test_403_names_the_missing_scope(clock: Clock) -> None:
 )
 def test_422_names_the_field_and_the_fix(clock: Clock, body: dict[str, Any], field: str, hint: str) -> None:
     _, client = make(clock)
-    with pytest.raises(do.InvalidRequest) as err:
+    with pytest.raises(errors.InvalidRequest) as err:
         client.create_droplet(body)
     assert err.value.status == 422
     assert err.value.field == field
@@ -162,14 +165,14 @@ def test_400_from_firewalls_names_the_field(clock: Clock) -> None:
         "name": "fw",
         "inbound_rules": [{"protocol": "tcp", "ports": "x", "sources": {"addresses": ["0.0.0.0/0"]}}],
     }
-    with pytest.raises(do.InvalidRequest) as err:
+    with pytest.raises(errors.InvalidRequest) as err:
         client.create_firewall(body)
     assert (err.value.status, err.value.field) == (400, "inbound_rules")
 
 
 def test_404_raises_not_found_and_lookups_answer_none(clock: Clock) -> None:
     _, client = make(clock)
-    with pytest.raises(do.NotFound):
+    with pytest.raises(errors.NotFound):
         client.droplet(999)
     assert client.ssh_key("00:11:22") is None
     assert client.tag("absent") is None
@@ -196,7 +199,7 @@ def test_paginate_stays_on_the_configured_host() -> None:
             200, json={"things": [1], "links": {"pages": {"next": "https://evil.test/v2/x?page=2"}}}
         )
 
-    client = do.Client(TOKEN, BASE, transport=httpx.MockTransport(handler))
+    client = doapi.Client(TOKEN, BASE, transport=httpx.MockTransport(handler))
     assert list(client.paginate("/v2/x", "things")) == [1, 2]
     assert seen[1] == f"{BASE}/v2/x?page=2"  # the token was not sent to another host
 
@@ -208,57 +211,59 @@ def test_network_errors_retry_gets_and_explain_posts(clock: Clock) -> None:
         calls.append(request.method)
         raise httpx.ConnectError("connection refused", request=request)
 
-    client = do.Client(TOKEN, "http://127.0.0.1:9", transport=httpx.MockTransport(handler), sleep=clock.sleep)
-    with pytest.raises(do.Unreachable, match="DIGITALOCEAN_API_URL"):
+    client = doapi.Client(
+        TOKEN, "http://127.0.0.1:9", transport=httpx.MockTransport(handler), sleep=clock.sleep
+    )
+    with pytest.raises(errors.Unreachable, match="DIGITALOCEAN_API_URL"):
         client.account()
     assert calls == ["GET"] * 5
     calls.clear()
-    with pytest.raises(do.Unreachable, match="look before trying again"):
+    with pytest.raises(errors.Unreachable, match="look before trying again"):
         client.create_tag("x")
     assert calls == ["POST"]
 
 
 def test_configuration_guards() -> None:
     with pytest.raises(ValueError, match="plain http"):
-        do.Client(TOKEN, "http://api.example.com")
+        doapi.Client(TOKEN, "http://api.example.com")
     with pytest.raises(ValueError, match="quotes/spaces"):
-        do.Client(f" {TOKEN}\n", BASE)
+        doapi.Client(f" {TOKEN}\n", BASE)
     with pytest.raises(ValueError, match="quotes/spaces"):
-        do.Client(f'"{TOKEN}"', BASE)
+        doapi.Client(f'"{TOKEN}"', BASE)
     with pytest.raises(ValueError, match="not an http"):
-        do.Client(TOKEN, "ftp://x")
-    assert do.Client(TOKEN, "http://127.0.0.1:8089/").base_url == "http://127.0.0.1:8089"
-    assert do.Client(TOKEN, "http://localhost:8089").base_url == "http://localhost:8089"
+        doapi.Client(TOKEN, "ftp://x")
+    assert doapi.Client(TOKEN, "http://127.0.0.1:8089/").base_url == "http://127.0.0.1:8089"
+    assert doapi.Client(TOKEN, "http://localhost:8089").base_url == "http://localhost:8089"
 
 
 def test_base_url_and_token_come_from_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("RUNBOOK_SECRETS_FILE", str(tmp_path / "none.env"))
     monkeypatch.delenv("DIGITALOCEAN_API_URL", raising=False)
     monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
-    assert do.api_url() == "https://api.digitalocean.com"
-    assert do.token_source() == "nowhere"
+    assert doapi.api_url() == "https://api.digitalocean.com"
+    assert doapi.token_source() == "nowhere"
     with pytest.raises(LookupError, match="DIGITALOCEAN_TOKEN is not set"):
-        do.connect()
+        doapi.connect()
     monkeypatch.setenv("DIGITALOCEAN_API_URL", "http://127.0.0.1:8089")
     monkeypatch.setenv("DIGITALOCEAN_TOKEN", TOKEN)
-    client = do.connect()
+    client = doapi.connect()
     assert client.base_url == "http://127.0.0.1:8089"
-    assert do.token_source() == "environment variable"
+    assert doapi.token_source() == "environment variable"
 
 
 def test_required_scope() -> None:
-    assert do.required_scope("POST", "/v2/droplets") == "droplet:create"
-    assert do.required_scope("GET", "/v2/account/keys/ab:cd") == "ssh_key:read"
-    assert do.required_scope("GET", "/v2/account") == "account:read"
-    assert do.required_scope("POST", "/v2/firewalls/x/tags") == "firewall:update"
-    assert do.required_scope("DELETE", "/v2/droplets/1") == "droplet:delete"
-    assert do.required_scope("GET", "/v2/images?type=distribution") == "image:read"
-    assert set(do.TOKEN_SCOPES) >= {do.required_scope("GET", p) for _, p in do.READ_PROBES}
+    assert doapi.required_scope("POST", "/v2/droplets") == "droplet:create"
+    assert doapi.required_scope("GET", "/v2/account/keys/ab:cd") == "ssh_key:read"
+    assert doapi.required_scope("GET", "/v2/account") == "account:read"
+    assert doapi.required_scope("POST", "/v2/firewalls/x/tags") == "firewall:update"
+    assert doapi.required_scope("DELETE", "/v2/droplets/1") == "droplet:delete"
+    assert doapi.required_scope("GET", "/v2/images?type=distribution") == "image:read"
+    assert set(doapi.TOKEN_SCOPES) >= {doapi.required_scope("GET", p) for _, p in do.READ_PROBES}
 
 
 def test_the_client_against_a_real_local_server(clock: Clock) -> None:
     with DigitalOceanStandIn([TOKEN]) as fake:
-        client = do.Client(TOKEN, fake.url, sleep=clock.sleep)
+        client = doapi.Client(TOKEN, fake.url, sleep=clock.sleep)
         fake.inject("/v2/sizes", 429, headers={"retry-after": "2"})
         assert len(client.sizes()) == 22
         assert clock.slept == [2.0]

@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.cloud import digitalocean as do
+from helpers.clients import digitalocean as doapi
+from helpers.clients import errors
+from helpers.cloud import droplet as do
 from helpers.core import state, steps
 from helpers.core.checks import Checklist
+from helpers.core.dryrun import check_plan
 from helpers.rehearse.digitalocean import DigitalOceanStandIn
 
 TOKEN = "dop_v1_" + "5a" * 32
@@ -27,14 +30,27 @@ def no_sleep(_: float) -> None:
     pass
 
 
+class Clock:
+    """A clock that moves only when something sleeps: waits of seconds take none."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def fake() -> DigitalOceanStandIn:
     return DigitalOceanStandIn([TOKEN])
 
 
 @pytest.fixture
-def client(fake: DigitalOceanStandIn) -> do.Client:
-    return do.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
+def client(fake: DigitalOceanStandIn) -> doapi.Client:
+    return doapi.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
 
 
 @pytest.fixture
@@ -43,7 +59,7 @@ def key_path(tmp_path: Path) -> Path:
 
 
 def run_2_2(
-    client: do.Client,
+    client: doapi.Client,
     key_path: Path,
     spec: do.DropletSpec = SPEC,
     fw_spec: do.FirewallSpec = FW,
@@ -58,8 +74,9 @@ def run_2_2(
     key_step, key, fp = do.ensure_ssh_key(client, f"{key_path}.pub", "runbook", dry_run=dry_run)
     results += [key_step, do.ensure_tag(client, spec.tag, dry_run=dry_run)]
     fw_step, fw = do.ensure_firewall(client, fw_spec, dry_run=dry_run)
+    clock = Clock()
     droplet_step, droplet = do.ensure_droplet(
-        client, spec, fp, allow_create_paid=allow, dry_run=dry_run, sleep=no_sleep
+        client, spec, fp, allow_create_paid=allow, dry_run=dry_run, sleep=clock.sleep, clock=clock
     )
     results += [fw_step, droplet_step]
     if droplet is not None and not dry_run:
@@ -74,7 +91,7 @@ def statuses(run: dict[str, Any]) -> list[str]:
 
 
 def test_first_run_creates_everything_and_the_second_changes_nothing(
-    fake: DigitalOceanStandIn, client: do.Client, key_path: Path
+    fake: DigitalOceanStandIn, client: doapi.Client, key_path: Path
 ) -> None:
     progress: list[str] = []
     first = run_2_2(client, key_path, progress=progress)
@@ -95,7 +112,7 @@ def test_first_run_creates_everything_and_the_second_changes_nothing(
 
 
 def test_the_droplet_request_carries_the_parameters(
-    fake: DigitalOceanStandIn, client: do.Client, key_path
+    fake: DigitalOceanStandIn, client: doapi.Client, key_path
 ) -> None:
     run = run_2_2(client, key_path)
     posted = fake.requests(method="POST", path="/v2/droplets")[0].body
@@ -105,7 +122,7 @@ def test_the_droplet_request_carries_the_parameters(
 
 
 def test_dry_run_sends_no_mutating_request_and_shows_the_exact_request(
-    fake: DigitalOceanStandIn, client: do.Client, key_path: Path
+    fake: DigitalOceanStandIn, client: doapi.Client, key_path: Path
 ) -> None:
     do.ensure_local_keypair(key_path)
     fp = do.fingerprint(Path(f"{key_path}.pub").read_text())
@@ -119,7 +136,7 @@ def test_dry_run_sends_no_mutating_request_and_shows_the_exact_request(
     assert json.loads(body) == SPEC.request_body(fp)
     assert json.loads(run["results"][3].diff.split("\n", 1)[1]) == FW.request_body()
     checks = Checklist("plan")
-    do.check_plan(checks, run["results"])
+    check_plan(checks, run["results"])
     assert checks.failures == []
 
 
@@ -171,14 +188,14 @@ def test_a_lost_connection_on_create_does_not_make_a_duplicate(fake, key_path: P
             raise httpx.ReadTimeout("timed out", request=request)
         return response
 
-    client = do.Client(TOKEN, BASE, transport=httpx.MockTransport(handler), sleep=no_sleep)
+    client = doapi.Client(TOKEN, BASE, transport=httpx.MockTransport(handler), sleep=no_sleep)
     run_2_2(client, key_path)
     assert len(fake.droplets) == 1
 
 
 def test_a_persistent_server_error_creates_nothing_and_says_so(fake, client, key_path: Path) -> None:
     fake.inject("/v2/droplets", 503, method="POST", times=10)
-    with pytest.raises(do.ServerError, match="looks before it creates"):
+    with pytest.raises(errors.ServerError, match="looks before it creates"):
         run_2_2(client, key_path)
     assert fake.droplets == {}
     assert len(fake.requests(method="POST", path="/v2/droplets")) == 3
@@ -308,7 +325,7 @@ def test_the_ssh_key_is_found_by_fingerprint_whatever_its_name(fake, client, key
 
 def test_waiting_times_out_with_a_resumable_message(client) -> None:
     slow = DigitalOceanStandIn([TOKEN], active_after_polls=1000)
-    c = do.Client(TOKEN, BASE, transport=slow.transport(), sleep=no_sleep)
+    c = doapi.Client(TOKEN, BASE, transport=slow.transport(), sleep=no_sleep)
     droplet = c.create_droplet({"name": "x", "size": "s-1vcpu-1gb", "image": SPEC.image, "region": "fra1"})
     ticks = iter(range(0, 10_000, 10))
     with pytest.raises(TimeoutError, match="resumes waiting"):
@@ -321,10 +338,10 @@ def test_waiting_notices_a_failed_create() -> None:
         raise RuntimeError("no image")
 
     fake = DigitalOceanStandIn([TOKEN], droplet_backend=broken, active_after_polls=0)
-    c = do.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
+    c = doapi.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
     droplet = c.create_droplet({"name": "x", "size": "s-1vcpu-1gb", "image": SPEC.image, "region": "fra1"})
     fake.wait_for_backends()
-    with pytest.raises(do.DigitalOceanError, match="errored"):
+    with pytest.raises(errors.ApiError, match="errored"):
         do.wait_for_droplet(c, droplet["id"], interval=0, progress=lambda _: None, sleep=no_sleep)
 
 
@@ -363,7 +380,7 @@ def test_the_record_holds_what_later_tasks_need(
         return "127.0.0.1", 2222
 
     fake = DigitalOceanStandIn([TOKEN], droplet_backend=backend)
-    client = do.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
+    client = doapi.Client(TOKEN, BASE, transport=fake.transport(), sleep=no_sleep)
     run = run_2_2(client, key_path)
     record = do.droplet_record(
         run["droplet"], SPEC, run["key"], run["fingerprint"], run["firewall"], key_path

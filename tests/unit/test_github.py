@@ -1,6 +1,6 @@
-"""helpers.cloud.github (PyGithub) against the GitHub stand-in, served on loopback: sealing, errors, retries,
-idempotency, dry-run, workflow runs. The stand-in runs in this process, so tests can decrypt what the client
-sealed (never possible over HTTP)."""
+"""The GitHub client and steps (helpers.clients.github, helpers.cloud.github_secrets) against the stand-in,
+served on loopback: sealing, errors, retries, idempotency, dry-run, workflow runs. The stand-in runs in this
+process, so tests can decrypt what the client sealed (never possible over HTTP)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from helpers.app import workflow
-from helpers.cloud import github
-from helpers.core import state
+from helpers.clients import errors, github
+from helpers.cloud import github_runs, github_secrets
+from helpers.core import secrets, state
 from helpers.core.checks import Checklist
 from helpers.rehearse.base import Request, StandIn, json_response
 from helpers.rehearse.github import GitHubStandIn
@@ -32,7 +33,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RUNBOOK_SECRETS_FILE", str(tmp_path / "secrets.env"))
     monkeypatch.setenv("GITHUB_TOKEN", token)
-    monkeypatch.delenv(github.FINGERPRINT_KEY, raising=False)
+    monkeypatch.delenv(github_secrets.FINGERPRINT_KEY, raising=False)
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     return {"token": token, "tmp": tmp_path}
 
@@ -52,8 +53,11 @@ def repo(standin: GitHubStandIn) -> Any:
     return github.get_repo(github.connect(retries=2, max_wait=10), REPO)
 
 
-def wanted(**values: str | None) -> list[github.Wanted]:
-    return [github.Wanted(name, value, "test", "" if value else "not yet") for name, value in values.items()]
+def wanted(**values: str | None) -> list[github_secrets.Wanted]:
+    return [
+        github_secrets.Wanted(name, value, "test", "" if value else "not yet")
+        for name, value in values.items()
+    ]
 
 
 def mutating(standin: GitHubStandIn) -> list[tuple[str, str, int]]:
@@ -66,7 +70,7 @@ def mutating(standin: GitHubStandIn) -> list[tuple[str, str, int]]:
 def test_secrets_are_sealed_for_the_repository_key_and_decrypt_to_the_value(
     standin: GitHubStandIn, repo: Any
 ) -> None:
-    results = github.ensure_secrets(
+    results = github_secrets.ensure_secrets(
         repo, wanted(COOLIFY_URL="http://127.0.0.1:8000", COOLIFY_API_TOKEN="t0k-ABC")
     )
     assert [r.status for r in results] == ["changed", "changed"]
@@ -77,7 +81,7 @@ def test_secrets_are_sealed_for_the_repository_key_and_decrypt_to_the_value(
     assert "t0k-ABC" not in logged  # only the sealed box travels and is logged
     listing = httpx.get(
         f"{standin.url}/repos/{REPO}/actions/secrets",
-        headers={"Authorization": f"token {github.secrets.get('GITHUB_TOKEN')}"},
+        headers={"Authorization": f"token {secrets.get('GITHUB_TOKEN')}"},
     ).json()
     assert listing["total_count"] == 2
     assert set(listing["secrets"][0]) == {"name", "created_at", "updated_at"}  # never a value
@@ -85,9 +89,9 @@ def test_secrets_are_sealed_for_the_repository_key_and_decrypt_to_the_value(
 
 def test_second_run_sends_nothing_and_reports_ok(standin: GitHubStandIn, repo: Any) -> None:
     first = wanted(COOLIFY_URL="http://a", COOLIFY_API_TOKEN="tok-1")
-    github.ensure_secrets(repo, first)
+    github_secrets.ensure_secrets(repo, first)
     standin.clear_log()
-    results = github.ensure_secrets(repo, first)
+    results = github_secrets.ensure_secrets(repo, first)
     assert [r.status for r in results] == ["ok", "ok"]
     assert mutating(standin) == []
     recorded = state.get("phase2", "github")
@@ -99,20 +103,20 @@ def test_second_run_sends_nothing_and_reports_ok(standin: GitHubStandIn, repo: A
 
 
 def test_a_changed_value_is_updated_with_204(standin: GitHubStandIn, repo: Any) -> None:
-    github.ensure_secrets(repo, wanted(COOLIFY_API_TOKEN="old-token"))
+    github_secrets.ensure_secrets(repo, wanted(COOLIFY_API_TOKEN="old-token"))
     standin.clear_log()
-    results = github.ensure_secrets(repo, wanted(COOLIFY_API_TOKEN="new-token"))
+    results = github_secrets.ensure_secrets(repo, wanted(COOLIFY_API_TOKEN="new-token"))
     assert results[0].status == "changed" and "value changed" in results[0].detail
     assert [(m, s) for m, _, s in mutating(standin)] == [("PUT", 204)]
     assert standin.secret_value(REPO, "COOLIFY_API_TOKEN") == "new-token"
 
 
 def test_a_secret_changed_on_github_is_set_again(standin: GitHubStandIn, repo: Any) -> None:
-    github.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))
+    github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))
     standin.repo(REPO).secrets["COOLIFY_URL"].updated_at += 60  # someone edited it in the web UI
-    results = github.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))
+    results = github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))
     assert results[0].status == "changed" and "changed on GitHub" in results[0].detail
-    assert github.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))[0].status == "ok"
+    assert github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="http://mine"))[0].status == "ok"
 
 
 def test_a_secret_set_by_someone_else_is_overwritten_once(
@@ -126,7 +130,7 @@ def test_a_secret_set_by_someone_else_is_overwritten_once(
         headers={"Authorization": f"Bearer {env['token']}"},
     )
     assert answer.status_code == 201
-    results = github.ensure_secrets(repo, wanted(COOLIFY_URL="ours"))
+    results = github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="ours"))
     assert results[0].status == "changed" and "no fingerprint" in results[0].detail
     assert standin.secret_value(REPO, "COOLIFY_URL") == "ours"
 
@@ -134,7 +138,7 @@ def test_a_secret_set_by_someone_else_is_overwritten_once(
 def test_dry_run_sends_no_mutating_request_and_writes_nothing(
     standin: GitHubStandIn, repo: Any, env: dict
 ) -> None:
-    results = github.ensure_secrets(
+    results = github_secrets.ensure_secrets(
         repo, wanted(COOLIFY_URL="u", COOLIFY_API_TOKEN="t", COOLIFY_WEB_UUID=None), dry_run=True
     )
     assert [r.status for r in results] == ["would change", "would change", "skipped"]
@@ -144,8 +148,8 @@ def test_dry_run_sends_no_mutating_request_and_writes_nothing(
 
 
 def test_unknown_values_are_skipped_with_the_reason(standin: GitHubStandIn, repo: Any) -> None:
-    results = github.ensure_secrets(
-        repo, [github.Wanted("COOLIFY_WEB_UUID", None, "2.14", "task 2.14 creates it")]
+    results = github_secrets.ensure_secrets(
+        repo, [github_secrets.Wanted("COOLIFY_WEB_UUID", None, "2.14", "task 2.14 creates it")]
     )
     assert results[0].status == "skipped" and "2.14" in results[0].detail
     assert mutating(standin) == []
@@ -154,20 +158,20 @@ def test_unknown_values_are_skipped_with_the_reason(standin: GitHubStandIn, repo
 def test_bad_secret_names_are_refused_before_any_request(standin: GitHubStandIn, repo: Any) -> None:
     standin.clear_log()
     for name in ("GITHUB_DEPLOY", "1ABC", "lower-case"):
-        with pytest.raises(github.GitHubError, match="cannot be a GitHub Actions secret name"):
-            github.ensure_secrets(repo, wanted(**{name: "v"}))
+        with pytest.raises(errors.ApiError, match="cannot be a GitHub Actions secret name"):
+            github_secrets.ensure_secrets(repo, wanted(**{name: "v"}))
     assert standin.requests() == []
 
 
 def test_check_secrets_reads_back_names_and_records(standin: GitHubStandIn, repo: Any) -> None:
     items = wanted(COOLIFY_URL="u1", COOLIFY_WEB_UUID=None)
-    github.ensure_secrets(repo, items)
+    github_secrets.ensure_secrets(repo, items)
     check = Checklist("t")
-    pending = github.check_secrets(check, repo, items)
+    pending = github_secrets.check_secrets(check, repo, items)
     assert not check.failures and [w.name for w in pending] == ["COOLIFY_WEB_UUID"]
     del standin.repo(REPO).secrets["COOLIFY_URL"]  # deleted on GitHub: the check must see it
     check = Checklist("t")
-    github.check_secrets(check, repo, items)
+    github_secrets.check_secrets(check, repo, items)
     assert {f.name for f in check.failures} == {
         "COOLIFY_URL exists in team/demo-app",
         "COOLIFY_URL holds the runbook's current value",
@@ -187,7 +191,7 @@ def test_wrong_key_id_and_bad_box_answer_422_with_a_clear_error(
         {"encrypted_value": base64.b64encode(other).decode(), "key_id": standin.repo(REPO).key_id},
         {"encrypted_value": "not base64!", "key_id": standin.repo(REPO).key_id},
     ):
-        with pytest.raises(github.GitHubError) as err, github.calling("setting COOLIFY_URL", REPO):
+        with pytest.raises(errors.ApiError) as err, github.calling("setting COOLIFY_URL", REPO):
             repo._requester.requestJsonAndCheck("PUT", url, input=body)
         assert err.value.status == 422 and "refused the request" in str(err.value)
     direct = httpx.put(
@@ -204,19 +208,19 @@ def test_wrong_key_id_and_bad_box_answer_422_with_a_clear_error(
 
 
 def test_wrong_token_is_a_401_with_the_token_instructions(standin: GitHubStandIn) -> None:
-    with pytest.raises(github.GitHubError) as err:
+    with pytest.raises(errors.ApiError) as err:
         github.get_repo(github.connect("ghp_" + "0" * 36), REPO)
     assert err.value.status == 401 and "Bad credentials" in str(err.value)
     assert "Secrets: read and write" in err.value.hint
 
 
 def test_unknown_repository_is_a_404_that_says_what_to_check(standin: GitHubStandIn) -> None:
-    with pytest.raises(github.GitHubError) as err:
+    with pytest.raises(errors.ApiError) as err:
         github.get_repo(github.connect(), "team/nope")
     assert err.value.status == 404 and "owner/name" in err.value.hint
     answer = httpx.get(
         f"{standin.url}/repos/team/nope",
-        headers={"Authorization": f"token {github.secrets.get('GITHUB_TOKEN')}"},
+        headers={"Authorization": f"token {secrets.get('GITHUB_TOKEN')}"},
     )
     assert answer.json() == {
         "message": "Not Found",
@@ -231,8 +235,8 @@ def test_a_missing_permission_is_a_403_naming_the_permissions(
     with GitHubStandIn({env["token"]: ["metadata:read", "secrets:read"]}, repositories=[REPO]) as server:
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         repo = github.get_repo(github.connect(), REPO)
-        with pytest.raises(github.GitHubError) as err:
-            github.ensure_secrets(repo, wanted(COOLIFY_URL="x"))
+        with pytest.raises(errors.ApiError) as err:
+            github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="x"))
     assert err.value.status == 403 and "Secrets: read and write" in err.value.hint
 
 
@@ -243,7 +247,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(standin: GitHubStandIn, r
         path, 403, method="PUT", headers={"retry-after": "1"},
         message="You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
     )  # fmt: skip
-    results = github.ensure_secrets(repo, wanted(COOLIFY_URL="after-the-wait"))
+    results = github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="after-the-wait"))
     assert results[0].status == "changed"
     assert [(m, s) for m, _, s in mutating(standin)] == [("PUT", 429), ("PUT", 403), ("PUT", 201)]
     assert standin.secret_value(REPO, "COOLIFY_URL") == "after-the-wait"
@@ -251,8 +255,8 @@ def test_429_with_retry_after_is_retried_then_succeeds(standin: GitHubStandIn, r
 
 def test_a_429_that_never_ends_becomes_a_clear_error(standin: GitHubStandIn, repo: Any) -> None:
     standin.inject("*", 429, times=20, headers={"retry-after": "1"}, message="Too many requests")
-    with pytest.raises(github.GitHubError) as err:
-        github.ensure_secrets(repo, wanted(COOLIFY_URL="x"))
+    with pytest.raises(errors.ApiError) as err:
+        github_secrets.ensure_secrets(repo, wanted(COOLIFY_URL="x"))
     assert (
         err.value.status == 429 and "rate limit" in str(err.value) and "run the task again" in err.value.hint
     )
@@ -272,7 +276,7 @@ def test_unreachable_api_is_a_clear_error(env: dict, monkeypatch: pytest.MonkeyP
     from helpers.rehearse.base import free_port
 
     monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(github.GitHubError, match="cannot reach"):
+    with pytest.raises(errors.ApiError, match="cannot reach"):
         github.get_repo(github.connect(retries=0), REPO)
 
 
@@ -283,20 +287,20 @@ def test_repository_name_from_parameter_env_or_origin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
-    assert github.repository_name("a/b") == "a/b"
+    assert github_secrets.repository_name("a/b") == "a/b"
     monkeypatch.setenv("GITHUB_REPOSITORY", "env-owner/env-repo")
-    assert github.repository_name("") == "env-owner/env-repo"
+    assert github_secrets.repository_name("") == "env-owner/env-repo"
     monkeypatch.delenv("GITHUB_REPOSITORY")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(
         ["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:My-Team/demo-app.git"],
         check=True,
     )
-    assert github.repository_name("", tmp_path) == "My-Team/demo-app"
-    with pytest.raises(github.GitHubError, match="owner/name"):
-        github.repository_name("https://gitlab.com/a/b/c")
-    with pytest.raises(github.GitHubError, match="no GitHub repository"):
-        github.repository_name("", tmp_path / "nowhere")
+    assert github_secrets.repository_name("", tmp_path) == "My-Team/demo-app"
+    with pytest.raises(errors.ApiError, match="owner/name"):
+        github_secrets.repository_name("https://gitlab.com/a/b/c")
+    with pytest.raises(errors.ApiError, match="no GitHub repository"):
+        github_secrets.repository_name("", tmp_path / "nowhere")
 
 
 # --------------------------------------------------------------------------- the stand-in's contract
@@ -359,7 +363,7 @@ class FakeCoolify(StandIn):
 
 
 def _wire(standin: GitHubStandIn, repo: Any, coolify_url: str, token: str, web: str, worker: str) -> None:
-    github.ensure_secrets(
+    github_secrets.ensure_secrets(
         repo,
         wanted(
             COOLIFY_URL=coolify_url, COOLIFY_API_TOKEN=token, COOLIFY_WEB_UUID=web, COOLIFY_WORKER_UUID=worker
@@ -371,12 +375,12 @@ def _wire(standin: GitHubStandIn, repo: Any, coolify_url: str, token: str, web: 
 def test_a_push_runs_the_deploy_workflow_which_calls_both_webhooks(standin: GitHubStandIn, repo: Any) -> None:
     with FakeCoolify("coolify-deploy-token", {"web-uuid", "worker-uuid"}) as coolify:
         _wire(standin, repo, coolify.url, "coolify-deploy-token", "web-uuid", "worker-uuid")
-        assert github.latest_run(repo) is None
+        assert github_runs.latest_run(repo) is None
         [run] = standin.push(REPO, "main")
-        seen = [github.latest_run(repo)["status"] for _ in range(3)]
+        seen = [github_runs.latest_run(repo)["status"] for _ in range(3)]
         calls = [(e.path, e.query.get("uuid"), e.status) for e in coolify.requests()]
     assert seen == ["in_progress", "completed", "completed"]
-    assert github.latest_run(repo)["conclusion"] == "success"
+    assert github_runs.latest_run(repo)["conclusion"] == "success"
     assert calls == [("/api/v1/deploy", ["web-uuid"], 200), ("/api/v1/deploy", ["worker-uuid"], 200)]
     jobs = httpx.get(f"{standin.url}/repos/{REPO}/actions/runs/{run.id}/jobs", headers=_auth()).json()["jobs"]
     assert [j["name"] for j in jobs] == [
@@ -394,14 +398,14 @@ def test_the_deploy_fails_like_curl_when_coolify_refuses_or_a_secret_is_missing(
         _wire(standin, repo, coolify.url, "wrong-token", "web-uuid", "worker-uuid")
         standin.push(REPO)
         for _ in range(2):
-            summary = github.latest_run(repo)
+            summary = github_runs.latest_run(repo)
     assert summary["conclusion"] == "failure"
     run = standin.repo(REPO).runs[summary["id"]]
     assert any("-> 401" in line for line in run.log)
     del standin.repo(REPO).secrets["COOLIFY_WEB_UUID"]
     standin.push(REPO)
-    github.latest_run(repo)
-    summary = github.latest_run(repo)
+    github_runs.latest_run(repo)
+    summary = github_runs.latest_run(repo)
     assert summary["conclusion"] == "failure"
     assert any("COOLIFY_WEB_UUID is not set" in line for line in standin.repo(REPO).runs[summary["id"]].log)
 
@@ -446,7 +450,7 @@ def test_runs_filters_dispatch_and_forced_outcome(standin: GitHubStandIn, repo: 
 
 
 def _auth() -> dict[str, str]:
-    return {"Authorization": f"token {github.secrets.get('GITHUB_TOKEN')}"}
+    return {"Authorization": f"token {secrets.get('GITHUB_TOKEN')}"}
 
 
 def test_state_file_keeps_keys_secrets_and_runs_across_restarts(env: dict) -> None:

@@ -47,7 +47,7 @@ def test_notebook_shape(task):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'show_prerequisites("{task.id}")' in code, "prerequisites come from the registry"
-    assert "verify(" in code, "a verification cell that raises on failure"
+    assert "verify(" in code or "verify_run(" in code, "a verification cell that raises on failure"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "committed without outputs"

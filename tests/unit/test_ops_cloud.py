@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from helpers.cloud import coolify
-from helpers.cloud import digitalocean as do_client
+from helpers.clients import coolify
+from helpers.clients import digitalocean as do_client
 from helpers.core import state
 from helpers.core.checks import Checklist
 from helpers.ops import backups, logs, monitoring, teardown

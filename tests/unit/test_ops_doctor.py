@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from testsupport import free_port
 
-from helpers.cloud import coolify
-from helpers.cloud import digitalocean as do_client
+from helpers.clients import coolify
+from helpers.clients import digitalocean as do_client
+from helpers.cloud.droplet import public_ipv4
 from helpers.core import state
 from helpers.ops import doctor
 from helpers.rehearse.coolify import CoolifyStandIn
@@ -37,7 +38,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         {"name": "d1", "region": "fra1", "size": "s-2vcpu-4gb", "image": "ubuntu-24-04-x64"}
     )
     do.droplet(droplet["id"])  # reads make it active
-    ipv4 = do_client.public_ipv4(do.droplet(droplet["id"]))
+    ipv4 = public_ipv4(do.droplet(droplet["id"]))
     client = coolify.connect()
     project = client.create_project("demo")
     (env,) = client.environments(project["uuid"])

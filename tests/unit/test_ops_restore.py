@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cloud import coolify
+from helpers.clients import coolify
 from helpers.core.checks import Checklist
 from helpers.ops import restore
 from helpers.ops.restore import DrillResult, TableStats

@@ -95,3 +95,18 @@ def test_backoff_grows_to_its_cap_and_every_answer_is_seen() -> None:
 def test_negative_times_are_refused() -> None:
     with pytest.raises(ValueError):
         poll(lambda: True, timeout=-1, interval=1)
+
+
+def test_explain_says_what_the_wait_saw_last() -> None:
+    ticks = iter(range(0, 1000, 10))
+    with pytest.raises(PollTimeout, match=r"^still 'new' after 25s: re-run task 2\.2$") as info:
+        poll(
+            lambda: "new",
+            until=lambda s: s == "active",
+            timeout=25,
+            interval=10,
+            sleep=lambda s: None,
+            clock=lambda: next(ticks),
+            explain=lambda last: f"still {last!r} after 25s: re-run task 2.2",
+        )
+    assert isinstance(info.value, TimeoutError) and info.value.last == "new"

@@ -54,6 +54,9 @@ def test_obj_scrubs_nested_strings_and_keeps_other_values() -> None:
 def test_environment_secret_values() -> None:
     env = {"MY_API_TOKEN": "tok-1234", "HOME": "/root", "DB_PASSWORD": "pw-5678", "EMPTY_SECRET": ""}
     assert environment_secret_values(env) == {"tok-1234", "pw-5678"}
+    # settings whose names say SECRET are configuration: the secrets file's path stays readable in reports
+    settings = {"RUNBOOK_SECRETS_FILE": "/home/me/project/.env", "RUNBOOK_UPDATE_GITHUB_SECRETS": "true"}
+    assert environment_secret_values({**env, **settings}) == {"tok-1234", "pw-5678"}
 
 
 def test_notebook_handler_writes_scrubbed_json(tmp_path) -> None:

@@ -183,23 +183,39 @@ def test_every_check_can_fail(change: dict, expected: str) -> None:
     assert any(expected in n for n in names), names
 
 
-def test_real_root_login_row_and_the_rehearsal_swap_row() -> None:
+def test_real_root_login_row_and_the_no_swap_row() -> None:
     assert any("real root login" in n for n in failing(good_state(), root_login_refused=False))
-    no_swap_overlay = replace(good_state(), swaps=[], root_fstype="overlay")
-    assert failing(no_swap_overlay, rehearsal=True) == []
-    assert failing(replace(no_swap_overlay, root_fstype="ext4"), rehearsal=True) == [
-        "swap: skipped in rehearsal (no swap on the container's overlayfs)"
+    no_swap = replace(good_state(), swaps=[])
+    assert failing(no_swap, swap_size="0") == []  # none wanted, none there
+    assert failing(good_state(), swap_size="0") == ["no swap file at /swapfile (swap_size 0)"]
+    other = replace(good_state(), swaps=[("/dev/vdb", GIB)])
+    assert failing(other, swap_size="0") == []  # a swap device that is not ours is not the runbook's
+    assert failing(no_swap) == ["swapon --show: swap active"]  # a swap is wanted: its absence fails
+
+
+def test_each_steps_rows_sit_with_the_step() -> None:
+    state = good_state()
+    composed = server.checks(state, admin_user="deploy", root_login_refused=True)
+    parts = [
+        server.sshd_rows(state, True),
+        server.admin_rows(state, "deploy"),
+        server.ufw_rows(state),
+        server.fail2ban_rows(state),
+        server.upgrade_rows(state),
+        server.swap_rows(state),
+        server.timezone_rows(state),
     ]
-    assert failing(no_swap_overlay) == ["swapon --show: swap active"]  # outside a rehearsal: a failure
+    assert composed == [row for part in parts for row in part]
 
 
-def test_check_dry_run_flags_a_change() -> None:
+def test_the_plan_check_flags_a_change() -> None:
     from helpers.core.checks import Checklist
+    from helpers.core.dryrun import check_plan
     from helpers.core.steps import StepResult
 
     check = Checklist("dry")
-    server.check_dry_run(check, [StepResult("a", "would change"), StepResult("b", "changed")])
-    assert [r.name for r in check.failures] == ["b: changed"]
+    check_plan(check, [StepResult("a", "would change"), StepResult("b", "changed")])
+    assert [(r.name, r.detail) for r in check.failures] == [("dry run changed nothing", "b")]
 
 
 # ---------------------------------------------------------------- steps through a scripted remote
@@ -252,11 +268,13 @@ def test_swap_on_a_disk_creates_file_fstab_and_swappiness() -> None:
     assert remote.files[server.SWAP_SYSCTL].strip().endswith("vm.swappiness = 10")
 
 
-def test_swap_on_overlay_is_skipped_only_in_rehearsal() -> None:
-    rehearsal = server.ensure_swap(swap_remote("overlay"), rehearsal=True)
-    assert rehearsal.status == "skipped" and rehearsal.detail.startswith("rehearsal — swap cannot be enabled")
+def test_swap_size_0_skips_and_overlay_fails() -> None:
+    remote = swap_remote("overlay")
+    none = server.ensure_swap(remote, "0")
+    assert none.status == "skipped" and none.detail == "swap_size is 0: no swap file wanted"
+    assert remote.commands == []  # it did not even look
     real = server.ensure_swap(swap_remote("overlay"))
-    assert real.status == "failed" and "swap_path" in real.detail
+    assert real.status == "failed" and "swap_path" in real.detail and "swap_size 0" in real.detail
 
 
 def test_swap_dry_run_and_not_enough_disk() -> None:

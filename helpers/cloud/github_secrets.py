@@ -1,15 +1,8 @@
-"""GitHub: the app repository's Actions secrets (task 2.13) and its workflow runs (2.17, 2.18), with PyGithub.
+"""GitHub: the app repository's name, and its Actions secrets (tasks 2.13 and 2.17), with PyGithub.
 
-Configuration, never code paths: the API address is ``GITHUB_API_URL`` (default ``https://api.github.com``;
-the rehearsal points it at :mod:`helpers.rehearse.github`), the repository is ``owner/name`` from the task's
-parameter, else ``GITHUB_REPOSITORY``, else the app repository's ``origin`` remote on github.com. The token is
-the secret ``GITHUB_TOKEN`` (:mod:`helpers.core.secrets`): a fine-grained token on that one repository with
-*Secrets: read and write* and *Actions: read* (*Metadata: read* comes with it).
-
-Errors come back as :class:`GitHubError` with the next step: 401 (token wrong or expired), 403 (a permission
-missing, or a rate limit), 404 (no such repository, or the token cannot see it: GitHub answers 404 for
-both), 422 (the API refused a field), 429 and secondary limits (retried after ``retry-after``; only then an
-error), and a server that cannot be reached.
+The repository is ``owner/name`` from the task's parameter, else ``GITHUB_REPOSITORY``, else the app
+repository's ``origin`` remote on github.com (:func:`repository_name`). The client and its errors are in
+:mod:`helpers.clients.github`.
 
 Secrets, idempotently. GitHub never gives a secret's value back, so "is it already set to this value?" cannot
 be asked. The runbook keeps, per secret, a *fingerprint* of the value it set, an HMAC-SHA256 keyed with a
@@ -29,135 +22,29 @@ import hmac
 import os
 import re
 import subprocess
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from helpers.app import workflow
+from helpers.clients import coolify
+from helpers.clients.errors import InvalidRequest
+from helpers.clients.github import TOKEN_NAME, VENDOR, api_url, calling, connect, get_repo, iso
 from helpers.core import secrets, state, steps
 from helpers.core.settings import env
 from helpers.core.steps import StepResult
 
-DEFAULT_API_URL = "https://api.github.com"
-TOKEN_NAME = "GITHUB_TOKEN"
 REPOSITORY_ENV = "GITHUB_REPOSITORY"
 FINGERPRINT_KEY = "RUNBOOK_FINGERPRINT_SECRET"
 STATE = "phase2"
 STATE_KEY = "github"
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-TOKEN_URL = "https://github.com/settings/personal-access-tokens/new"
-TOKEN_PERMISSIONS = ("Secrets: read and write", "Actions: read", "Metadata: read (always included)")
 # Where tasks 2.14/2.15 record the applications they create: {"web": {"uuid": ...}, "worker": {"uuid": ...}}.
 APPLICATIONS_KEY = "applications"
 
 
-def api_url() -> str:
-    return (env.github_api_url or DEFAULT_API_URL).rstrip("/")
-
-
-def token_help() -> str:
-    return (
-        f"create a fine-grained personal access token at {TOKEN_URL}: repository access 'Only select "
-        f"repositories' (the app's), permissions {', '.join(TOKEN_PERMISSIONS)}; store it as "
-        f"{TOKEN_NAME}=... in {secrets.secrets_file()} (git-ignored) or export it; never as a notebook "
-        "parameter"
-    )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class GitHubError(RuntimeError):
-    """The API answered an error (or could not be reached); ``hint`` is the next step."""
-
-    def __init__(self, message: str, status: int = 0, hint: str = ""):
-        self.status = status
-        self.hint = hint
-        super().__init__(f"{message}. Next step: {hint}" if hint else message)
-
-
-def _message(data: Any) -> str:
-    if isinstance(data, Mapping):
-        text = str(data.get("message") or "").strip()
-        doc = data.get("documentation_url")
-        return f"{text} ({doc})" if doc else text
-    return str(data or "").strip()
-
-
-def translate(exc: BaseException, what: str, repository: str = "") -> GitHubError:
-    """A PyGithub / requests exception as a :class:`GitHubError` that says what to do."""
-    from github import GithubException, RateLimitExceededException
-    from requests import exceptions as rex
-
-    repo = repository or "the repository"
-    if isinstance(exc, GithubException):
-        status, said = exc.status, _message(exc.data)
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        if isinstance(exc, RateLimitExceededException) or (
-            status in (403, 429) and ("rate limit" in said.lower() or "retry-after" in headers)
-        ):
-            reset = headers.get("x-ratelimit-reset")
-            when = time.strftime("%H:%M:%S", time.localtime(int(reset))) if reset and reset.isdigit() else ""
-            return GitHubError(
-                f"{what}: GitHub's rate limit stopped the runbook (HTTP {status}: {said})",
-                status,
-                f"wait{' until ' + when if when else ' a few minutes'} and run the task again; nothing is "
-                "half-done, every step is idempotent",
-            )
-        if status == 401:
-            return GitHubError(f"{what}: GitHub refused the token (401: {said})", 401, token_help())
-        if status == 403:
-            return GitHubError(
-                f"{what}: the token may not do this (403: {said})",
-                403,
-                f"give the token access to {repo} with {', '.join(TOKEN_PERMISSIONS)}",
-            )
-        if status == 404:
-            return GitHubError(
-                f"{what}: {repo} was not found at {api_url()} (404: {said})",
-                404,
-                "check the repository name (owner/name) and that the token's repository access includes it: "
-                "GitHub answers 404, not 403, when a token cannot see a private repository",
-            )
-        if status == 422:
-            return GitHubError(
-                f"{what}: GitHub refused the request (422: {said})", 422, "see the message above"
-            )
-        if status == 429 or status >= 500:
-            return GitHubError(
-                f"{what}: GitHub answered {status} after the runbook's retries ({said})",
-                status,
-                "try again in a few minutes (https://www.githubstatus.com)",
-            )
-        return GitHubError(f"{what}: GitHub answered {status}: {said}", status)
-    if isinstance(exc, rex.ConnectionError | rex.Timeout):
-        return GitHubError(
-            f"{what}: cannot reach {api_url()} ({type(exc).__name__})",
-            0,
-            "check the network, or GITHUB_API_URL when you rehearse against the stand-in",
-        )
-    if isinstance(exc, rex.RetryError):
-        return GitHubError(f"{what}: GitHub kept failing after the retries ({exc})", 0, "try again later")
-    return GitHubError(f"{what}: {type(exc).__name__}: {exc}")
-
-
-@contextmanager
-def calling(what: str, repository: str = "") -> Iterator[None]:
-    """Turn PyGithub's exceptions inside the block into :class:`GitHubError` s."""
-    from github import GithubException
-    from requests import exceptions as rex
-
-    try:
-        yield
-    except (GithubException, rex.RequestException) as exc:
-        raise translate(exc, what, repository) from None
-
-
-# --------------------------------------------------------------------------- the repository and the client
+# --------------------------------------------------------------------------- the repository
 
 
 def origin_repository(app_dir: str | os.PathLike[str] | None) -> str | None:
@@ -176,56 +63,19 @@ def repository_name(explicit: str = "", app_dir: str | os.PathLike[str] | None =
     value = (explicit or env.github_repository or origin_repository(app_dir) or "").strip()
     value = value.removeprefix("https://github.com/").removesuffix(".git").strip("/")
     if not value:
-        raise GitHubError(
+        raise InvalidRequest(
             "no GitHub repository given",
+            vendor=VENDOR,
             hint="set the parameter repository (or the environment variable GITHUB_REPOSITORY) to the app's "
             "repository as owner/name, e.g. my-team/demo-app, or add it as the app's git remote 'origin'",
         )
     if not workflow.REPOSITORY.match(value):
-        raise GitHubError(
+        raise InvalidRequest(
             f"repository {value!r} is not owner/name",
+            vendor=VENDOR,
             hint="write it as owner/name, e.g. my-team/demo-app (no URL, no .git)",
         )
     return value
-
-
-def connect(
-    token: str | None = None,
-    base_url: str | None = None,
-    retries: int = 4,
-    max_wait: float = 120.0,
-    timeout: int = 30,
-) -> Any:
-    """A PyGithub client for ``GITHUB_API_URL`` that retries 429, 5xx and secondary rate limits.
-
-    Retries honour ``retry-after`` (PyGithub's ``GithubRetry``: 403 only when GitHub says it is a rate
-    limit). A wait longer than ``max_wait`` seconds is not waited for: it becomes a clear error. Only GET,
-    PUT and DELETE are retried: a POST (a workflow dispatch) that failed may have been done.
-    """
-    from github import Auth, Github, GithubRetry
-
-    retry = GithubRetry(
-        total=retries,
-        backoff_factor=1.0,
-        status_forcelist=[429, 500, 502, 503, 504],
-        allowed_methods=frozenset({"GET", "PUT", "DELETE", "HEAD"}),
-        raise_on_status=False,
-        secondary_rate_wait=min(60.0, max_wait),
-        max_rate_limit_wait=max_wait,
-    )
-    return Github(
-        auth=Auth.Token(token or secrets.get(TOKEN_NAME)),
-        base_url=base_url or api_url(),
-        timeout=timeout,
-        retry=retry,
-        per_page=100,
-    )
-
-
-def get_repo(gh: Any, repository: str) -> Any:
-    """The repository (``GET /repos/{owner}/{name}``), or a :class:`GitHubError` saying what to do."""
-    with calling(f"reading the repository {repository}", repository):
-        return gh.get_repo(repository)
 
 
 # --------------------------------------------------------------------------- secrets
@@ -243,8 +93,9 @@ class Wanted:
 
 def check_name(name: str) -> str:
     if not SECRET_NAME.match(name) or name.startswith("GITHUB_"):
-        raise GitHubError(
+        raise InvalidRequest(
             f"{name!r} cannot be a GitHub Actions secret name",
+            vendor=VENDOR,
             hint="use capital letters, digits and underscores, not starting with a digit or GITHUB_",
         )
     return name
@@ -267,17 +118,11 @@ def fingerprint(key: bytes, repository: str, name: str, value: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value or "")
-
-
 def remote_secrets(repo: Any) -> dict[str, dict[str, str]]:
     """``{name: {"created_at", "updated_at"}}`` of the repository's Actions secrets (never values)."""
     with calling("listing the repository's secrets", repo.full_name):
         return {
-            s.name: {"created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at)}
+            s.name: {"created_at": iso(s.created_at), "updated_at": iso(s.updated_at)}
             for s in repo.get_secrets()
         }
 
@@ -347,7 +192,7 @@ def ensure_secrets(repo: Any, wanted: Sequence[Wanted], dry_run: bool = False) -
             repo.create_secret(w.name, w.value)
             after = repo.get_secret(w.name)
         assert fp is not None  # a key exists outside dry-run
-        mine[w.name] = {"hmac": fp, "updated_at": _iso(after.updated_at)}
+        mine[w.name] = {"hmac": fp, "updated_at": iso(after.updated_at)}
         _record(repository, mine)
         verb = "created" if w.name not in remote else "updated"
         results.append(steps.changed(step, f"{verb} (sealed with the repository's public key): {why}"))
@@ -413,8 +258,6 @@ def deploy_secrets(token_secret: str = "COOLIFY_API_TOKEN") -> list[Wanted]:
     (a deploy-only Coolify token is better: see task 2.13); the app UUIDs exist once 2.14/2.15 created the
     apps (before that they are pending, and task 2.17 sets them).
     """
-    from helpers.cloud import coolify
-
     out = []
     try:
         url: str | None = coolify.dashboard_of(coolify.api_url())
@@ -449,43 +292,13 @@ def deploy_secrets(token_secret: str = "COOLIFY_API_TOKEN") -> list[Wanted]:
     return out
 
 
-# --------------------------------------------------------------------------- workflow runs (2.17, 2.18)
+def sync_deploy_secrets(sync: bool, repository: str, dry_run: bool = False) -> list[StepResult]:
+    """Task 2.17: set the deploy workflow's secrets that are known now (the apps' UUIDs, after 2.14/2.15).
 
-
-def run_summary(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "event": run.event,
-        "branch": run.head_branch,
-        "sha": (run.head_sha or "")[:12],
-        "status": run.status,
-        "conclusion": run.conclusion,
-        "created_at": _iso(run.created_at),
-        "url": run.html_url,
-    }
-
-
-def latest_run(
-    repo: Any, workflow_file: str = workflow.WORKFLOW_FILE, branch: str = "main"
-) -> dict[str, Any] | None:
-    """The newest run of the workflow on ``branch`` (any event), summarised; None when it never ran."""
-    with calling(f"reading the runs of {workflow_file}", repo.full_name):
-        wf = repo.get_workflow(workflow_file)
-        for run in wf.get_runs(branch=branch):
-            return run_summary(run)
-    return None
-
-
-def wait_for_run(repo: Any, run_id: int, timeout: float = 1800, poll: float = 15) -> dict[str, Any]:
-    """Poll a run until it is completed; returns its summary (raises TimeoutError with where it stands)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with calling(f"reading workflow run {run_id}", repo.full_name):
-            run = repo.get_workflow_run(run_id)
-        if run.status == "completed":
-            return run_summary(run)
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"workflow run {run_id} is still {run.status} after {timeout:.0f}s; see {run.html_url}"
-            )
-        time.sleep(poll)
+    Only when ``sync`` is on, ``GITHUB_TOKEN`` is set and the repository is known; otherwise one ``skipped``
+    step says which of them is missing (task 2.13, run again later, sets them too).
+    """
+    if sync and secrets.has(TOKEN_NAME) and repository:
+        return ensure_secrets(get_repo(connect(), repository), deploy_secrets(), dry_run)
+    why = "sync_github=False" if not sync else f"{TOKEN_NAME} or the repository is not set"
+    return [steps.skipped("GitHub secrets of the deploy workflow", f"{why}: run task 2.13 again later")]

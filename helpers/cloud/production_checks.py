@@ -1,17 +1,15 @@
-"""Task 2.18: the end-to-end production test, and the production environment (re-exported).
+"""Task 2.18: the end-to-end production checks.
 
 What it checks, each against the real thing:
 
 * the public URL answers: ``https://<domain>`` when task 2.14 set a domain (a valid certificate: httpx
-  verifies it), else ``http://<droplet IPv4>:3000``; in rehearsal the web container's port as Docker
-  published it on 127.0.0.1 (:func:`helpers.rehearse.coolify.published_app_port`);
+  verifies it), else ``http://<droplet IPv4>:3000`` (through its forward when ``RUNBOOK_ADDRESS_MAP`` has
+  one: :mod:`helpers.core.addresses`);
 * its health endpoint reports the database and Redis connected (the same probe as task 1.15);
 * a BullMQ job goes through the *production* worker: Redis is not public, so the runbook opens an SSH
   tunnel (fabric ``forward_local``) through the droplet to the Redis container's address on Coolify's
-  Docker network, found with ``docker inspect`` on the server. In rehearsal the droplet container has no
-  docker CLI; the same tunnel goes to the address the Coolify stand-in's Docker runtime reports (its own
-  module on the droplet answers over the Docker socket): same code path, one documented difference;
-* the last GitHub Actions run on main succeeded (:func:`helpers.cloud.github.latest_run`);
+  Docker network, found with ``docker inspect`` on the server;
+* the last GitHub Actions run on main succeeded (:func:`helpers.cloud.github_runs.latest_run`);
 * no deployment of the apps is still running (a ``git push`` just before 2.18 makes GitHub Actions call the
   deploy webhooks: 2.18 waits for those deployments to finish, then checks the result), and the latest
   deployment of each app finished;
@@ -26,50 +24,30 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from helpers.app.prodenv import PRODUCTION_ENV  # noqa: F401  (the production variables live there)
-from helpers.cloud.coolify import Client
-from helpers.core import secrets, state
+from helpers.clients import github
+from helpers.clients.coolify import Client
+from helpers.cloud import coolify_apps, github_runs
+from helpers.core import addresses, secrets, state
 from helpers.host.ports import free_port
 
 STATE = "phase2"
-STANDIN_DIR = "/opt/runbook-coolify-standin"  # where the rehearsal installer puts the stand-in (task 2.5)
 
 
-def public_url(web: Mapping[str, Any], rehearsal: bool) -> str:
+def public_url(web: Mapping[str, Any]) -> str:
     """Where the web app answers from outside (see the module docstring)."""
     if web.get("domain"):
         return f"https://{web['domain']}"
-    port = int(web.get("port") or 3000)
-    if rehearsal:
-        from helpers.rehearse.coolify import published_app_port
-
-        published = published_app_port(str(web["uuid"]), port)
-        if published is None:
-            raise LookupError(
-                f"the web container {web['uuid']} publishes no port {port} on 127.0.0.1: was it deployed "
-                "(task 2.17) with the droplet's Docker socket (RUNBOOK_DROPLET_DOCKER_SOCKET=1)?"
-            )
-        return f"http://127.0.0.1:{published}"
+    port = int(web.get("port") or coolify_apps.WEB_PORT)
     droplet = state.get(STATE, "droplet") or {}
     if not droplet.get("ipv4"):
         raise LookupError("no droplet address recorded: run task 2.2")
-    return f"http://{droplet['ipv4']}:{port}"
+    return addresses.http_url(str(droplet["ipv4"]), port)
 
 
-def container_address(remote: Any, container: str, rehearsal: bool) -> str:
+def container_address(remote: Any, container: str) -> str:
     """The container's IPv4 on its Docker network, read on the server (``docker inspect``)."""
     fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
-    if rehearsal:
-        probe = (
-            "from helpers.rehearse.dockerapi import Docker; "
-            f"i = Docker().inspect('{container}') or {{}}; "
-            "n = (i.get('NetworkSettings') or {}).get('Networks', {}); "
-            "print(' '.join(v['IPAddress'] for v in n.values()))"
-        )
-        command = f'sudo -n env PYTHONPATH={STANDIN_DIR} python3 -c "{probe}"'
-    else:
-        command = f"sudo -n docker inspect -f '{fmt}' {container}"
-    out = remote.run(command, check=False)
+    out = remote.run(f"sudo -n docker inspect -f '{fmt}' {container}", check=False)
     addresses = [a for a in out.stdout.split() if a.count(".") == 3]
     if not out.ok or not addresses:
         raise LookupError(
@@ -80,9 +58,9 @@ def container_address(remote: Any, container: str, rehearsal: bool) -> str:
 
 
 @contextlib.contextmanager
-def redis_tunnel(remote: Any, redis_uuid: str, rehearsal: bool, port: int = 6379) -> Iterator[str]:
+def redis_tunnel(remote: Any, redis_uuid: str, port: int = 6379) -> Iterator[str]:
     """``redis://default:<password>@127.0.0.1:<port>/0`` while an SSH tunnel to production Redis is up."""
-    address = container_address(remote, redis_uuid, rehearsal)
+    address = container_address(remote, redis_uuid)
     local = free_port()
     url = urllib.parse.urlsplit(secrets.get("PROD_REDIS_URL"))
     with remote.conn.forward_local(local, remote_port=port, remote_host=address, local_host="127.0.0.1"):
@@ -96,8 +74,6 @@ def settle_deployments(
     client: Client, apps: Mapping[str, Any], timeout: float = 600.0, interval: float = 3.0
 ) -> dict[str, dict[str, Any] | None]:
     """The latest deployment of each app, waited for when it is still queued or in progress."""
-    from helpers.cloud import coolify_apps
-
     latest: dict[str, dict[str, Any] | None] = {}
     for role in ("web", "worker"):
         uuid = (apps.get(role) or {}).get("uuid")
@@ -152,8 +128,6 @@ def check_services(check: Any, rows: list[tuple[str, str, str, bool]]) -> None:
 
 def check_github_run(check: Any, repository: str) -> dict[str, Any] | None:
     """The last GitHub Actions run of the deploy workflow on main succeeded."""
-    from helpers.cloud import github
-
     if not secrets.has(github.TOKEN_NAME) or not repository:
         check(
             "last GitHub Actions run on main succeeded",
@@ -163,7 +137,7 @@ def check_github_run(check: Any, repository: str) -> dict[str, Any] | None:
         )
         return None
     repo = github.get_repo(github.connect(), repository)
-    run = github.latest_run(repo)
+    run = github_runs.latest_run(repo)
     check(
         "last GitHub Actions run on main succeeded",
         bool(run) and run["status"] == "completed" and run["conclusion"] == "success",
