@@ -187,7 +187,8 @@ class Operations:
                 "build", "-q", "--label", f"{REHEARSAL_LABEL}={self.rehearsal.id}", context, timeout=300
             )
         new = built.stdout.strip().splitlines()[-1] if built.returncode == 0 and built.stdout.strip() else ""
-        self.seen["release"] = {"before": before, "image": new, "error": built.stderr[-500:]}
+        failed = "" if new else built.stderr[-500:]  # docker build also warns on stderr when it succeeds
+        self.seen["release"] = {"before": before, "image": new, "error": failed}
         for role in ROLES:
             repository = str(names[role])
             _docker("tag", before[role], f"{repository}:sha-{self.rehearsal.id}1")  # the earlier push's tag
