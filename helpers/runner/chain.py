@@ -201,6 +201,7 @@ def run_chain(
                 ledger.save(redactor)
                 ui.task_started(record, schedule.numbers[tid], total)
                 worker.inbox.put(jobs_for(record))
+                log.info("task %s handed to worker %s", tid, worker.number)
             if schedule.over():
                 break
             try:

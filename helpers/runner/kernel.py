@@ -183,7 +183,19 @@ class KernelSession:
         except Exception as exc:
             self.dirty = True
             raise KernelSetupError(f"could not reset the kernel for the next notebook: {exc}") from exc
-        leftover = self.last_reset.get("state", {}).get("leftover_threads") or []
+        state = self.last_reset.get("state", {})
+        if state.get("adopted_modules"):
+            log.info(
+                "clean slate: %s project module(s) first imported by a notebook, now warm",
+                state["adopted_modules"],
+            )
+        if state.get("reimported"):
+            log.info(
+                "clean slate: the project's modules imported afresh (changed at module level: %s; new: %s)",
+                ", ".join(state.get("changed_modules") or []) or "none",
+                state.get("new_modules", 0),
+            )
+        leftover = state.get("leftover_threads") or []
         if leftover:
             log.warning("threads left running by an earlier notebook: %s", ", ".join(leftover))
         return self.last_reset
