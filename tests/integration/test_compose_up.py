@@ -21,6 +21,7 @@ from helpers.services import compose
 pytestmark = pytest.mark.engine
 
 
+@pytest.mark.smoke
 def test_preflight_dry_run_up_and_second_run_is_ok(tmp_path):
     with services_env(tmp_path) as env:
         check = Checklist("pre-flight")
