@@ -434,9 +434,11 @@ def cmd_run(args: argparse.Namespace, console: Any, mode: str = "run") -> int:
             ignore_failed_needs=True,
         )
     ledger, plan = runs.new_ledger(catalog, request, redactor)  # bad input exits here, before any kernel
-    # The kernels boot on the other core while this process imports papermill.
+    # The kernels boot on the other core while this process hands out the first task (once they are
+    # launched: until then this process's interpreter is theirs) and loads papermill (run_chain).
     pool = runs.prestart(catalog, args.phase, options, redactor)
-    import papermill  # noqa: F401
+    if pool is not None:
+        pool.wait_launched()
 
     if mode == "plan":
         _print_plan_head(console, ledger)

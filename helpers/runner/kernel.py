@@ -38,6 +38,39 @@ def _pump(stream: Any) -> None:
     stream.close()
 
 
+def _spec_manager() -> Any:
+    """jupyter_client's kernel spec manager with its search folders given, as its default computes them
+    (Jupyter's data paths, then ``$IPYTHONDIR`` or ``~/.ipython``, each with ``kernels/``): its
+    default imports IPython into this process only to find the IPython folder, a third of a second
+    before the kernel can even be launched."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    ipython = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    return KernelSpecManager(kernel_dirs=[*jupyter_path("kernels"), os.path.join(ipython, "kernels")])
+
+
+# ipykernel_launcher as a -c program, without the debugger: ipykernel imports debugpy (and pydevd) at
+# start-up only to offer Jupyter's debugger, which a runner never asks for: a third of a second of every
+# kernel start. With ``debugpy`` unimportable ipykernel starts as it does where debugpy is not installed.
+LAUNCH_WITHOUT_DEBUGGER = (
+    "import sys\n"
+    "if sys.path[0] == '':\n"  # as ipykernel_launcher: not the working folder while ipykernel loads
+    "    del sys.path[0]\n"
+    "sys.modules['debugpy'] = None\n"
+    "from ipykernel import kernelapp\n"
+    "kernelapp.launch_new_instance()\n"
+)
+
+
+def _without_debugger(spec: Any) -> None:
+    """Launch an ipykernel spec (``python -m ipykernel_launcher ...``) through
+    :data:`LAUNCH_WITHOUT_DEBUGGER`; any other kernel's command stays as it is."""
+    argv = list(spec.argv)
+    if len(argv) >= 3 and argv[1:3] == ["-m", "ipykernel_launcher"]:
+        spec.argv = [argv[0], "-c", LAUNCH_WITHOUT_DEBUGGER, *argv[3:]]
+
+
 def _bootstrap_code(modules: list[str]) -> str:
     source = inspect.getsource(kernel_side)
     return (
@@ -78,6 +111,7 @@ class KernelSession:
         self.last_reset: dict[str, Any] = {}
         self._pid: int | None = None
         self._pgid: int | None = None
+        self.launched = threading.Event()  # set once the kernel process exists (or its start failed)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -85,13 +119,18 @@ class KernelSession:
         return self._pid
 
     def start(self) -> None:
-        run_sync(self._astart)()
+        try:
+            run_sync(self._astart)()
+        finally:
+            self.launched.set()
 
     async def _astart(self) -> None:
         from jupyter_client.manager import AsyncKernelManager
 
         began = time.monotonic()
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        km = AsyncKernelManager(kernel_name=self.kernel_name, kernel_spec_manager=_spec_manager())
+        km.ip = "127.0.0.1"  # its default asks the network interfaces for the loopback address
+        _without_debugger(km.kernel_spec)
         # The kernel's own stdout/stderr (C-level writes, subprocesses not captured by a cell,
         # its start-up warnings) go to the log through a scrubbing formatter, not to the terminal.
         await km.start_kernel(
@@ -99,6 +138,7 @@ class KernelSession:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self.launched.set()  # the kernel boots on the other core from here on
         process = getattr(getattr(km, "provisioner", None), "process", None)
         if process is not None and process.stdout is not None:
             threading.Thread(target=_pump, args=(process.stdout,), daemon=True, name="kernel-output").start()

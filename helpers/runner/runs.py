@@ -35,7 +35,7 @@ from helpers.runner.ledger import (
     runs_dir,
 )
 from helpers.runner.plan import Plan, Selection, SelectionError, make_plan
-from helpers.runner.redact import RedactingFormatter, Redactor, activate, register_io_handler
+from helpers.runner.redact import RedactingFormatter, Redactor, activate
 
 log = logging.getLogger("runbook")
 
@@ -296,8 +296,7 @@ def execute(
     pool: Pool | None = None,
 ) -> Ledger:
     """Run the ledger's pending tasks, then write the summaries and scrub the run folder."""
-    activate(redactor)
-    register_io_handler()
+    activate(redactor)  # papermill's writes go through it (execute.run_notebook registers the handler)
     run_dir = ledger.run_dir
     ledger.attempts.append(
         {
