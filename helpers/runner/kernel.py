@@ -7,6 +7,7 @@ kernels first and import papermill while they start: the kernel process boots on
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import logging
 import os
@@ -22,6 +23,10 @@ from helpers.core.settings import env
 from helpers.runner import kernel_side
 
 log = logging.getLogger("runbook.engine")
+
+
+FAST_EXIT = "import os as _o, weakref as _w\n_w.finalize._exitfunc()\n_o._exit(0)\n"
+EXIT_WAIT = 3.0  # seconds the kernel gets to end that way before jupyter_client's own shutdown
 
 
 class KernelSetupError(RuntimeError):
@@ -177,6 +182,16 @@ class KernelSession:
         self._pid = self._pgid = None
 
     async def _ashutdown(self, now: bool) -> None:
+        if not now and self.kc is not None and await self.km.is_alive():
+            # The kernel runs the finalizers meant for exit (weakref.finalize: temporary folders...), then
+            # ends without tearing its interpreter down, which takes half a second with the libraries
+            # loaded (ipykernel's own atexit handlers wait for the loop this cell holds: not those);
+            # jupyter_client then finds it gone and cleans up as after any shutdown.
+            self.kc.execute(FAST_EXIT, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + EXIT_WAIT
+            while time.monotonic() < deadline and await self.km.is_alive():
+                await asyncio.sleep(0.01)
+            now = not await self.km.is_alive()  # gone: nothing to ask politely any more
         if self.kc is not None:
             self.kc.stop_channels()
         await self.km.shutdown_kernel(now=now)

@@ -290,3 +290,20 @@ def test_importing_a_submodule_is_no_change_and_a_first_import_stays_warm_and_pr
         assert session.starts == 1
     finally:
         session.shutdown(now=True)
+
+
+def test_shutdown_is_quick_and_still_runs_the_exit_finalizers(tmp_path) -> None:
+    """The kernel ends without tearing its interpreter down, after the finalizers meant for exit: a
+    temporary folder the last notebook kept is removed, the process is gone, its connection file too."""
+    session = KernelSession()
+    keeper = notebook(
+        tmp_path / "k.ipynb", "import tempfile\nkeep = tempfile.TemporaryDirectory()\nprint(keep.name)"
+    )
+    folder = Path(outputs(run(keeper, tmp_path / "o.ipynb", session)).strip())
+    assert folder.is_dir()
+    pid, connection = session.pid, Path(session.km.connection_file)
+    assert connection.is_file()
+    session.shutdown()
+    assert not folder.exists(), "the exit finalizers did not run"
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert not connection.exists()
