@@ -12,6 +12,7 @@ Task 1.4 calls :func:`check_preflight`, :func:`up`, :func:`show_ps` and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -188,24 +189,26 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-_LOADED: dict[tuple[Any, ...], Project] = {}
-
-
 def load(app_dir: str | Path) -> Project:
     """Resolve the app's compose project as compose sees it (environment and ``.env`` applied).
 
     Remembered while the file, the folder's ``.env`` and this process's environment stay the same,
-    so a notebook's several steps ask ``docker compose config`` once.
+    so a notebook's several steps ask ``docker compose config`` once. (A function's cache, not a
+    module-level dict: the runner's warm kernel reads a grown dict as changed module state and
+    imports every project module afresh before the next notebook.)
     """
     file = find_compose_file(app_dir)
     folder = file.parent.resolve()
-    key = (str(file.resolve()), _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
-    if key not in _LOADED:
-        if len(_LOADED) > 16:
-            _LOADED.clear()
-        raw = _config(folder, file, "--no-interpolate")
-        _LOADED[key] = parse_config(_config(folder, file), raw, folder, file)
-    return _LOADED[key]
+    return _resolved(file, folder, _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(
+    file: Path, folder: Path, file_stamp: Any, env_stamp: Any, environ: frozenset[tuple[str, str]]
+) -> Project:
+    """The project of ``file``; the stamps and the environment are part of the cache's key."""
+    raw = _config(folder, file, "--no-interpolate")
+    return parse_config(_config(folder, file), raw, folder, file)
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:
