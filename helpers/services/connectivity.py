@@ -64,9 +64,11 @@ def find_env_file(app_dir: str | Path, env_file: str | Path = "") -> Path:
 
 
 def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
-    """The app's DATABASE_URL and REDIS_URL, from its env file."""
+    """The app's DATABASE_URL and REDIS_URL, from its env file; an app that keeps them in separate
+    keys (``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_DB``...) gets the URL those keys make."""
     path = find_env_file(app_dir, env_file)
     values = dotenv_values(path)
+    values = {**_urls_from_separate_keys(path), **{k: v for k, v in values.items() if v}}
     missing = [k for k in ("DATABASE_URL", "REDIS_URL") if not values.get(k)]
     if missing:
         raise EnvFileError(
@@ -76,6 +78,25 @@ def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
     return AppUrls(
         env_file=path, database_url=str(values["DATABASE_URL"]), redis_url=str(values["REDIS_URL"])
     )
+
+
+def _urls_from_separate_keys(path: Path) -> dict[str, str]:
+    from urllib.parse import quote
+
+    from helpers.app import envfile
+
+    env = envfile.environment_of(path.read_text(encoding="utf-8"), path.name)
+    urls = {}
+    for key, ep, scheme, port in (
+        ("DATABASE_URL", env.database, "postgresql", 5432),
+        ("REDIS_URL", env.redis, "redis", 6379),
+    ):
+        if ep is None or ep.url_key or not ep.host:
+            continue
+        auth = quote(ep.user or "", safe="") + (f":{quote(ep.password, safe='')}" if ep.password else "")
+        tail = f"/{ep.database}" if ep.database else ""
+        urls[key] = f"{scheme}://{auth + '@' if auth else ''}{ep.host}:{ep.port or port}{tail}"
+    return urls
 
 
 def redact(url: str) -> str:
