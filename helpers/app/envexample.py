@@ -567,10 +567,13 @@ def check_env_example(
             f"missing: {', '.join(missing)}" if missing else f"{len(kept)} keys",
             hint="restore the lost keys from `git show HEAD:.env.example`",
         )
+        rewritten = {line.strip() for line in rewrite_env(committed, rules)[0].splitlines()}
         comments = [
             e.raw.strip()
             for e in parse(committed)
-            if e.kind == "comment" and not vmtext.speaks_of_vm(e.raw, rules)
+            if e.kind == "comment"
+            and e.raw.strip() in rewritten  # not one the rules rewrite
+            and not vmtext.speaks_of_vm(e.raw, rules)  # nor one a person may accept a proposal for
         ]
         lines = {line.strip() for line in text.splitlines()}
         lost = [c for c in comments if c not in lines]

@@ -177,12 +177,21 @@ def rules_for(
     extra_patterns: Sequence[str] = (),
     replacements: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     docs_dir: str = "docs",
+    rev: str | None = None,
 ) -> Rules:
     """The notebook's parameters, plus what the app itself says about its VM: the non-local hosts its
-    ``.env.example`` used (before the migration, and now) and the team's own word for the VM."""
+    ``.env.example`` used (before the migration, and now) and the team's own word for the VM.
+    ``rev``: the commit that is the app before phase 1 (default: its last commit)."""
     tree = Tree.of(app)
-    before, now = profile.baseline(tree.root), profile.read(tree)
-    texts = [tree.read(rel) or "" for rel in now.docs] + [tree.committed(rel) or "" for rel in before.docs]
+    now = profile.read(tree)
+    if rev is None:
+        before = profile.baseline(tree.root)
+        old = [tree.committed(rel) or "" for rel in before.docs]
+    else:
+        revision = profile.Revision(tree.root, rev)
+        before = profile.read(revision)
+        old = [revision.read(rel) or "" for rel in before.docs]
+    texts = [tree.read(rel) or "" for rel in now.docs] + old
     return Rules.from_params(
         vm_ip,
         extra_patterns,
