@@ -7,12 +7,14 @@ planned files can be checked too) and returns :class:`Finding` s with ``file:lin
 * :func:`commands`: every ``pnpm <name>`` / ``pnpm run <name>`` (and npm, yarn, bun) in a code span or
   code block of the app's Markdown names a script of ``package.json`` (the root's, or the workspace
   package's it runs in: ``--filter``, ``-C``, ``cd apps/web``), a verb of the package manager, or a
-  binary of a dependency (``pnpm drizzle-kit generate``);
+  binary of a dependency (``pnpm drizzle-kit generate``); so does one in a code span of an
+  ``.env.example`` comment ("get the address with `pnpm vm:ip`");
 * :func:`script_rows`: no table row or list item documents a script ``package.json`` does not have
   (written ``pnpm vm:up`` or just ``vm:up``);
 * :func:`vm_text`: no line of README, CLAUDE.md, docs/ or ``.env.example`` still speaks of the VM,
   Multipass, the VM's address (the default network's, and every non-local host the app used before)
-  or Coolify as the local setup; the Docker troubleshooting guide may speak of WSL's VM;
+  or Coolify as the local setup; the Docker troubleshooting guide may speak of WSL's VM, and a decision
+  record marked superseded tells what was decided then;
 * :func:`links`: no Markdown link, path named in the docs, or path in an ``.env.example`` comment
   points at a file that does not exist;
 * :func:`identity`: the database user and name and the Redis db index are the ones the app had
@@ -20,7 +22,9 @@ planned files can be checked too) and returns :class:`Finding` s with ``file:lin
 * :func:`uncommitted`: once phase 1 has committed, nothing it changed is left out of the commit.
 
 :func:`findings` runs them all; :func:`check_docs` records them in a verification table
-(:class:`helpers.core.checks.Checklist`), one row per check, each able to fail.
+(:class:`helpers.core.checks.Checklist`), one row per check, each able to fail; :func:`check_scope` is
+the verification of a task that rewrites some files (1.6, 1.9 to 1.12): a fresh plan has nothing
+left to do, no line is left that no rule is sure about (unless accepted), and these checks pass there.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from helpers.app.appfiles import Tree
 from helpers.app.vmtext import DEFAULT_RULES, Rules
 
 CHECKS: dict[str, str] = {
-    "commands": "every pnpm/npm/yarn command in the docs names a script, a verb or a binary",
+    "commands": "every pnpm/npm/yarn command in the docs and .env.example names a script, a verb or a binary",
     "script-rows": "no table row or list item documents a script package.json does not have",
     "vm-text": "no VM, Multipass, VM address or local Coolify left in the docs and .env.example",
     "links": "no link or path in the docs or .env.example comments points at a missing file",
@@ -328,6 +332,16 @@ def commands(app: Tree | str | os.PathLike[str], now: profile.Profile | None = N
                 for use, _ in _calls(part, base):
                     if use is not None and (why := _problem(use, a)):
                         found.append(Finding("commands", rel, span.line, f"`{span.text}`", why))
+    env = a.now.env_file
+    if env:  # "Get the address with `pnpm vm:ip`" in a comment of .env.example
+        for n, entry in _env_lines(a.tree.read(env) or ""):
+            if entry.kind != "comment":
+                continue
+            for span in re.findall(r"`([^`\n]+)`", entry.raw):
+                for part in _pm_texts(span)[:1]:
+                    for use, _ in _calls(part, ""):
+                        if use is not None and (why := _problem(use, a)):
+                            found.append(Finding("commands", env, n, entry.raw.strip(), why))
     return _unique(found)
 
 
