@@ -274,7 +274,10 @@ class Profile:
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(what, value, where it comes from) rows, passwords masked."""
-        rows = [("package manager", self.package_manager, self.package_manager_why)]
+        version = f" {self.manager_version}" if self.manager_version else ""
+        rows = [("package manager", self.package_manager + version, self.package_manager_why)]
+        if self.node:
+            rows.append(("Node.js", self.node, 'package.json "engines"'))
         rows.append(
             (
                 "workspace packages",
@@ -297,6 +300,9 @@ class Profile:
                 src = ", ".join(f"{k} ← {v}" for k, v in ep.sources.items())
                 rows.append((label, ep.shown(), src))
         rows.append(("docs", ", ".join(self.docs) or "none", "README.md, CLAUDE.md, docs/**"))
+        gone = sorted(vm_files(self))
+        if gone:
+            rows.append(("files only the VM scripts run", ", ".join(gone), "removed with them (task 1.12)"))
         for item in self.unclear:
             rows.append(("not understood", item, "decide by hand"))
         return rows
