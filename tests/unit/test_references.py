@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from corpussupport import copy
 
 from helpers.app import appfiles, references, rewriting, vmtext
 from helpers.app.appfiles import Tree
@@ -246,3 +247,30 @@ def test_crlf_file_keeps_crlf(app_copy):
     (app_copy / "notes.md").write_bytes(b"# Notes\r\n\r\nThe DB is on 192.168.64.5.\r\n")
     changes = [c for c in references.plan_cleanup(app_copy) if c.path == "notes.md"]
     assert changes[0].after == "# Notes\r\n\r\nThe DB is on localhost.\r\n"
+
+
+def test_rules_and_context_come_from_the_app(tmp_path):
+    pulse = copy("pulse", tmp_path / "pulse")
+    rules = references.rules_for(pulse)
+    assert "10.13.37.5" in rules.hosts and rules.aliases == ("box",)
+    assert vmtext.speaks_of_vm("Open Coolify on http://10.13.37.5:8000", rules)
+    jobboard = copy("jobboard", tmp_path / "jobboard")
+    ctx = references.context(jobboard, references.rules_for(jobboard))
+    assert ctx.gone == {
+        "docs/dev/local-vm/setup.md": "README.md#local-development-with-docker",
+        "docs/dev/local-vm/troubleshooting.md": "docs/troubleshooting-docker.md",
+    }
+    assert ctx.vm_scripts == {"services", "services:stop", "services:ip"}
+    assert ctx.vm_files == {"scripts/services.sh", "scripts/vm-address.sh"}
+    plan = references.plan(jobboard, ctx.rules, "all", ctx=ctx)
+    assert {c.path for c in plan.changes if c.after is None} == {
+        "docs/dev/local-vm/setup.md",
+        "docs/dev/local-vm/troubleshooting.md",
+        "scripts/services.sh",
+        "scripts/vm-address.sh",
+    }
+    assert [u.where for u in plan.unsure] == [
+        ".env.example:14",
+        "docs/architecture/overview.md:14",
+        "docs/architecture/overview.md:15",
+    ]
