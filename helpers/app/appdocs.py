@@ -39,6 +39,7 @@ from helpers.app import envexample, envfile, pmcommand, profile, vmtext
 from helpers.app.appfiles import FileChange, Tree, newline_of, unified_diff, with_newlines
 from helpers.app.envexample import LocalServices
 from helpers.core.steps import StepResult
+from helpers.services import appenv
 
 TEMPLATES = Path(__file__).with_name("templates") / "app"
 START = re.compile(r"^<!--\s*docker-workflow:start\b.*?-->[ \t]*$")
@@ -260,9 +261,9 @@ def _env_lines(example: str | None, services: LocalServices) -> tuple[str, ...]:
     if example is None:
         return tuple(f"{k}={v}" for k, v in services.wanted().items())
     local = envexample.point_at(example, services)
-    env = envfile.environment_of(local)
+    env = appenv.environment_of(local)
     values = {e.key: e.value for e in envfile.parse(local) if e.kind == "assign"}
-    expanded = {k: envfile.expand(v, values) for k, v in values.items()}
+    expanded = {k: appenv.expand(v, values) for k, v in values.items()}
     lines = []
     for ep in (env.database, env.redis):
         if ep is None:

@@ -25,7 +25,6 @@ from helpers.app.envfile import (
     Entry,
     EnvFileError,
     edit_url,
-    environment_of,
     keys,
     parse,
     render,
@@ -34,6 +33,7 @@ from helpers.app.envfile import (
 from helpers.app.vmtext import DEFAULT_RULES, Rules
 from helpers.core import steps
 from helpers.core.steps import StepResult
+from helpers.services.appenv import environment_of
 
 # --------------------------------------------------------------------------- the local services
 

@@ -42,7 +42,6 @@ import yaml
 
 from helpers.app import packagejson, pmcommand
 from helpers.app.appfiles import SKIP_DIRS, Tree, decode
-from helpers.app.envfile import Endpoint, environment_of
 
 # --------------------------------------------------------------------------- vocabulary
 from helpers.app.scriptkinds import (
@@ -61,6 +60,7 @@ from helpers.app.scriptkinds import (
     VM,
     Classifier,
 )
+from helpers.services.appenv import Endpoint, environment_of
 
 MANAGERS = pmcommand.MANAGERS
 

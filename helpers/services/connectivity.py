@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from helpers.core.checks import Checklist
 from helpers.core.errors import NextStepError
 from helpers.core.secrets import scrub
+from helpers.services import appenv
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 POSTGRES_MAJOR = 15
@@ -81,21 +82,11 @@ def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
 
 
 def _urls_from_separate_keys(path: Path) -> dict[str, str]:
-    from urllib.parse import quote
-
-    from helpers.app import envfile
-
-    env = envfile.environment_of(path.read_text(encoding="utf-8"), path.name)
+    env = appenv.environment_of(path.read_text(encoding="utf-8"), path.name)
     urls = {}
-    for key, ep, scheme, port in (
-        ("DATABASE_URL", env.database, "postgresql", 5432),
-        ("REDIS_URL", env.redis, "redis", 6379),
-    ):
-        if ep is None or ep.url_key or not ep.host:
-            continue
-        auth = quote(ep.user or "", safe="") + (f":{quote(ep.password, safe='')}" if ep.password else "")
-        tail = f"/{ep.database}" if ep.database else ""
-        urls[key] = f"{scheme}://{auth + '@' if auth else ''}{ep.host}:{ep.port or port}{tail}"
+    for key, ep in (("DATABASE_URL", env.database), ("REDIS_URL", env.redis)):
+        if ep is not None and not ep.url_key and ep.host:
+            urls[key] = appenv.url_of(ep)
     return urls
 
 

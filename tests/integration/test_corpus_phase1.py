@@ -32,10 +32,11 @@ from pathlib import Path
 import pytest
 from corpussupport import copy, expectations, names
 
-from helpers.app import docchecks, envfile, packagejson, profile, references
+from helpers.app import docchecks, packagejson, profile, references
 from helpers.app.appfiles import newline_of
 from helpers.host.ports import free_port
 from helpers.runner import sampleapp
+from helpers.services import appenv
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -171,7 +172,7 @@ def test_phase1_commits_true_docs_in_every_corpus_repository(corpus_app) -> None
     example = (app / ".env.example").read_text()
     for port in (box.env["POSTGRES_PORT"], box.env["REDIS_PORT"]):
         assert port not in example, "the test's ports must never be committed into the app"
-    local = envfile.environment_of((app / ".env").read_text())
+    local = appenv.environment_of((app / ".env").read_text())
     assert local.database.port == int(box.env["POSTGRES_PORT"]) and local.redis.port == int(
         box.env["REDIS_PORT"]
     )

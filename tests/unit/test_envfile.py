@@ -1,4 +1,4 @@
-"""helpers.app.envfile: line-preserving .env edits, URLs inside values, where the app finds its services."""
+"""helpers.app.envfile: line-preserving .env edits and URLs inside values."""
 
 from __future__ import annotations
 
@@ -82,16 +82,3 @@ def test_set_key_appends_when_absent():
 )  # fmt: skip
 def test_edit_url_changes_only_the_parts_asked(raw, wanted, result):
     assert envfile.edit_url(raw, wanted) == result
-
-
-def test_environment_of_reads_urls_separate_keys_and_their_sources():
-    env = envfile.environment_of(
-        "export POSTGRES_HOST=10.13.37.5\nexport POSTGRES_USER=pulse\nexport POSTGRES_DB=pulse_dev\n"
-        'export DATABASE_URL="postgresql://${POSTGRES_USER}:x@${POSTGRES_HOST}:5432/${POSTGRES_DB}"\n'
-        "REDIS_HOST=192.168.64.9\nREDIS_PORT=6379\nREDIS_DB=1\n"
-    )
-    db, rd = env.database, env.redis
-    assert (db.user, db.database, db.host, db.url_key) == ("pulse", "pulse_dev", "10.13.37.5", "DATABASE_URL")
-    assert db.sources["host"] == "POSTGRES_HOST" and db.sources["port"] == "DATABASE_URL"
-    assert (rd.host, rd.port, rd.index, rd.url_key) == ("192.168.64.9", 6379, 1, None)
-    assert rd.sources == {"host": "REDIS_HOST", "port": "REDIS_PORT", "database": "REDIS_DB"}
