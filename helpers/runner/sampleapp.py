@@ -256,6 +256,123 @@ class Sandbox:
         return problems
 
 
+# --------------------------------------------------------------------------- the production images
+
+
+NODE_STANDIN = "runbook-standin/node:20"  # scripts/standins/node: this machine's Node.js
+
+
+def node_image() -> str:
+    """The base image to build FROM: the official one (what the Dockerfiles name) when it is here, else the
+    local stand-in (no registry is reachable in CI); raises with the next step when neither is."""
+    from helpers.app.appprod import NODE_VERSION
+
+    official = f"node:{NODE_VERSION}-alpine"
+    for image in (official, NODE_STANDIN):
+        if image_present(image):
+            return image
+    raise SampleAppError(
+        f"neither {official} nor {NODE_STANDIN} is in the local engine: pull {official}, or build the "
+        "stand-in with scripts/standins/build.sh node"
+    )
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    role: str  # web or worker
+    tag: str
+    dockerfile: str
+    image_id: str
+    size: int  # bytes, as `docker image inspect` reports it
+    seconds: float
+    cmd: list[str]
+    workdir: str
+
+    def summary(self) -> str:
+        size = f"{self.size / 1e6:.0f} MB"
+        return f"{self.role}: {self.tag} ({self.dockerfile}) {size}, built in {self.seconds:.0f} s"
+
+
+def image_context(dest: str | os.PathLike[str], source: str | os.PathLike[str] = FIXTURE) -> Path:
+    """A fresh copy of the app with what task 2.12 writes (Dockerfiles, .dockerignore, standalone output)."""
+    from helpers.app import appfiles, appprod
+
+    target = Path(dest)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=IGNORE)
+    changes, kept = appprod.plan_images(target)
+    failed = [k for k in kept if k.status == "failed"]
+    if failed:
+        raise SampleAppError(f"task 2.12 cannot plan the images: {failed[0].detail}")
+    appfiles.apply(target, changes)
+    return target
+
+
+def build_images(
+    dest: str | os.PathLike[str], prefix: str = "runbook-sample-", node: str | None = None
+) -> list[BuiltImage]:
+    """Build the web and worker images from a copy of the app in ``dest`` with task 2.12's Dockerfiles, as
+    ``docker build`` (the legacy builder; the network of the host, as the stand-ins are built), FROM ``node``
+    (default :func:`node_image`). Tags ``<prefix>web:latest`` and ``<prefix>worker:latest``."""
+    import json
+    import time
+
+    from helpers.app.workflow import DOCKERFILES
+
+    context = image_context(dest)
+    base = node or node_image()
+    built = []
+    for role, dockerfile in DOCKERFILES.items():
+        tag = f"{prefix}{role}:latest"
+        command = ["docker", "build", "--network", "host", "--build-arg", f"NODE_IMAGE={base}"]
+        command += ["-f", dockerfile, "-t", tag, "."]
+        started = time.monotonic()
+        proc = subprocess.run(
+            command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
+        seconds = time.monotonic() - started
+        info = json.loads(
+            subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=True).stdout
+        )[0]
+        config = info.get("Config") or {}
+        built.append(
+            BuiltImage(
+                role,
+                tag,
+                dockerfile,
+                info["Id"],
+                int(info["Size"]),
+                seconds,
+                list(config.get("Cmd") or []),
+                str(config.get("WorkingDir") or "/"),
+            )
+        )
+    return built
+
+
+def entrypoint_script(images: list[BuiltImage]) -> str:
+    """A shell entrypoint ``web|worker`` that runs each image's own WORKDIR and CMD (both images' files
+    side by side in one image: the rehearsal's app stand-in)."""
+    lines = [
+        "#!/bin/sh",
+        "# app-entrypoint web|worker: the sample app's production images' own commands, in one image.",
+        "# Written by `python -m helpers.runner.sampleapp images --entrypoint` from:",
+        *(f"#   {i.tag} {i.image_id}" for i in images),
+        "set -e",
+        'what="${1:-web}"',
+        '[ "$#" -gt 0 ] && shift',
+        'case "$what" in',
+        *(f"{i.role}) cd {shlex.quote(i.workdir)} && exec {shlex.join(i.cmd)} ;;" for i in images),
+        '*) exec "$what" "$@" ;;',
+        "esac",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.runner.sampleapp", description=__doc__.splitlines()[0]
@@ -278,7 +395,22 @@ def main(argv: list[str] | None = None) -> int:
         help="also print RUNBOOK_ALLOW_COMMIT=1 (task 1.14 commits in this disposable copy)",
     )
     prep.add_argument("--export", action="store_true", help="print `export NAME=value` lines")
+    imgs = sub.add_parser("images", help="build the web and worker images with task 2.12's Dockerfiles")
+    imgs.add_argument(
+        "--dest", default=str(WORK_DIR / "sample-app-images"), help="the build context (a fresh copy)"
+    )
+    imgs.add_argument(
+        "--prefix", default="runbook-sample-", help="tags <prefix>web:latest, <prefix>worker:latest"
+    )
+    imgs.add_argument(
+        "--node-image", default=None, help="base image (default: node:20-alpine, else the stand-in)"
+    )
+    imgs.add_argument(
+        "--entrypoint", default=None, help="also write a web|worker entrypoint running both images"
+    )
     args = parser.parse_args(argv)
+    if args.command == "images":
+        return _images(args)
     try:
         path, created = prepare(args.dest, args.source)
         if not args.no_env:
@@ -290,6 +422,21 @@ def main(argv: list[str] | None = None) -> int:
     prefix = "export " if args.export else ""
     for key, value in environment(path, args.port, args.allow_commit).items():
         print(f"{prefix}{key}={shlex.quote(value)}")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    try:
+        built = build_images(args.dest, args.prefix, args.node_image)
+    except SampleAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for image in built:
+        print(image.summary())
+    if args.entrypoint:
+        path = Path(args.entrypoint)
+        path.write_text(entrypoint_script(built), encoding="utf-8")
+        path.chmod(0o755)
     return 0
 
 
