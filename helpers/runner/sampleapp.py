@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--export", action="store_true", help="print `export NAME=value` lines")
     imgs = sub.add_parser("images", help="build the web and worker images with task 2.12's Dockerfiles")
     imgs.add_argument(
-        "--dest", default=str(WORK_DIR / "sample-app-images"), help="the build context (a fresh copy)"
+        "--dest", default=None, help="the build context, a fresh copy (default: a temporary folder)"
     )
     imgs.add_argument(
         "--prefix", default="runbook-sample-", help="tags <prefix>web:latest, <prefix>worker:latest"
@@ -426,11 +426,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
+    # outside any git work tree: the app's files are read as git sees them (a parent repo ignores .work/)
+    dest = Path(args.dest) if args.dest else Path(tempfile.mkdtemp(prefix="rb-sample-images-")) / "app"
     try:
-        built = build_images(args.dest, args.prefix, args.node_image)
+        built = build_images(dest, args.prefix, args.node_image)
     except SampleAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if not args.dest:
+            shutil.rmtree(dest.parent, ignore_errors=True)
     for image in built:
         print(image.summary())
     if args.entrypoint:

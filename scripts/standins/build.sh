@@ -142,9 +142,18 @@ SOURCES
 }
 
 # 2. + 3. one stand-in image ------------------------------------------------------------
+declare -A DONE=()   # the stand-ins this run has built or found up to date
+
 build_one() {
     local name="$1" dir="$HERE/$1"
     [[ -f "$dir/Dockerfile" ]] || die "no stand-in named '$name' (expected $dir/Dockerfile; have: $(image_names | paste -sd' ' -))"
+    [[ -z "${DONE[$name]:-}" ]] || return 0
+    # <name>/needs: stand-ins this one builds FROM (one per line), built first
+    local need
+    if [[ -f "$dir/needs" ]]; then
+        for need in $(packages_of "$dir/needs"); do build_one "$need"; done
+    fi
+    DONE[$name]=1
     local tag image rootfs pkgs rootfs_hash want
     tag="$(tag_of "$name")"
     image="$PREFIX/$name:$tag"

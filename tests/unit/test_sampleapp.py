@@ -17,9 +17,11 @@ from helpers.services import apprun
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     src = tmp_path / "fixture"
-    (src / "stub").mkdir(parents=True)
+    (src / "apps" / "web").mkdir(parents=True)
     (src / "package.json").write_text('{"name": "app"}\n')
-    (src / "stub" / "web.py").write_text("print('web')\n")
+    (src / "apps" / "web" / "page.tsx").write_text("export default 1\n")
+    (src / "apps" / "web" / ".next").mkdir()  # a build of the fixture must not be copied either
+    (src / "apps" / "web" / ".next" / "x.js").write_text("")
     (src / ".env").write_text("SECRET=1\n")  # a developer's local file must not be copied
     (src / "node_modules").mkdir()
     (src / "node_modules" / "x.js").write_text("")
@@ -34,7 +36,7 @@ def test_prepare_copies_once_and_commits_a_baseline(source: Path, tmp_path: Path
     dest = tmp_path / "work" / "sample-app"
     path, created = sampleapp.prepare(dest, source)
     assert created and path == dest.resolve()
-    assert (dest / "stub" / "web.py").is_file()
+    assert (dest / "apps" / "web" / "page.tsx").is_file() and not (dest / "apps" / "web" / ".next").exists()
     assert not (dest / ".env").exists() and not (dest / "node_modules").exists()
     assert git(dest, "status", "--porcelain") == ""
     assert git(dest, "log", "--format=%s") == sampleapp.BASELINE_MESSAGE.format(source=source)
