@@ -121,6 +121,29 @@ def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
     assert all(p.exited() is not None for p in run.processes)  # stopped, with their process groups
 
 
+def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(
+    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
+) -> None:
+    manifest = services.app_dir / "package.json"
+    original = manifest.read_text()
+    renamed = original.replace('"dev":', '"web:dev":').replace('"worker":', '"queue:consume":')
+    renamed = renamed.replace('"worker:dev":', '"queue:watch":').replace('"db:migrate":', '"migrate:dev":')
+    manifest.write_text(renamed)
+    try:
+        other = apprun.app_scripts(services.app_dir)
+        # by name (web:dev, migrate:dev), and the worker by what its script runs (the worker package)
+        assert (other.web, other.worker, other.migrate) == ("web:dev", "queue:consume", "migrate:dev")
+        assert apprun.migrate(other, services.database_url()).status == "ok"
+        port = free_port()
+        with apprun.running(
+            services.app_dir, apprun.script_commands(other), url(port), timeout=180, logs=tmp_path
+        ):
+            outcome = jobs.enqueue_and_wait(services.redis_url(), "jobs", timeout=60)
+        assert outcome.completed, outcome.summary()
+    finally:
+        manifest.write_text(original)
+
+
 def test_job_check_fails_when_no_worker_runs(
     services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
 ) -> None:
