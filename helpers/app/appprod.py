@@ -140,11 +140,14 @@ def plan_docs(
     """Task 2.10: README and CLAUDE.md sections, ``docs/production.md`` (a different page is kept unless
     ``overwrite``)."""
     tree = Tree.of(app)
+    env_file = env_module(tree)
     values = {
         "BRANCH": branch,
         "HEALTH_PATH": check_health_path(health_path),
         "WEB_PORT": web_port,
         "MIGRATIONS": MIGRATIONS_DOC if migrations(tree) else "",
+        "ENV_SEE": f", see `{env_file}`" if env_file else "",
+        "ENV_ADD": f"`{env_file}`, " if env_file else "",
     }
     changes: list[FileChange] = []
     for section in (README_SECTION, CLAUDE_SECTION):
@@ -301,7 +304,8 @@ def local_only_markdown() -> str:
     return "\n".join(rows)
 
 
-def env_page() -> str:
+def env_page(env_file: str = "") -> str:
+    """The environment reference page; ``env_file`` is where the app validates its environment."""
     from helpers.app import prodenv
 
     return fill(
@@ -310,6 +314,7 @@ def env_page() -> str:
             "ENV_TABLE": prodenv.production_env_markdown(),
             "NOT_IN_PRODUCTION": local_only_markdown(),
             "GITHUB_SECRETS": github_secrets_markdown(),
+            "ENV_CHECK": f"`{env_file}` validates" if env_file else "The app validates",
         },
     )
 
@@ -317,7 +322,19 @@ def env_page() -> str:
 def plan_env_page(
     app: Tree | str | os.PathLike[str], overwrite: bool = False
 ) -> tuple[list[FileChange], list[StepResult]]:
-    return _managed_page(Tree.of(app), ENV_PAGE, env_page(), overwrite)
+    tree = Tree.of(app)
+    return _managed_page(tree, ENV_PAGE, env_page(env_module(tree)), overwrite)
+
+
+def env_module(tree: Tree) -> str:
+    """The file in which the app validates its environment (an ``env.ts`` / ``env.mjs`` with a zod schema,
+    in ``src/`` of the app or of a workspace package), or "" when there is none."""
+    for rel, text in tree.text_files():
+        if "node_modules/" in rel or not (rel.startswith("src/") or "/src/" in rel):
+            continue
+        if rel.endswith(("/env.ts", "/env.mjs")) and re.search(r"\bz\s*\.\s*object\(", text):
+            return rel
+    return ""
 
 
 ENV_KEY = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*:", re.MULTILINE)
