@@ -56,16 +56,11 @@ def images(
         assert proc.returncode == 0, proc.stderr
     prefix = f"rb-images-{uuid.uuid4().hex[:8]}-"
     built = sampleapp.build_images(tmp_path_factory.mktemp("images") / "app", prefix)
-    report = request.config.pluginmanager.get_plugin("terminalreporter")  # shown in CI's log, not captured
-    lines = [
-        "images built from the sample app with task 2.12's Dockerfiles:",
-        *(f"  {i.summary()}" for i in built),
-    ]
-    for line in lines:
-        if report:
-            report.write_line(line)
-        else:
-            print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")  # shown in CI's log, not captured
+    with capture.global_and_fixture_disabled():
+        print("\nimages built from the sample app with task 2.12's Dockerfiles:")
+        for image in built:
+            print(f"  {image.summary()}")
     yield {image.role: image for image in built}
     for image in built:
         docker("image", "rm", "-f", image.tag, check=False)

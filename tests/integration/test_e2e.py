@@ -144,28 +144,6 @@ def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(
         manifest.write_text(original)
 
 
-def test_job_check_fails_when_no_worker_runs(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
-) -> None:
-    port = free_port()
-    web_only = apprun.script_commands(app, roles=("web",))
-    with apprun.running(services.app_dir, web_only, url(port), timeout=180, logs=tmp_path):
-        with verify("health") as check:  # the web side alone is healthy...
-            health.check_health(check, url(port))
-        outcome = jobs.enqueue_and_wait(services.redis_url(), "jobs", timeout=3)
-    assert outcome.state == "waiting" and outcome.workers == 0
-    # ...but the job check fails, and so does the read-back
-    with (
-        pytest.raises(VerificationFailed, match="no worker is connected to queue 'jobs'"),
-        verify("job") as check,
-    ):
-        jobs.check_job(check, outcome)
-    with pytest.raises(VerificationFailed, match="did not complete"), verify("read back") as check:
-        jobs.check_read_back(check, services.database_url(), outcome)
-    # the unprocessed job was removed, so a worker started later does not run it by surprise
-    assert not redis.Redis.from_url(services.redis_url()).exists(f"bull:jobs:{outcome.job_id}")
-
-
 def test_job_on_another_queue_than_the_worker_fails(
     services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
 ) -> None:
@@ -240,22 +218,37 @@ def test_notebook_1_15_passes_and_fails_without_the_worker(
     assert health.probe(url(port), timeout=2).answered is False
 
 
-@pytest.mark.parametrize("service", ["redis", "postgres"])
-def test_health_answers_503_naming_the_service_that_is_down(
-    services: ServicesEnv, app: apprun.AppScripts, service: str, tmp_path: Path
+def test_the_web_process_alone_fails_the_job_check_and_answers_503_naming_what_is_down(
+    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
 ) -> None:
-    """Last in this module: it stops Redis, then PostgreSQL (and starts each again)."""
+    """Last in this module: it stops Redis, then PostgreSQL (and starts each again); one web process."""
     port = free_port()
     web_only = apprun.script_commands(app, roles=("web",))
-    part, other = ("redis", "database") if service == "redis" else ("database", "redis")
     with apprun.running(services.app_dir, web_only, url(port), timeout=180, logs=tmp_path):
-        services.compose("stop", service, check=True)
-        try:
-            result = health.probe(url(port), timeout=15)
-            assert result.status_code == 503, result.summary()
-            assert "error" in result.part(part) and result.connected(other), result.body
-            failing = pytest.raises(VerificationFailed, match=f"the app reports {part} ok")
-            with failing, verify("health") as check:
-                health.check_health(check, url(port), timeout=15)
-        finally:
-            services.compose("start", service, check=True)
+        with verify("health") as check:  # the web side alone is healthy...
+            health.check_health(check, url(port))
+        outcome = jobs.enqueue_and_wait(services.redis_url(), "jobs", timeout=3)
+        # ...but nobody processes the job: the job check fails, and so does the read-back
+        assert outcome.state == "waiting" and outcome.workers == 0
+        with (
+            pytest.raises(VerificationFailed, match="no worker is connected to queue 'jobs'"),
+            verify("job") as check,
+        ):
+            jobs.check_job(check, outcome)
+        with pytest.raises(VerificationFailed, match="did not complete"), verify("read back") as check:
+            jobs.check_read_back(check, services.database_url(), outcome)
+        # the unprocessed job was removed, so a worker started later does not run it by surprise
+        assert not redis.Redis.from_url(services.redis_url()).exists(f"bull:jobs:{outcome.job_id}")
+
+        for service, part, other in (("redis", "redis", "database"), ("postgres", "database", "redis")):
+            services.compose("stop", service, check=True)
+            try:
+                result = health.probe(url(port), timeout=15)
+                assert result.status_code == 503, result.summary()
+                assert "error" in result.part(part) and result.connected(other), result.body
+                failing = pytest.raises(VerificationFailed, match=f"the app reports {part} ok")
+                with failing, verify("health") as check:
+                    health.check_health(check, url(port), timeout=15)
+            finally:
+                services.compose("start", service, check=True)
+            assert health.wait_healthy(url(port), timeout=60).ok  # back once it is back
