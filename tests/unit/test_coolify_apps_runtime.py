@@ -85,11 +85,16 @@ def test_databases_get_healthy_and_a_worker_reaches_them_by_name(runtime: Runtim
     envs = {
         "REDIS_URL": f"redis://default:{redis['redis_password']}@{redis['uuid']}:6379/0",
         "DATABASE_URL": f"postgres://app:{pg['postgres_password']}@{pg['uuid']}:5432/app",
+        "SESSION_SECRET": secrets.token_urlsafe(32),  # the app's env.ts refuses to start without it
     }
     note = runtime.deploy_application(app, envs)
     assert "running:unknown" in note and APP_IMAGE in note
     time.sleep(2)  # a worker that cannot reach its backends exits (and restarts) within this
     assert runtime.status(app["uuid"]) == "running:unknown"
+    restarts = subprocess.run(
+        ["docker", "inspect", "-f", "{{.RestartCount}}", app["uuid"]], capture_output=True, text=True
+    ).stdout.strip()
+    assert restarts == "0", "the worker crashed and was restarted: docker logs " + app["uuid"]
     # the worker image's own Node: AUTH and PING Redis by its uuid, on the server's network
     ping = (
         "const u = new URL(process.env.REDIS_URL); const s = require('net').connect(+u.port, u.hostname);"
