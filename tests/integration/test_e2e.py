@@ -86,7 +86,7 @@ def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
 ) -> None:
     port = free_port()
     commands = appscripts.script_commands(app)
-    assert commands[0].endswith("run dev") and commands[1].endswith("run worker")
+    assert commands[0].endswith(" dev") and commands[1].endswith(" worker"), commands  # the profile's picks
     with apprun.running(services.app_dir, commands, url(port), timeout=180, logs=tmp_path) as run:
         assert len(run.processes) == 2
         with verify("health") as check:

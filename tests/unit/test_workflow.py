@@ -51,7 +51,7 @@ def test_rendered_workflow_has_every_placeholder_filled_and_passes_the_checks(tm
          "deploy job reads the Coolify secrets: " + ", ".join(workflow.DEPLOY_SECRETS)),
         (("branches: [main]", "branches: [develop]"), "runs on a push to main"),
         (("password: ${{ secrets.GITHUB_TOKEN }}", "password: ${{ secrets.GHCR_PAT }}"),
-         "GHCR login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)"),
+         "ghcr.io login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)"),
     ],
 )  # fmt: skip
 def test_each_semantic_check_can_fail(tmp_path: Path, edit: tuple[str, str], fails: str) -> None:
