@@ -77,6 +77,6 @@ docs: install ## build the site into site/ (mkdocs --strict), with real outputs 
 
 .PHONY: rehearse-phase2
 rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twice (ARGS="--to 2.8", "--keep"; docs/rehearsal.md)
-	scripts/provision.sh engine compose images
-	STANDIN_QUIET=1 scripts/standins/build.sh droplet app
+	scripts/provision.sh engine compose images registry
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)

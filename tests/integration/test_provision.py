@@ -69,7 +69,7 @@ def test_unknown_item_is_refused_with_the_choices() -> None:
     proc = run(PROVISION, "engines")
     assert proc.returncode == 2
     assert "unknown item 'engines'" in proc.stderr
-    assert "engine compose images browser all" in proc.stderr
+    assert "engine compose images registry browser all" in proc.stderr
 
 
 @pytest.mark.engine
