@@ -27,7 +27,8 @@ STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
 PUSH_BEFORE = "2.18"  # the operator pushes the app repository (CI builds and deploys) before this task
 PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
-WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
+# removed after a clean rehearsal
+WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json", "registry")
 
 DESCRIPTION = """\
 Rehearse phase 2 (Coolify on a DigitalOcean droplet) on this machine, without a cloud account:
@@ -298,6 +299,8 @@ def push(rehearsal: Rehearsal, first: bool) -> None:
     print("\n=== git push of the app repository (simulated on the GitHub stand-in)", flush=True)
     for run in rehearsal.push():
         print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
+        for line in (run.get("x_rehearsal") or {}).get("log") or []:  # the images built and pushed
+            print(f"    {line}", flush=True)
 
 
 def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit: Audit) -> list[Any]:
