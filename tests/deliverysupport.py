@@ -10,7 +10,6 @@ pulled from the registry. The build lines are printed (CI's log shows them).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -53,19 +52,13 @@ def delivered(folder: Path, capsys: pytest.CaptureFixture[str] | None = None) ->
         unavailable(str(exc))
     with LocalRegistry(folder / "registry") as registry:
         app, _ = sampleapp.prepare(folder / "app")
-        saved = os.environ.get("RUNBOOK_IMAGE_REGISTRY")
-        os.environ["RUNBOOK_IMAGE_REGISTRY"] = registry.host
-        try:
+        with pytest.MonkeyPatch.context() as patch:  # the workflow names the local registry
+            patch.setenv("RUNBOOK_IMAGE_REGISTRY", registry.host)
             changes, _ = workflow.plan(app, workflow.WorkflowSpec())
             appfiles.apply(app, changes)
             changes, _ = appprod.plan_images(app)
             appfiles.apply(app, changes)
             names = workflow.image_names(REPOSITORY)
-        finally:
-            if saved is None:
-                os.environ.pop("RUNBOOK_IMAGE_REGISTRY", None)
-            else:
-                os.environ["RUNBOOK_IMAGE_REGISTRY"] = saved
         _git(app, "add", "-A")
         _git(app, "commit", "-q", "-m", "Deploy to production")
         sha = _git(app, "rev-parse", "HEAD").strip()
