@@ -217,7 +217,7 @@ class FaultRun:
         dups = faults.duplicates(self.found)
         problems += [f"duplicate after faults: {d}" for d in dups]
         lines = [
-            f"faults (seed {self.plan.seed}, budget {self.plan.budget()}): {figures.total} injected: "
+            f"faults (seed {self.plan.seed}, budget {self.plan.budget()} per run): {figures.total} injected: "
             + faults.describe_kinds(figures.injected),
             f"  retries by the clients (a faulted request repeated at once): {figures.retries}",
             f"  lost responses (the stand-in acted, the answer dropped): {', '.join(figures.lost) or 'none'}",
@@ -234,7 +234,7 @@ class FaultRun:
             "resumes": self.resumes,
             "inventory": {kind: dict(names) for kind, names in self.found.items()},
             "duplicates": dups,
-            "ssh": self.injector.dropper.lines if self.injector.dropper else [],
+            "ssh": self.injector.ssh_lines(),
         }
         rehearsal.runs_dir.mkdir(parents=True, exist_ok=True)
         (rehearsal.runs_dir / "faults.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -464,6 +464,8 @@ def rehearse(args: argparse.Namespace) -> int:
             if fault_run is not None:
                 fault_run.start(rehearsal)
             for number in range(1, args.runs + 1):
+                if fault_run is not None and fault_run.injector is not None and number > 1:
+                    fault_run.injector.new_run()  # a fixed budget per run
                 for segment, (options, tasks) in enumerate(segments(selection, selected)):
                     if segment:  # between 2.17 and 2.18: the operator pushes the app repository
                         push(rehearsal, first=number == 1)

@@ -205,6 +205,9 @@ class Injector:
         self.spent: dict[str, dict[str, dict[str, int]]] = {}  # what each stand-in injected, last read
         self.configured: dict[str, int] = collections.Counter()
         self.dropper: SshDropper | None = None
+        self.dropped = 0  # SSH sessions cut by the droppers of earlier runs
+        self.lines: list[str] = []  # and their reports
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fault-injector", daemon=True)
 
@@ -215,7 +218,7 @@ class Injector:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
-            with contextlib.suppress(Exception):  # a stand-in going away is not the injector's problem
+            with self._lock, contextlib.suppress(Exception):  # a stand-in going away is not its problem
                 self.tick()
 
     def tick(self) -> None:
@@ -247,6 +250,22 @@ class Injector:
             if container:
                 self.dropper = SshDropper(container, self.plan)
 
+    def new_run(self) -> None:
+        """A fresh budget for the next run: the fault modes set again from the plan, a new SSH dropper."""
+        import httpx
+
+        with self._lock:
+            self.tick()  # the counts so far
+            for url in dict(self.urls()).values():
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.delete(f"{url}/_standin/chaos", timeout=5)
+            self.spent.clear()
+            if self.dropper is not None:
+                self.dropped += self.dropper.drops
+                self.lines += self.dropper.lines
+                self.dropper.stop()
+                self.dropper = None
+
     def stop(self) -> None:
         """Stop injecting: the thread, the SSH dropper, and the fault mode of every stand-in reached."""
         import httpx
@@ -263,7 +282,10 @@ class Injector:
             self.dropper.stop()
 
     def ssh_drops(self) -> int:
-        return self.dropper.drops if self.dropper is not None else 0
+        return self.dropped + (self.dropper.drops if self.dropper is not None else 0)
+
+    def ssh_lines(self) -> list[str]:
+        return self.lines + (self.dropper.lines if self.dropper is not None else [])
 
 
 # --------------------------------------------------------------------------- what the logs show

@@ -101,6 +101,6 @@ def test_a_seeded_fault_run_completes_on_resume_with_nothing_duplicated(
     assert record["duplicates"] == []
 
     # the figures are printed at the end of the run
-    figures = re.search(r"faults \(seed 7, budget (\d+)\): (\d+) injected", output)
+    figures = re.search(r"faults \(seed 7, budget (\d+) per run\): (\d+) injected", output)
     assert figures and int(figures.group(2)) == sum(injected.values()), output[-3000:]
     assert f"  resumes: {len(record['resumes'])}" in output and "  duplicates: 0" in output
