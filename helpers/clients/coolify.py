@@ -390,6 +390,71 @@ class Client(JsonApiClient):
             body = body.get("deployments") or []
         return _array(body, "GET /deployments/applications/{uuid}")
 
+    # ---------------------------------------------------------------- operations (backups, logs, rollback)
+
+    def update_application(self, app_uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /applications/{uuid}`` (health checks, the image tag of a rollback): answers ``{uuid}``."""
+        return self.patch(f"/applications/{_seg(app_uuid)}", dict(body))
+
+    def start_application(self, app_uuid: str) -> dict[str, Any]:
+        """``POST /applications/{uuid}/start``: queues a deployment (``{message, deployment_uuid}``)."""
+        return self.post(f"/applications/{_seg(app_uuid)}/start")
+
+    def stop_application(self, app_uuid: str) -> dict[str, Any]:
+        return self.post(f"/applications/{_seg(app_uuid)}/stop")
+
+    def restart_application(self, app_uuid: str) -> dict[str, Any]:
+        return self.post(f"/applications/{_seg(app_uuid)}/restart")
+
+    def delete_application(self, app_uuid: str) -> dict[str, Any]:
+        return self.delete(f"/applications/{_seg(app_uuid)}")
+
+    def application_logs(self, app_uuid: str, lines: int = 100, timestamps: bool = True) -> str:
+        """``GET /applications/{uuid}/logs?lines=N&show_timestamps=...``: the container's last lines."""
+        params = {"lines": int(lines), "show_timestamps": "true" if timestamps else "false"}
+        body = self.get(f"/applications/{_seg(app_uuid)}/logs", params=params)
+        return str(body.get("logs") or "") if isinstance(body, dict) else str(body or "")
+
+    def database_logs(self, database_uuid: str, lines: int = 100, timestamps: bool = True) -> str:
+        params = {"lines": int(lines), "show_timestamps": "true" if timestamps else "false"}
+        body = self.get(f"/databases/{_seg(database_uuid)}/logs", params=params)
+        return str(body.get("logs") or "") if isinstance(body, dict) else str(body or "")
+
+    def stop_database(self, database_uuid: str) -> dict[str, Any]:
+        return self.post(f"/databases/{_seg(database_uuid)}/stop")
+
+    def delete_database(self, database_uuid: str) -> dict[str, Any]:
+        return self.delete(f"/databases/{_seg(database_uuid)}")
+
+    def delete_project(self, project_uuid: str) -> dict[str, Any]:
+        return self.delete(f"/projects/{_seg(project_uuid)}")
+
+    def database_backups(self, database_uuid: str) -> list[dict[str, Any]]:
+        """``GET /databases/{uuid}/backups``: the scheduled backups, each with its ``executions``."""
+        return _array(self.get(f"/databases/{_seg(database_uuid)}/backups"), "GET /databases/{uuid}/backups")
+
+    def create_backup(self, database_uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /databases/{uuid}/backups``: answers ``{uuid, message}`` (201)."""
+        return self.post(f"/databases/{_seg(database_uuid)}/backups", dict(body))
+
+    def update_backup(self, database_uuid: str, backup_uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.patch(f"/databases/{_seg(database_uuid)}/backups/{_seg(backup_uuid)}", dict(body))
+
+    def backup_executions(self, database_uuid: str, backup_uuid: str) -> list[dict[str, Any]]:
+        """Newest first: ``{uuid, filename, size, created_at, message, status}`` (status ``success``...)."""
+        path = f"/databases/{_seg(database_uuid)}/backups/{_seg(backup_uuid)}/executions"
+        body = self.get(path)
+        return _array(body.get("executions") if isinstance(body, dict) else body, f"GET {path}")
+
+    def s3_storages(self) -> list[dict[str, Any]]:
+        return _array(self.get("/s3-storages"), "GET /s3-storages")
+
+    def create_s3_storage(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.post("/s3-storages", dict(body))
+
+    def update_s3_storage(self, storage_uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.patch(f"/s3-storages/{_seg(storage_uuid)}", dict(body))
+
 
 def _seg(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")

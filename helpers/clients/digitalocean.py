@@ -338,6 +338,53 @@ class Client(JsonApiClient):
     def create_tag(self, name: str) -> dict[str, Any]:
         return self.post("/v2/tags", {"name": name})["tag"]
 
+    # ---------------------------------------------------------------- operations (monitoring, teardown)
+
+    def delete_firewall(self, firewall_id: str) -> None:
+        self.delete(f"/v2/firewalls/{firewall_id}")
+
+    def delete_ssh_key(self, id_or_fingerprint: str | int) -> None:
+        self.delete(f"/v2/account/keys/{id_or_fingerprint}")
+
+    def delete_tag(self, name: str) -> None:
+        self.delete(f"/v2/tags/{urllib.parse.quote(name, safe=':')}")
+
+    def uptime_checks(self) -> list[dict[str, Any]]:
+        return list(self.paginate("/v2/uptime/checks", "checks"))
+
+    def create_uptime_check(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.post("/v2/uptime/checks", dict(body))["check"]
+
+    def update_uptime_check(self, check_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.put(f"/v2/uptime/checks/{check_id}", dict(body))["check"]
+
+    def delete_uptime_check(self, check_id: str) -> None:
+        self.delete(f"/v2/uptime/checks/{check_id}")
+
+    def uptime_check_state(self, check_id: str) -> dict[str, Any]:
+        return self.get(f"/v2/uptime/checks/{check_id}/state")["state"]
+
+    def uptime_alerts(self, check_id: str) -> list[dict[str, Any]]:
+        return list(self.paginate(f"/v2/uptime/checks/{check_id}/alerts", "alerts"))
+
+    def create_uptime_alert(self, check_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.post(f"/v2/uptime/checks/{check_id}/alerts", dict(body))["alert"]
+
+    def update_uptime_alert(self, check_id: str, alert_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.put(f"/v2/uptime/checks/{check_id}/alerts/{alert_id}", dict(body))["alert"]
+
+    def alert_policies(self) -> list[dict[str, Any]]:
+        return list(self.paginate("/v2/monitoring/alerts", "policies"))
+
+    def create_alert_policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.post("/v2/monitoring/alerts", dict(body))["policy"]
+
+    def update_alert_policy(self, uuid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.put(f"/v2/monitoring/alerts/{uuid}", dict(body))["policy"]
+
+    def delete_alert_policy(self, uuid: str) -> None:
+        self.delete(f"/v2/monitoring/alerts/{uuid}")
+
 
 def connect(token: str | None = None, base_url: str | None = None, **kwargs: Any) -> Client:
     """A client with the token from the environment / ``.env`` and the configured base URL."""

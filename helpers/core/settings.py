@@ -396,6 +396,18 @@ class Settings:
         "phase 2: GitHub",
     )
 
+    # --- operations ---------------------------------------------------------------------------------
+    alert_email = Var(
+        "RUNBOOK_ALERT_EMAIL",
+        "",
+        "where uptime and resource alerts are sent (verified on the DigitalOcean account)",
+        "operations",
+        shown="the DigitalOcean account's email",
+    )
+    backup_dir = Var(
+        "RUNBOOK_BACKUP_DIR", WORK_DIR / "backups", "where the local database backups go", "operations"
+    )
+
     # --- state, secrets, tools ----------------------------------------------------------------------
     state_dir = Var(
         "RUNBOOK_STATE_DIR", WORK_DIR / "state", "non-secret state handed between tasks", "project"

@@ -1,7 +1,12 @@
-"""The task registry: the 33 tasks of Implementation 3, read from ``tasks.yaml``.
+"""The task registry: the 33 tasks of Implementation 3 and the operations, read from ``tasks.yaml``.
 
 Runner order, docs navigation, dependency diagrams and each notebook's
 prerequisites all come from here, so nothing lists the tasks twice.
+
+The phases' tasks have numbered ids (``1.4``: phase 1, notebook ``notebooks/phase1/1.04-<slug>.ipynb``).
+A *group* that is not a chain (``chain: false``, the operations) has tasks with word ids (``rollback``)
+and a ``group`` key; each runs alone (``runbook run operations --only rollback``) and its notebook is
+``notebooks/<group>/<slug>.ipynb``.
 
 >>> get("1.4").notebook
 PosixPath('notebooks/phase1/1.04-start-services.ipynb')
@@ -12,6 +17,7 @@ PosixPath('notebooks/phase1/1.04-start-services.ipynb')
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,9 @@ REGISTRY = Path(__file__).with_name("tasks.yaml")
 
 Kind = Literal["manual", "automated", "docs"]
 KINDS: tuple[str, ...] = ("manual", "automated", "docs")
+NUMBERED = re.compile(r"\d+\.\d+")
+WORD = re.compile(r"[a-z][a-z0-9-]*")
+GROUP_MAJOR = 1000  # word-id tasks sort after every numbered phase, in registry order
 
 
 class RegistryError(ValueError):
@@ -33,7 +42,9 @@ class UnknownTask(KeyError):
     """A task id that the registry does not list."""
 
     def __str__(self) -> str:
-        return f"unknown task {self.args[0]!r}; known ids look like 1.4 or 2.13 (see `runbook list`)"
+        return (
+            f"unknown task {self.args[0]!r}; known ids look like 1.4, 2.13 or rollback (see `runbook list`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -44,19 +55,29 @@ class Task:
     kind: Kind
     needs: tuple[str, ...]
     position: int = 0  # place in tasks.yaml: breaks ties where the dependencies leave a choice
+    group: str = ""  # a word-id task's group (``operations``); numbered ids derive their phase
+
+    @property
+    def numbered(self) -> bool:
+        """``1.4`` (a phase's task) rather than ``rollback`` (an operation)."""
+        return bool(NUMBERED.fullmatch(self.id))
 
     @property
     def phase(self) -> str:
-        return f"phase{self.id.split('.')[0]}"
+        return self.group or f"phase{self.id.split('.')[0]}"
 
     @property
     def key(self) -> tuple[int, int]:
-        """Numeric sort key: 1.10 after 1.9."""
+        """Numeric sort key: 1.10 after 1.9; word ids after every phase, in registry order."""
+        if not self.numbered:
+            return GROUP_MAJOR, self.position
         major, minor = self.id.split(".")
         return int(major), int(minor)
 
     @property
     def stem(self) -> str:
+        if not self.numbered:
+            return self.slug
         major, minor = self.key
         return f"{major}.{minor:02d}-{self.slug}"
 
@@ -67,7 +88,7 @@ class Task:
 
     @property
     def label(self) -> str:
-        return f"{self.id} {self.title}"
+        return f"{self.id} {self.title}" if self.numbered else self.title
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,7 @@ class Phase:
     name: str
     title: str
     success: str
+    chain: bool = True  # False: a group of tasks that each run alone (``--only ID``), not a chain
 
 
 def parse(data: dict, source: str = "tasks.yaml") -> tuple[dict[str, Phase], dict[str, Task]]:
@@ -93,7 +115,13 @@ def parse(data: dict, source: str = "tasks.yaml") -> tuple[dict[str, Phase], dic
             kind=row["kind"],
             needs=tuple(str(n) for n in row.get("needs", [])),
             position=position,
+            group=str(row.get("group") or ""),
         )
+        if not task.numbered and not (WORD.fullmatch(task.id) and task.group):
+            raise RegistryError(
+                f"task {task.id!r} in {source}: an id is N.M (a phase's task) or a lower-case word with a "
+                "group (`group: operations`)"
+            )
         if task.id in tasks:
             raise RegistryError(f"task {task.id} is listed twice in {source}")
         if task.kind not in KINDS:
@@ -224,16 +252,19 @@ def direct_edges(phase: str) -> list[tuple[str, str]]:
     return edges
 
 
+def _node(task_id: str) -> str:
+    return "t" + re.sub(r"[^A-Za-z0-9]", "_", task_id)
+
+
 def mermaid(phase: str) -> str:
     """A Mermaid flowchart of the phase's dependency graph."""
     lines = ["flowchart TD"]
     members = {t.id for t in in_phase(phase)}
     for task in in_phase(phase):
-        node = task.id.replace(".", "_")
-        lines.append(f'    t{node}["{task.id} {task.title}"]:::{task.kind}')
+        lines.append(f'    {_node(task.id)}["{task.label}"]:::{task.kind}')
     for dep, tid in direct_edges(phase):
         if dep in members:
-            lines.append(f"    t{dep.replace('.', '_')} --> t{tid.replace('.', '_')}")
+            lines.append(f"    {_node(dep)} --> {_node(tid)}")
     lines += [
         "    classDef manual fill:#fff3cd,stroke:#b58900",
         "    classDef automated fill:#d1ecf1,stroke:#0c5460",

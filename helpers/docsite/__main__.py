@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "publish-rehearsal",
         help="publish the run folders a phase-2 rehearsal left (its outputs on the phase-2 pages)",
         description="Publish, as rehearsal outputs, the run folders that `python -m helpers.rehearse phase2 "
-        "--runs 1 --keep --workdir WORKDIR` left (WORKDIR/runs/rehearsal.json lists them): the workspace "
-        "and app paths as placeholders, checked free of the rehearsal's secrets. `make docs` runs both.",
+        "--runs 1 --no-operations --keep --workdir WORKDIR` left (WORKDIR/runs/rehearsal.json lists them): "
+        "the workspace and app paths as placeholders, checked free of the rehearsal's secrets. `make docs` "
+        "runs both.",
     )
     pub.add_argument("workdir", type=Path, help="the rehearsal's workspace (its --workdir)")
     pub.add_argument("--out", type=Path, help=f"the reference folder (default {DEFAULT_REFERENCE_DIR})")

@@ -28,7 +28,7 @@ from helpers.docsite.errors import DocsiteError
 from helpers.docsite.taskpages import KIND_TEXT, TaskPage, relative_link
 
 MARKER = re.compile(r"<!--\s*runbook:([a-z-]+)((?:\s+[\w.\-]+)*)\s*-->")
-APPLIES = re.compile(r"<!--\s*applies-to:([\s\d.,]+)-->")
+APPLIES = re.compile(r"<!--\s*applies-to:([\s\w.,-]+)-->")  # task ids: 1.4, rollback
 HEADING_WITH_ID = re.compile(r"^(#{2,4})\s+(.+?)\s*\{[^}]*#([\w-]+)[^}]*\}\s*$", re.M)
 PAGE_KIND = {
     "reference": "notebook, with reference outputs",
@@ -161,7 +161,8 @@ def secrets_markdown() -> str:
 
 
 def _task_count(args: list[str]) -> str:
-    return str(len(registry.in_phase(args[0])) if args else len(registry.all_tasks()))
+    phases = [t for t in registry.all_tasks() if t.numbered]  # the operations are not counted
+    return str(len(registry.in_phase(args[0])) if args else len(phases))
 
 
 Expander = Callable[[list[str], str, str, Mapping[str, TaskPage]], str]

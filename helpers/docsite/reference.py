@@ -17,9 +17,9 @@ What this module adds is the setting around the run and what happens after it:
 Another reference run plugs in the same way. A :class:`Setting` is only data (the environment must
 be in place while :func:`run` runs). Phase 2's is a rehearsal against the vendors' stand-ins (issue 12):
 ``helpers.docsite`` may not import ``helpers.rehearse`` (import contract), so ``make docs`` runs the
-rehearsal as a learner does (``python -m helpers.rehearse phase2 --runs 1 --keep --workdir W``) and
-then :func:`publish_rehearsal` publishes the run folders it left, as the record it wrote beside them
-lists them (``W/runs/rehearsal.json``: :data:`~helpers.core.paths.REHEARSAL_RECORD`), with
+rehearsal as a learner does (``python -m helpers.rehearse phase2 --runs 1 --no-operations --keep
+--workdir W``) and then :func:`publish_rehearsal` publishes the run folders it left, as the record it
+wrote beside them lists them (``W/runs/rehearsal.json``: :data:`~helpers.core.paths.REHEARSAL_RECORD`), with
 ``kind="rehearsal"``, the record's sentence on what was stood in for the page, the workspace and app
 paths as placeholders, and a redactor that also knows the rehearsal's own secrets (its secrets file).
 """

@@ -97,6 +97,8 @@ def nav_title(task: Task, heading: str | None) -> str:
     """The notebook's heading, prefixed with the task id when the heading lacks it."""
     if not heading:
         return task.label
+    if not task.numbered:  # an operation: its heading is its title
+        return heading
     return heading if heading.split()[0].rstrip(".:") == task.id else f"{task.id} {heading}"
 
 

@@ -63,6 +63,12 @@ What is simulated between tasks: the operator's `git push` of the app repository
 notebook pushes); the GitHub stand-in then runs the deploy workflow, whose deploy job calls the
 Coolify webhooks, and 2.18 checks that run. 2.18 therefore runs as a second runner call.
 
+After the runs, when they reach 2.18, the operations run once on the same production (a separate
+step; --no-operations skips it): runbook doctor, a backup and the restore drill, a release (a new
+image pushed and deployed) rolled back to the previous digest and forward again, monitoring twice
+(the second run changes nothing), logs, the doctor on a stopped web app, and a teardown that must
+leave nothing behind in the stand-ins.
+
 What is skipped, and why: swap (swapon on the container's overlay filesystem fails, and a swap
 file on the host would be the whole machine's swap), pulling images from GHCR or Docker Hub (no
 registry is reachable from the rehearsal). Each skip shows as a `skipped` step in the notebook.
@@ -254,19 +260,29 @@ class Audit:
     mutating: dict[int, int] = field(default_factory=dict)
     entries: list[Any] = field(default_factory=list)  # every exchange read so far
 
-    def after_run(self, rehearsal: Rehearsal, number: int) -> list[str]:
-        """The problems of run ``number`` that its own reports cannot show."""
-        problems: list[str] = []
-        self.reader.urls.update(rehearsal.standin_urls())
+    def read(self, rehearsal: Rehearsal) -> tuple[list[Any], list[str]]:
+        """The exchanges since the last reading, and the contract problems among them."""
+        self.reader.urls = {**rehearsal.standin_urls()}  # a stand-in that is gone (teardown) is not read
         try:
             entries = self.reader.new()
         except RuntimeError as exc:
-            return [str(exc)]
+            return [], [str(exc)]
         self.entries += entries
-        if self.validate:
-            report = contracts.check(entries, strict_requests=True)
-            self.report.merge(report)
-            problems += [f"contract: {line}" for line in report.failure_lines(20)]
+        if not self.validate:
+            return entries, []
+        report = contracts.check(entries, strict_requests=True)
+        self.report.merge(report)
+        return entries, [f"contract: {line}" for line in report.failure_lines(20)]
+
+    def exchanges(self, rehearsal: Rehearsal) -> list[str]:
+        """The contract problems of the exchanges since the last reading (the operations after 2.18)."""
+        return self.read(rehearsal)[1]
+
+    def after_run(self, rehearsal: Rehearsal, number: int) -> list[str]:
+        """The problems of run ``number`` that its own reports cannot show."""
+        entries, problems = self.read(rehearsal)
+        if not entries and problems:
+            return problems
         changes = outside.mutations(entries)
         self.mutating[number] = len(changes)
         if number > 1:
@@ -382,6 +398,25 @@ def push(rehearsal: Rehearsal, first: bool) -> None:
         print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
 
 
+def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit: Audit) -> list[Any]:
+    """The operations after 2.18 (:mod:`helpers.rehearse.operations`); their results, also on failure.
+
+    Their exchanges with the stand-ins are held to the vendors' descriptions as the runs' are (before the
+    teardown, while Coolify's stand-in still runs on the droplet, and after it)."""
+    from helpers.rehearse.operations import Operations
+
+    print(f"\n=== operations after {PUSH_BEFORE} (a separate step: phase 2's runs are done)", flush=True)
+    ops = Operations(rehearsal, runner_args, lambda: audit.exchanges(rehearsal), problems_of)
+    try:
+        ops.run()
+    except Exception as exc:  # a crash of the sequence itself is a problem of the rehearsal, reported
+        from helpers.rehearse.operations import OpResult
+
+        ops.results.append(OpResult("operations", None, 0.0, [f"{type(exc).__name__}: {exc}"]))
+    print(f"operations: what was seen is in {ops.write()}", flush=True)
+    return ops.results
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.rehearse",
@@ -408,6 +443,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="ID", help="last task (default: the last notebook that exists)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="exactly these tasks")
     parser.add_argument("--keep", action="store_true", help="keep the workspace (the stand-ins always stop)")
+    parser.add_argument(
+        "--no-operations",
+        dest="operations",
+        action="store_false",
+        help="skip the operations after 2.18 (backup, drill, rollback, monitoring, logs, doctor, teardown)",
+    )
     parser.add_argument("--workdir", type=Path, help="the workspace (default .work/rehearsal/<id>)")
     parser.add_argument(
         "--faults",
@@ -446,6 +487,7 @@ def rehearse(args: argparse.Namespace) -> int:
         return 2
     began = time.monotonic()
     results: list[RunResult] = []
+    operations: list[Any] = []
     audit = Audit(validate=refs is None)
     infrastructure = {f"2.{n}" for n in range(1, 9)}
     needs_github = any(t not in infrastructure for t in selected)
@@ -487,6 +529,8 @@ def rehearse(args: argparse.Namespace) -> int:
             if fault_run is not None:
                 faults_problems, fault_lines = fault_run.finish(rehearsal, audit.entries, GITHUB_REPOSITORY)
                 results[-1].problems += faults_problems
+            if args.operations and PUSH_BEFORE in selected and not any(r.problems for r in results):
+                operations = rehearse_operations(rehearsal, args.runner_arg, audit)
     except RehearsalError as exc:
         print(f"rehearse: {exc}", file=sys.stderr)
         return 2
@@ -497,7 +541,7 @@ def rehearse(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    failed = any(r.problems for r in results)
+    failed = any(r.problems for r in [*results, *operations])
     write_record(rehearsal, results, passed=not failed)
     print(f"\nrehearsal {rehearsal.id}: {len(results)} run(s) of {', '.join(selected)} in "
           f"{time.monotonic() - began:.0f} s")  # fmt: skip
@@ -506,6 +550,16 @@ def rehearse(args: argparse.Namespace) -> int:
         print(f"  run {result.number}: {verdict} in {result.seconds:.0f} s, run folder {result.folder}")
         for problem in result.problems:
             print(f"    - {problem}")
+    if operations:
+        print(f"  operations after {PUSH_BEFORE}: {sum(o.seconds for o in operations):.0f} s")
+    for op in operations:
+        verdict = "ok" if not op.problems else "FAILED"
+        print(
+            f"    {op.label}: {verdict} in {op.seconds:.0f} s"
+            + (f", run folder {op.folder}" if op.folder else "")
+        )
+        for problem in op.problems:
+            print(f"      - {problem}")
     for line in audit.summary(refs):
         print(line)
     for line in fault_lines:

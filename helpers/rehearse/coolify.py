@@ -66,6 +66,7 @@ from helpers.rehearse.base import (
     json_response,
     serve,
 )
+from helpers.rehearse.coolify_ops import CoolifyOperations
 
 API = "/api/v1"
 DEFAULT_VERSION = "4.0.0-beta.420"
@@ -383,10 +384,14 @@ class RouteMeta:
     gated: bool  # answers 403 "API is disabled." while the API is off
 
 
-class CoolifyStandIn(StandIn):
+class CoolifyStandIn(CoolifyOperations, StandIn):
     """See the module docstring. ``tokens`` maps a token to its abilities (``None``: ``root``)."""
 
     name = "coolify"
+    # what the operations mixin (helpers.rehearse.coolify_ops) uses of this module, without importing it
+    check_body = staticmethod(validate)
+    make_uuid = staticmethod(new_uuid)
+    iso = staticmethod(now_iso)
     # env values are secrets, and the database URLs carry passwords: the request log keeps neither
     secret_fields = frozenset({"value", "real_value", "internal_db_url", "external_db_url"})
 
@@ -595,6 +600,7 @@ class CoolifyStandIn(StandIn):
         self.acting("/databases/{uuid}/start", self._start_database, ability="deploy")
         self.acting("/databases/{uuid}/stop", self._stop_database, ability="deploy")
         self._register_applications()
+        self._register_operations()  # backups, S3 storages, logs, app updates (helpers.rehearse.coolify_ops)
 
     # ---------------------------------------------------------------- hooks: errors, auth, API switch, limits
 
@@ -1505,13 +1511,36 @@ class Runtime:
         return {}
 
     def map_image(self, image: str) -> tuple[str, list[str]]:
-        """(image to run, command) for ``image`` (see the class docstring)."""
+        """(image to run, command) for ``image`` (see the class docstring).
+
+        A digest pin ``name@sha256:<hex>`` runs the local image with that digest, or with that image id
+        (images built here have no registry digest); there is no registry to pull it from otherwise.
+        """
         if self.docker.image_exists(image):
-            return image, []
+            return image, self._command_of(image)
+        if "@sha256:" in image:
+            digest = "sha256:" + image.split("@sha256:", 1)[1]
+            if self.docker.image_exists(digest):
+                return digest, self._command_of(image)
+            raise RuntimeError(f"manifest for {image} not found: no local image has that digest")
         name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
         if name in STANDIN_IMAGES:
             return STANDIN_IMAGES[name], []
         return APP_IMAGE, ["worker" if name.endswith("-worker") else "web"]
+
+    @staticmethod
+    def _command_of(image: str) -> list[str]:
+        """The app stand-in image serves web and worker: an ``-worker`` image runs its worker."""
+        name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        return ["worker"] if name.endswith("-worker") else []
+
+    @staticmethod
+    def image_reference(app: Mapping[str, Any]) -> str:
+        """What Coolify runs for a dockerimage app: ``name:tag``, or ``name@sha256:<hex>`` for a tag
+        ``sha256-<hex>`` (ApplicationDeploymentJob's image-hash deployments)."""
+        tag = str(app.get("docker_registry_image_tag") or "latest")
+        name = app["docker_registry_image_name"]
+        return f"{name}@sha256:{tag[len('sha256-') :]}" if tag.startswith("sha256-") else f"{name}:{tag}"
 
     def _replace(self, name: str, config: dict[str, Any]) -> None:
         self.ensure_network()
@@ -1558,7 +1587,7 @@ class Runtime:
 
     def deploy_application(self, app: Mapping[str, Any], envs: Mapping[str, str]) -> str:
         """Replace the app's container (a rolling update without the overlap) and wait until it is up."""
-        image_ref = f"{app['docker_registry_image_name']}:{app.get('docker_registry_image_tag') or 'latest'}"
+        image_ref = self.image_reference(app)
         image, cmd = self.map_image(image_ref)
         port = str(app.get("ports_exposes") or "").split(",")[0].strip()
         config: dict[str, Any] = {
@@ -1574,10 +1603,17 @@ class Runtime:
             public = mapping.split(":")[0].strip()
             local = self.forwards().get(int(public)) if public.isdigit() else None
             config["ExposedPorts"] = {f"{port}/tcp": {}}
-            host_config["PortBindings"] = {
-                f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(local or "")}]
+            # the droplet's forward of the app's port when it has one, else the port it was published on
+            kept = str(local or self._published(app["uuid"], port))
+            host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": kept}]}
+        if app.get("health_check_enabled") and app.get("health_check_type") == "cmd":
+            config["Healthcheck"] = {
+                "Test": ["CMD-SHELL", str(app.get("health_check_command") or "true")],
+                "Interval": 1_000_000_000,
+                "Timeout": 5_000_000_000,
+                "Retries": 60,
             }
-        if app.get("health_check_enabled"):
+        elif app.get("health_check_enabled"):
             check_port = app.get("health_check_port") or port
             url = f"http://127.0.0.1:{check_port}{app.get('health_check_path') or '/'}"
             probe = f"import urllib.request,sys; urllib.request.urlopen({url!r}, timeout=3)"
@@ -1603,6 +1639,12 @@ class Runtime:
         shown = image_ref if image == image_ref else f"{image_ref} (rehearsal: {image} {' '.join(cmd)})"
         return f"Image {shown} started as {app['uuid']}; {want}."
 
+    def _published(self, container: str, port: str) -> str:
+        """The host port ``container`` publishes ``port`` on now ("" when none: Docker picks one)."""
+        info = self.docker.inspect(container) or {}
+        bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+        return str(bindings[0].get("HostPort") or "") if bindings else ""
+
     def status(self, resource_uuid: str) -> str:
         from helpers.rehearse.dockerapi import status_of
 
@@ -1610,6 +1652,9 @@ class Runtime:
 
     def stop(self, resource_uuid: str) -> None:
         self.docker.stop(resource_uuid)
+
+    def restart(self, resource_uuid: str) -> None:
+        self.docker.restart(resource_uuid)
 
     def remove(self, resource_uuid: str) -> None:
         self.docker.remove(resource_uuid)
@@ -1664,6 +1709,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate-limit-per-minute", type=int, default=200)
     parser.add_argument("--state-file", type=Path, default=None, help="keep the state across restarts")
     parser.add_argument(
+        "--data-dir", type=Path, default=Path("/data/coolify"), help="Coolify's files on the server (backups)"
+    )
+    parser.add_argument(
         "--runtime",
         choices=("auto", "docker", "simulated"),
         default=os.environ.get("COOLIFY_STANDIN_RUNTIME") or "auto",
@@ -1689,6 +1737,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         state_file=args.state_file,
         runtime=runtime,
     )
+    standin.data_dir = args.data_dir
     print(f"runtime: {'docker (' + runtime.network + ')' if runtime else 'simulated'}", flush=True)
     if not tokens:
         print("no COOLIFY_API_TOKEN in the environment: every API call will answer 401", flush=True)

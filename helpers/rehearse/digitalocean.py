@@ -6,7 +6,8 @@ What it answers (the paths task 2.1 and 2.2 use, and their neighbours):
 * ``GET|POST /v2/droplets`` (``name`` / ``tag_name`` filters, multi-create with ``names``),
   ``DELETE /v2/droplets?tag_name=``, ``GET|DELETE /v2/droplets/{id}``, droplet actions;
 * ``GET /v2/actions/{id}``; ``GET /v2/regions``, ``/v2/sizes``, ``/v2/images`` (``type`` filter);
-* ``/v2/firewalls`` (CRUD, ``/droplets``, ``/tags``, ``/rules``); ``/v2/tags`` (CRUD).
+* ``/v2/firewalls`` (CRUD, ``/droplets``, ``/tags``, ``/rules``); ``/v2/tags`` (CRUD);
+* uptime checks and their alerts, monitoring alert policies (:mod:`.digitalocean_ops`).
 
 How it behaves like the real API:
 
@@ -64,6 +65,8 @@ from helpers.rehearse.base import (
     json_response,
     serve,
 )
+from helpers.rehearse.digitalocean_ops import SCOPES as OPERATION_SCOPES
+from helpers.rehearse.digitalocean_ops import DigitalOceanOperations
 
 HOUR = 3600.0
 MINUTE = 60.0
@@ -176,6 +179,7 @@ SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/v2/tags"): "tag:create",
     ("GET", "/v2/tags/{tag_id}"): "tag:read",
     ("DELETE", "/v2/tags/{tag_id}"): "tag:delete",
+    **OPERATION_SCOPES,  # uptime checks and alert policies (the operations: monitoring, teardown)
 }
 
 DROPLET_NAME = re.compile(r"^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$")
@@ -255,7 +259,7 @@ class _Window:
 # --------------------------------------------------------------------------- the stand-in
 
 
-class DigitalOceanStandIn(StandIn):
+class DigitalOceanStandIn(DigitalOceanOperations, StandIn):
     """See the module docstring. ``tokens`` maps a token to its scopes (``None``: full access)."""
 
     name = "digitalocean"
@@ -310,6 +314,7 @@ class DigitalOceanStandIn(StandIn):
         self._ips = itertools.count(10)
         self._backend_threads: list[threading.Thread] = []
         self.regions, self.sizes, self.images = _catalogue()
+        self._init_operations()
         self._register()
 
     # ---------------------------------------------------------------- vendor shapes
@@ -420,6 +425,7 @@ class DigitalOceanStandIn(StandIn):
         r("POST", "/v2/tags", self._create_tag)
         r("GET", "/v2/tags/{tag_id}", self._get_tag)
         r("DELETE", "/v2/tags/{tag_id}", self._delete_tag)
+        self._register_operations()
 
     # ---------------------------------------------------------------- helpers
 

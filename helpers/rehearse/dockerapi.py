@@ -144,20 +144,56 @@ class Docker:
     def remove(self, name: str) -> None:
         self.request("DELETE", f"/containers/{name}", params={"force": 1, "v": 1}, ok=(404,))
 
-    def logs(self, name: str, tail: int = 30) -> str:
+    def logs(self, name: str, tail: int = 30, timestamps: bool = False) -> str:
         data = self.request(
             "GET",
             f"/containers/{name}/logs",
-            params={"stdout": 1, "stderr": 1, "tail": tail},
+            params={"stdout": 1, "stderr": 1, "tail": tail, "timestamps": int(timestamps)},
             raw=True,
             ok=(404,),
         )
-        out, i = bytearray(), 0
-        while i + 8 <= len(data):  # the multiplexed stream: 8-byte header per frame
-            size = int.from_bytes(data[i + 4 : i + 8], "big")
-            out += data[i + 8 : i + 8 + size]
-            i += 8 + size
-        return out.decode(errors="replace") if out else data.decode(errors="replace")
+        both = _interleaved(data)  # stdout and stderr in the order written, as `docker logs 2>&1`
+        return both.decode(errors="replace") if both else data.decode(errors="replace")
+
+    def restart(self, name: str, timeout: int = 10) -> None:
+        self.request("POST", f"/containers/{name}/restart", params={"t": timeout})
+
+    def exec(self, name: str, cmd: list[str], timeout: float = 600.0) -> tuple[int, bytes, bytes]:
+        """Run ``cmd`` in the running container ``name`` (``docker exec``): (exit code, stdout, stderr)."""
+        created = self.request(
+            "POST",
+            f"/containers/{name}/exec",
+            {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "Tty": False},
+        )
+        runner = Docker(self.path, timeout=timeout)
+        data = runner.request(
+            "POST", f"/exec/{created['Id']}/start", {"Detach": False, "Tty": False}, raw=True
+        )
+        out, err = demultiplex(data)
+        code = self.request("GET", f"/exec/{created['Id']}/json").get("ExitCode")
+        return int(code if code is not None else -1), out, err
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The multiplexed stream of a container without a TTY: 8-byte header (stream, size) per frame."""
+    frames, i = [], 0
+    while i + 8 <= len(data):
+        stream, size = data[i], int.from_bytes(data[i + 4 : i + 8], "big")
+        frames.append((stream, data[i + 8 : i + 8 + size]))
+        i += 8 + size
+    return frames
+
+
+def demultiplex(data: bytes) -> tuple[bytes, bytes]:
+    """(stdout, stderr) of a multiplexed stream."""
+    out, err = bytearray(), bytearray()
+    for stream, chunk in _frames(data):
+        (err if stream == 2 else out).extend(chunk)
+    return bytes(out), bytes(err)
+
+
+def _interleaved(data: bytes) -> bytes:
+    return b"".join(chunk for _, chunk in _frames(data))
 
 
 def status_of(info: dict[str, Any] | None) -> str:

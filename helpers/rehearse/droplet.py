@@ -225,14 +225,16 @@ def start_droplet(
     none, and nobody can log in). Idempotent: a running droplet is returned as it is (its keys are not
     changed); a stopped one is started again.
 
-    ``docker_socket`` (default: ``RUNBOOK_DROPLET_DOCKER_SOCKET=1``) mounts the host's Docker socket, so the
-    droplet "has Docker" as Coolify needs: the Coolify stand-in then starts real containers for databases
-    and applications (tasks 2.8, 2.14 to 2.17), labelled so that :func:`stop_droplet` removes them.
+    ``docker_socket`` (default: ``RUNBOOK_DROPLET_DOCKER_SOCKET=1``) mounts the host's Docker socket (and its
+    docker CLI, :func:`docker_cli_mount`), so the droplet "has Docker" as Coolify needs: the Coolify
+    stand-in then starts real containers for databases and applications (tasks 2.8, 2.14 to 2.17),
+    labelled so that :func:`stop_droplet` removes them.
     """
     if docker_socket is None:
         docker_socket = env.droplet_docker_socket
-    # /run is a tmpfs in the droplet (and /var/run links to it): bind the socket below it, after it
-    socket_flags = ("-v", f"{DOCKER_SOCKET}:/run/docker.sock") if docker_socket else ()
+    # /run is a tmpfs in the droplet (and /var/run links to it): bind the socket below it, after it; the
+    # host's docker CLI comes along (Coolify's installer installs Docker: the server has the CLI)
+    socket_flags = (("-v", f"{DOCKER_SOCKET}:/run/docker.sock", *docker_cli_mount())) if docker_socket else ()
     container = container_name(name)
     keys = [public_keys] if isinstance(public_keys, str) else list(public_keys)
     status = droplet_status(name)
@@ -274,6 +276,22 @@ def start_droplet(
         raise DropletError(f"starting {container} failed: {err}")
     _wait_ready(container, chosen, timeout)
     return HOST, chosen
+
+
+def docker_cli_mount() -> tuple[str, ...]:
+    """``-v <host docker CLI>:/usr/bin/docker:ro`` when the host's CLI is a static binary (it runs in the
+    droplet's Debian as it does here); nothing otherwise (the operations that need it then say so)."""
+    import shutil
+    from pathlib import Path
+
+    found = shutil.which("docker")
+    if not found:
+        return ()
+    binary = Path(found).resolve()
+    with binary.open("rb") as f:
+        head = f.read(4096 * 4)
+    static = head.startswith(b"\x7fELF") and b"/lib64/ld-linux" not in head and b"ld-linux" not in head
+    return ("-v", f"{binary}:/usr/bin/docker:ro") if static else ()
 
 
 def remove_coolify_resources(name: str) -> int:

@@ -48,7 +48,7 @@ REHEARSAL_LABEL = "runbook.rehearsal"  # stand-ins that start containers may lab
 DROPLET_LABEL = "runbook.droplet.name"  # helpers.rehearse.droplet labels each droplet container
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 VENDOR_URL_VARS = ("DIGITALOCEAN_API_URL", "GITHUB_API_URL", "COOLIFY_API_URL", "COOLIFY_URL")
-GITHUB_REPOSITORY = "team/demo-app"
+GITHUB_REPOSITORY = "team/demo-app"  # each rehearsal's is this plus its id: its image names are its own
 # Variables a developer's shell may hold that would steer the notebooks away from the rehearsal's
 # records (task 2.2's droplet, task 2.5's dashboard): the rehearsal clears them.
 CLEARED = (
@@ -125,6 +125,7 @@ class Rehearsal:
         self.docker_socket = docker_socket
         self.keep = keep
         self.base_environ = dict(os.environ if environ is None else environ)
+        self.repository = f"{GITHUB_REPOSITORY}-{self.id}"
         self.tokens: dict[str, str] = {}
         self.address_map = ""  # RUNBOOK_ADDRESS_MAP: chosen on entry
         self.env: dict[str, str] = {}
@@ -221,7 +222,7 @@ class Rehearsal:
             "RUNBOOK_REHEARSAL_ID": self.id,
             "DIGITALOCEAN_TOKEN": self.tokens["DIGITALOCEAN_TOKEN"],
             "GITHUB_TOKEN": self.tokens["GITHUB_TOKEN"],
-            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+            "GITHUB_REPOSITORY": self.repository,
             "RUNBOOK_APP_DIR": str(self.app_dir),
             # the droplet "has Docker": the Coolify stand-in in it runs the databases and apps as real
             # containers on this engine (helpers.rehearse.droplet removes them with the droplet)
@@ -240,7 +241,7 @@ class Rehearsal:
         if self.github:
             gh = StandInProcess(
                 "helpers.rehearse.github",
-                args=["--repository", GITHUB_REPOSITORY, "--state-file", str(self.workdir / "github.json")],
+                args=["--repository", self.repository, "--state-file", str(self.workdir / "github.json")],
                 env=standin_env,
                 cwd=PROJECT_ROOT,
                 timeout=30,
@@ -276,7 +277,7 @@ class Rehearsal:
                 "ROOT_USERNAME": "admin",
                 "ROOT_USER_EMAIL": "admin@example.invalid",
                 "DIGITALOCEAN_API_URL": self.digitalocean_url,
-                "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+                "GITHUB_REPOSITORY": self.repository,
             }
         )
         if self.github_url:
@@ -301,7 +302,7 @@ class Rehearsal:
             raise RehearsalError("the GitHub stand-in is not running (Rehearsal(github=True))")
         control = httpx.post(
             f"{self.github_url}/_standin/push",
-            json={"repository": GITHUB_REPOSITORY, "branch": branch},
+            json={"repository": self.repository, "branch": branch},
             timeout=30,
         )
         control.raise_for_status()
@@ -315,7 +316,7 @@ class Rehearsal:
         with httpx.Client(base_url=self.github_url, headers=headers, timeout=30) as api:
             for run_id in control.json().get("runs", []):
                 while True:
-                    run = api.get(f"/repos/{GITHUB_REPOSITORY}/actions/runs/{run_id}").json()
+                    run = api.get(f"/repos/{self.repository}/actions/runs/{run_id}").json()
                     if run.get("status") == "completed":
                         finished.append(run)
                         break
@@ -325,6 +326,23 @@ class Rehearsal:
                         )
                     time.sleep(0.2)
         return finished
+
+    def remove_images(self) -> list[str]:
+        """The images of this rehearsal: its app images' tags (``ghcr.io/<repository>-*``, a release the
+        operations step made) and the images it built (label ``runbook.rehearsal=<id>``)."""
+        removed = []
+        tags = _docker(
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            f"reference=ghcr.io/{self.repository}-*",
+        ).stdout.split()
+        built = _docker("images", "-q", "--filter", f"label={REHEARSAL_LABEL}={self.id}").stdout.split()
+        for ref in [*tags, *dict.fromkeys(built)]:
+            if _docker("rmi", "-f", ref).returncode == 0:
+                removed.append(ref)
+        return removed
 
     def coolify_url(self) -> str:
         """The Coolify dashboard task 2.5 recorded (the stand-in in the droplet), or "" before 2.5 ran."""
@@ -383,6 +401,7 @@ class Rehearsal:
             for container in labelled_containers(label, value):
                 if _docker("rm", "-f", "-v", container).returncode == 0:
                     removed.append(container)
+        removed += self.remove_images()
         if not self.keep and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self._previous_sigterm is not None:

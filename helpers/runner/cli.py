@@ -5,6 +5,7 @@
     runbook run phase1 [options]         execute the phase's notebooks with papermill
     runbook resume [RUN_DIR]             continue the last run after a fix
     runbook lab                          JupyterLab on the notebooks
+    runbook doctor [phase1|phase2|all]   what is wrong, from the bottom up (read-only)
 
 Exit codes: 0 every selected task passed; 1 a task failed (or did not run); 2 bad usage,
 parameters or selection (nothing ran); 130 interrupted (Ctrl-C; the ledger is consistent, resume).
@@ -242,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     from helpers.rehearse.__main__ import add_subcommand as add_rehearse
+    from helpers.runner.doctor import add_subcommand as add_doctor
 
     add_rehearse(sub)
+    add_doctor(sub)
     return parser
 
 
@@ -542,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_resume(args, console)
         if args.command == "lab":
             return cmd_lab(args, console)
-        if args.command == "rehearse":
+        if args.command in ("rehearse", "doctor"):
             return args.func(args)
     except (RunnerError, ParameterError, RegistryError) as exc:
         console.print(f"runbook {args.command}: {exc}", markup=False, highlight=False)

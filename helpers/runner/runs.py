@@ -186,6 +186,19 @@ def _selection_json(selection: Selection) -> dict[str, Any]:
     return {"start": selection.start, "stop": selection.stop, "only": list(selection.only)}
 
 
+def _refuse_unchained(catalog: Catalog, request: Request) -> None:
+    """A group that is not a chain (the operations) runs one chosen task at a time: ``--only ID``."""
+    group = catalog.phases[request.phase]
+    if group.chain or request.mode != "run" or request.selection.only:
+        return
+    ids = " ".join(t.id for t in catalog.in_phase(request.phase))
+    raise RunnerError(
+        f"{request.phase} is not a chain: each of its tasks runs alone, when needed. Choose it with "
+        f"--only (one of: {ids}), e.g. `runbook run {request.phase} --only {ids.split()[0]}`; "
+        f"`runbook plan {request.phase}` dry-runs them all"
+    )
+
+
 def new_ledger(catalog: Catalog, request: Request, redactor: Redactor | None = None) -> tuple[Ledger, Plan]:
     """Check everything that can be checked before running, then create the run folder and ledger."""
     redactor = redactor or Redactor()
@@ -195,6 +208,7 @@ def new_ledger(catalog: Catalog, request: Request, redactor: Redactor | None = N
         raise RunnerError(str(exc).strip("'\"")) from exc
     except SelectionError as exc:
         raise RunnerError(str(exc)) from exc
+    _refuse_unchained(catalog, request)
     _check_notebooks(catalog, plan)
     dry = request.dry_run or request.mode == "plan"
     declared, values = _resolve(catalog, plan, request.given, dry, redactor)

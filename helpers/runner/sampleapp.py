@@ -53,7 +53,7 @@ SANDBOX_CLEARED = (
 )
 DB_DEFAULTS = (("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "postgres"), ("POSTGRES_DB", "app"))
 LOCAL_ENV_HEADER = "# Local settings of this working copy (git-ignored): the docker-compose services.\n"
-BASELINE_MESSAGE = "Implementation 2 baseline (copy of tests/fixtures/sample-app)"
+BASELINE_MESSAGE = "Implementation 2 baseline (copy of {source})"
 
 
 class SampleAppError(RuntimeError):
@@ -91,7 +91,12 @@ def prepare(
     for key, value in IDENTITY.items():
         _git(target, "config", key, value)
     _git(target, "add", "-A")
-    _git(target, "commit", "-q", "-m", BASELINE_MESSAGE)
+    shown = (
+        origin.resolve().relative_to(PROJECT_ROOT)
+        if origin.resolve().is_relative_to(PROJECT_ROOT)
+        else origin
+    )
+    _git(target, "commit", "-q", "-m", BASELINE_MESSAGE.format(source=shown))
     return target, True
 
 

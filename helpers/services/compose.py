@@ -28,6 +28,7 @@ from helpers.core.secrets import scrub
 from helpers.core.steps import StepResult
 from helpers.host import ports
 from helpers.host.docker_engine import EngineUnavailable, client, run_cli
+from helpers.services import diagnose
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 DEFAULT_WAIT_TIMEOUT = 180
@@ -255,7 +256,7 @@ def check_preflight(check: Checklist, app_dir: str | Path, docker_client: Any = 
     try:
         docker_client = docker_client or client(timeout=30)
     except EngineUnavailable as exc:
-        check("Docker engine answers", False, str(exc).splitlines()[0], hint=exc.hint)
+        check("Docker engine answers", False, str(exc).splitlines()[0], hint=_engine_cause(exc))
         return project
     for svc in project.services.values():
         _check_image(check, docker_client, svc)
@@ -458,7 +459,7 @@ def check_services(check: Checklist, app_dir: str | Path, services: list[str] | 
         check("compose project readable", False, exc.problem, hint=exc.next_step)
         return
     except EngineUnavailable as exc:
-        check("Docker engine answers", False, str(exc).splitlines()[0], hint=exc.hint)
+        check("Docker engine answers", False, str(exc).splitlines()[0], hint=_engine_cause(exc))
         return
     for name in services or list(project.services):
         svc = project.services.get(name)
@@ -475,8 +476,7 @@ def check_services(check: Checklist, app_dir: str | Path, services: list[str] | 
             f"{name} running and healthy",
             state is not None and state.ready,
             _state_text(state),
-            hint=f"run task 1.4 (`docker compose -p {project.name} up -d --wait`); "
-            f"`docker compose -p {project.name} logs {name}` shows why it is not healthy",
+            hint=_not_ready_hint(project, svc, state),
         )
         if state is None or state.state != "running":
             continue  # the row above already fails; port rows would only repeat it
@@ -490,13 +490,44 @@ def check_services(check: Checklist, app_dir: str | Path, services: list[str] | 
                 hint=f"the file wants {host}:{port.published}->{port.target}; keep ports on 127.0.0.1 only "
                 f"in docker-compose.yml, then recreate: `docker compose -p {project.name} up -d --wait`",
             )
+            answers = _accepts("127.0.0.1", port.published)
             check(
                 f"{name} accepts connections on 127.0.0.1:{port.published}",
-                _accepts("127.0.0.1", port.published),
+                answers,
                 f"127.0.0.1:{port.published}",
-                hint=f"nothing answers there: run task 1.4, or check {port.variable or 'the port'} "
-                "matches the running containers",
+                hint=""
+                if answers
+                else diagnose.refused_hint("127.0.0.1", port.published, project.name, name),
             )
+
+
+def _engine_cause(exc: EngineUnavailable) -> str:
+    """The engine's first cause (not running, DOCKER_HOST, permission) with its fix, from the diagnosis."""
+    finding = diagnose.engine_finding()
+    return diagnose.explain(finding) if not finding.ok else exc.hint
+
+
+def _not_ready_hint(project: Project, svc: ServiceSpec, state: ServiceState | None) -> str:
+    """Why a service is not running and healthy: its port taken by another, else the container itself."""
+    if state is not None and state.state == "running":
+        return (
+            f"`docker compose -p {project.name} logs {svc.name}` shows why it is not healthy (task 1.4 waits "
+            f"for it: `docker compose -p {project.name} up -d --wait`)"
+        )
+    for port in svc.ports:
+        holders = diagnose.foreign_holders(port.published, project.name)
+        if holders:
+            return diagnose.explain(
+                diagnose.port_taken_finding(port.published, holders, port.variable, svc.url_key)
+            )
+    container = diagnose.Container(
+        name=state.container if state else f"{project.name}-{svc.name}-1",
+        state=state.state if state else "not created",
+        status=state.state if state else "not created",
+        project=project.name,
+        service=svc.name,
+    )
+    return diagnose.explain(diagnose.stopped_finding(container))
 
 
 def down(app_dir: str | Path, remove_volumes: bool = False, dry_run: bool = False) -> list[StepResult]:

@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from helpers.core.checks import Checklist
 from helpers.core.errors import NextStepError
 from helpers.core.secrets import scrub
+from helpers.services import appenv, diagnose
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 POSTGRES_MAJOR = 15
@@ -64,9 +65,11 @@ def find_env_file(app_dir: str | Path, env_file: str | Path = "") -> Path:
 
 
 def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
-    """The app's DATABASE_URL and REDIS_URL, from its env file."""
+    """The app's DATABASE_URL and REDIS_URL, from its env file; an app that keeps them in separate
+    keys (``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_DB``...) gets the URL those keys make."""
     path = find_env_file(app_dir, env_file)
     values = dotenv_values(path)
+    values = {**_urls_from_separate_keys(path), **{k: v for k, v in values.items() if v}}
     missing = [k for k in ("DATABASE_URL", "REDIS_URL") if not values.get(k)]
     if missing:
         raise EnvFileError(
@@ -76,6 +79,15 @@ def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
     return AppUrls(
         env_file=path, database_url=str(values["DATABASE_URL"]), redis_url=str(values["REDIS_URL"])
     )
+
+
+def _urls_from_separate_keys(path: Path) -> dict[str, str]:
+    env = appenv.environment_of(path.read_text(encoding="utf-8"), path.name)
+    urls = {}
+    for key, ep in (("DATABASE_URL", env.database), ("REDIS_URL", env.redis)):
+        if ep is not None and not ep.url_key and ep.host:
+            urls[key] = appenv.url_of(ep)
+    return urls
 
 
 def redact(url: str) -> str:
@@ -147,12 +159,34 @@ def redis_hint(error: str) -> str:
     return "see the error; `docker compose logs redis` shows the server side"
 
 
+def refused_hint(url: str, key: str, app_dir: str | Path = "") -> str:
+    """A refused connection's first cause (engine, container, port), for the service behind ``key``."""
+    parts = urlsplit(url)
+    default = 5432 if key == "DATABASE_URL" else 6379
+    project, service = "", ""
+    if str(app_dir).strip():
+        from helpers.services import compose
+
+        try:
+            found = compose.load(app_dir)
+        except Exception:  # no compose file, no CLI: the diagnosis goes by the port alone
+            pass
+        else:
+            project = found.name
+            service = next((s.name for s in found.services.values() if s.url_key == key), "")
+    return diagnose.refused_hint(parts.hostname or "localhost", parts.port or default, project, service)
+
+
 def _error(exc: BaseException) -> str:
     return scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
 
 
-def check_postgres(check: Checklist, url: str, major: int = POSTGRES_MAJOR) -> None:
-    """Connect, ``select version()``, check the major version, write and read a temporary table."""
+def check_postgres(check: Checklist, url: str, major: int = POSTGRES_MAJOR, app_dir: str | Path = "") -> None:
+    """Connect, ``select version()``, check the major version, write and read a temporary table.
+
+    A refused connection's hint is its first cause (:func:`refused_hint`; ``app_dir`` names the compose
+    project whose service should answer).
+    """
     import psycopg
 
     try:
@@ -162,7 +196,9 @@ def check_postgres(check: Checklist, url: str, major: int = POSTGRES_MAJOR) -> N
             "PostgreSQL accepts the connection",
             False,
             f"{redact(url)}: {_error(exc)}",
-            postgres_hint(str(exc)),
+            refused_hint(url, "DATABASE_URL", app_dir)
+            if diagnose.is_refused(str(exc))
+            else postgres_hint(str(exc)),
         )
         return
     with conn:
@@ -192,15 +228,19 @@ def check_postgres(check: Checklist, url: str, major: int = POSTGRES_MAJOR) -> N
         )
 
 
-def check_redis(check: Checklist, url: str, major: int = REDIS_MAJOR) -> None:
-    """PING, the server's major version from INFO, then SET/GET/DEL of a unique key."""
+def check_redis(check: Checklist, url: str, major: int = REDIS_MAJOR, app_dir: str | Path = "") -> None:
+    """PING, the server's major version from INFO, then SET/GET/DEL of a unique key (hints: as
+    :func:`check_postgres`)."""
     import redis
 
     conn = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
     try:
         pong = conn.ping()
     except Exception as exc:
-        check("Redis answers PING", False, f"{redact(url)}: {_error(exc)}", redis_hint(str(exc)))
+        hint = (
+            refused_hint(url, "REDIS_URL", app_dir) if diagnose.is_refused(str(exc)) else redis_hint(str(exc))
+        )
+        check("Redis answers PING", False, f"{redact(url)}: {_error(exc)}", hint)
         conn.close()
         return
     try:
@@ -242,7 +282,7 @@ def check_app_env(check: Checklist, app_dir: str | Path, env_file: str | Path = 
     for key, probe in (("DATABASE_URL", check_postgres), ("REDIS_URL", check_redis)):
         url = urls.database_url if key == "DATABASE_URL" else urls.redis_url
         if local[key]:
-            probe(check, url)
+            probe(check, url, app_dir=app_dir)
         else:
             check(
                 f"{key} not tried",

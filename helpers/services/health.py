@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from helpers.core.poll import PollTimeout, poll
+from helpers.services import diagnose
 
 DEFAULT_URL = "http://localhost:3000/api/health"
 
@@ -117,16 +118,22 @@ def wait_healthy(url: str, timeout: float = 60.0, interval: float = 0.5, alive: 
 def check_health(check: Any, url: str, timeout: float = 10.0) -> Health:
     """Task 1.15: the health URL answers 200 and reports the database and Redis connected."""
     result = probe(url, timeout=timeout)
+    local = urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")  # production's engine is not ours
+    engine = diagnose.engine_finding() if local and not result.ok else None  # the first cause below the app
+    below = diagnose.explain(engine) if engine is not None and not engine.ok else ""
     check(
         "health URL answers 200",
         result.status_code == 200,
         result.summary(),
-        hint="start the app (`pnpm dev` in the app directory, or the app_commands parameter) and check "
+        hint=below
+        or "start the app (`pnpm dev` in the app directory, or the app_commands parameter) and check "
         "health_url; a 503 names the part that fails",
     )
     for part, fix in (
         ("database", "DATABASE_URL in the app's .env must point at the local PostgreSQL (task 1.9, 1.4)"),
         ("redis", "REDIS_URL in the app's .env must point at the local Redis (task 1.9, 1.4)"),
     ):
-        check(f"the app reports {part} connected", result.connected(part), result.part(part), hint=fix)
+        check(
+            f"the app reports {part} connected", result.connected(part), result.part(part), hint=below or fix
+        )
     return result

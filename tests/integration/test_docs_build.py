@@ -252,6 +252,17 @@ def test_reference_run_outputs_reach_the_pages_scrubbed(tmp_path, monkeypatch):
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+def test_the_site_has_an_operations_section(bare_site):
+    overview = (bare_site / "tasks" / "index.html").read_text(encoding="utf-8")
+    assert 'id="operations"' in overview and "runbook doctor" in overview
+    for task in tasks.in_phase("operations"):
+        assert f'href="../{task.phase}/{task.stem}/"' in overview, task.id  # the table links each page
+        page = page_html(bare_site, task)
+        assert "Operations: day two in production" in page  # the navigation's section
+    trouble = (bare_site / "troubleshooting" / "index.html").read_text(encoding="utf-8")
+    assert 'id="operations-problems"' in trouble and 'id="rollback-refused"' in trouble
+
+
 @pytest.mark.engine
 def test_a_rehearsal_run_reaches_the_phase2_pages_marked_as_such_and_scrubbed(tmp_path):
     """What ``make docs-rehearsal`` does, on phase 2's first tasks: rehearse, publish, build; read it all."""

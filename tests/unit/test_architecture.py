@@ -1,7 +1,7 @@
 """The package's shape: layers kept (import-linter's contracts in pyproject.toml), no import circle.
 
 ``helpers/`` holds packages only; each imports from its own layer or the layers below
-(core < clients < host < services < app < cloud < runner < rehearse < docsite), and nothing but the
+(core < clients < host < services < app < cloud < ops < runner < rehearse < docsite), and nothing but the
 rehearsal itself and the CLI's ``runbook rehearse`` imports the stand-ins.
 """
 
@@ -15,7 +15,7 @@ import grimp
 
 from helpers.core.paths import PROJECT_ROOT
 
-PACKAGES = {"core", "clients", "host", "services", "app", "cloud", "runner", "rehearse", "docsite"}
+PACKAGES = {"core", "clients", "host", "services", "app", "cloud", "ops", "runner", "rehearse", "docsite"}
 
 
 def test_helpers_holds_packages_only() -> None:

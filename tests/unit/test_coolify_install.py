@@ -169,6 +169,7 @@ def test_fetch_a_local_installer_with_its_manifest() -> None:
         "helpers/rehearse/__init__.py",
         "helpers/rehearse/base.py",
         "helpers/rehearse/coolify.py",
+        "helpers/rehearse/coolify_ops.py",
         "helpers/rehearse/dockerapi.py",
         "helpers/rehearse/dockercli.py",
         "helpers/core/__init__.py",

@@ -13,6 +13,7 @@ from helpers.core.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
 PHASE1 = [t for t in tasks.all_tasks() if t.phase == "phase1"]
+OPERATIONS = tasks.in_phase("operations")
 WRITTEN = [t for t in tasks.all_tasks() if (ROOT / t.notebook).exists()]
 
 
@@ -26,8 +27,8 @@ def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return tagged[0]
 
 
-@pytest.mark.parametrize("task", PHASE1, ids=lambda t: t.id)
-def test_every_phase1_task_has_its_notebook(task):
+@pytest.mark.parametrize("task", PHASE1 + OPERATIONS, ids=lambda t: t.id)
+def test_every_phase1_task_and_operation_has_its_notebook(task):
     assert (ROOT / task.notebook).is_file(), f"missing {task.notebook}"
 
 
@@ -41,7 +42,8 @@ def test_no_stray_notebooks_outside_the_registry():
 def test_notebook_shape(task):
     nb = load(task)
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and first.source.startswith(f"# {task.id} "), "title cell"
+    title = f"# {task.id} " if task.numbered else f"# {task.title}\n"  # an operation's heading is its title
+    assert first.cell_type == "markdown" and first.source.startswith(title), "title cell"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'show_prerequisites("{task.id}")' in code, "prerequisites come from the registry"

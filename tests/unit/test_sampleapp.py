@@ -37,7 +37,7 @@ def test_prepare_copies_once_and_commits_a_baseline(source: Path, tmp_path: Path
     assert (dest / "stub" / "web.py").is_file()
     assert not (dest / ".env").exists() and not (dest / "node_modules").exists()
     assert git(dest, "status", "--porcelain") == ""
-    assert git(dest, "log", "--format=%s") == sampleapp.BASELINE_MESSAGE
+    assert git(dest, "log", "--format=%s") == sampleapp.BASELINE_MESSAGE.format(source=source)
     assert git(dest, "config", "user.email") == sampleapp.IDENTITY["user.email"]
 
     (dest / "package.json").write_text('{"name": "changed by phase 1"}\n')

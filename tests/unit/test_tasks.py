@@ -11,10 +11,43 @@ def ids(items):
     return [t.id for t in items]
 
 
-def test_registry_lists_33_tasks_15_and_18():
-    assert len(tasks.all_tasks()) == 33
+def test_registry_lists_33_tasks_15_and_18_and_the_operations():
+    assert len([t for t in tasks.all_tasks() if t.numbered]) == 33
     assert ids(tasks.in_phase("phase1")) == [f"1.{n}" for n in range(1, 16)]
     assert ids(tasks.in_phase("phase2")) == [f"2.{n}" for n in range(1, 19)]
+    assert ids(tasks.in_phase("operations")) == [
+        "doctor", "backup", "restore-drill", "rollback", "logs", "monitoring", "teardown"
+    ]  # fmt: skip
+    assert ids(tasks.all_tasks())[-7:] == ids(tasks.in_phase("operations"))  # after every phase
+
+
+def test_operations_are_a_group_of_word_ids_with_their_own_notebook_folder():
+    group = tasks.phases()["operations"]
+    assert group.chain is False and tasks.phases()["phase2"].chain is True
+    rollback = tasks.get("rollback")
+    assert (rollback.phase, rollback.numbered, rollback.label) == (
+        "operations", False, "Roll web and worker back to the previous image"
+    )  # fmt: skip
+    assert str(rollback.notebook) == "notebooks/operations/rollback.ipynb"
+    assert tasks.get("restore-drill").needs == ("backup",)
+    assert tasks.get("1.4").label == "1.4 Create and start the services"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"id": "Rollback", "slug": "x", "group": "operations"},  # not lower-case
+        {"id": "rollback", "slug": "x"},  # a word id without its group
+        {"id": "rollback", "slug": "x", "group": "nowhere"},  # an undeclared group
+    ],
+)
+def test_word_ids_need_a_declared_group(row):
+    data = {
+        "phases": {"phase1": {"title": "p", "success": "s"}, "operations": {"title": "o", "success": "s"}},
+        "tasks": [{"kind": "automated", "title": "t", **row}],
+    }
+    with pytest.raises(tasks.RegistryError):
+        tasks.parse(data)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +129,7 @@ def test_levels_are_the_parallel_groups():
 def test_notebook_paths_are_zero_padded_and_sort_by_id():
     assert str(tasks.get("1.4").notebook) == "notebooks/phase1/1.04-start-services.ipynb"
     assert str(tasks.get("2.13").notebook) == "notebooks/phase2/2.13-github-secrets.ipynb"
-    paths = [str(t.notebook) for t in tasks.all_tasks()]
+    paths = [str(t.notebook) for t in tasks.all_tasks() if t.numbered]
     assert paths == sorted(paths)
 
 
