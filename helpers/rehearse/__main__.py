@@ -21,7 +21,7 @@ from typing import Any
 from helpers.core import tasks as registry
 from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
 from helpers.rehearse import contracts, faults, outside
-from helpers.rehearse.session import GITHUB_REPOSITORY, Rehearsal, RehearsalError
+from helpers.rehearse.session import Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
@@ -208,16 +208,15 @@ class FaultRun:
 
         self.injector = faults.Injector(self.plan, urls, rehearsal.droplet_container).start()
 
-    def finish(
-        self, rehearsal: Rehearsal, entries: list[Any], repository: str
-    ) -> tuple[list[str], list[str]]:
+    def finish(self, rehearsal: Rehearsal, entries: list[Any]) -> tuple[list[str], list[str]]:
         """Stop injecting, count from outside; the problems (duplicates) and the figures' lines."""
         assert self.injector is not None
         self.injector.stop()
         figures = faults.figures(entries, self.injector.ssh_drops())
         problems: list[str] = []
         try:
-            self.found = faults.inventory(rehearsal.standin_urls(), rehearsal.secret_values(), repository)
+            urls, tokens = rehearsal.standin_urls(), rehearsal.secret_values()
+            self.found = faults.inventory(urls, tokens, rehearsal.repository)
         except Exception as exc:  # the count is the point of the run: not reading it fails it
             problems.append(f"could not count the vendors' resources from outside: {exc}")
         dups = faults.duplicates(self.found)
@@ -527,7 +526,7 @@ def rehearse(args: argparse.Namespace) -> int:
                 if results[-1].problems:
                     break
             if fault_run is not None:
-                faults_problems, fault_lines = fault_run.finish(rehearsal, audit.entries, GITHUB_REPOSITORY)
+                faults_problems, fault_lines = fault_run.finish(rehearsal, audit.entries)
                 results[-1].problems += faults_problems
             if args.operations and PUSH_BEFORE in selected and not any(r.problems for r in results):
                 operations = rehearse_operations(rehearsal, args.runner_arg, audit)

@@ -171,6 +171,13 @@ class SshDropper:
     def drops(self) -> int:
         return sum(1 for line in self.lines if line.startswith("ssh_drop:"))
 
+    def failed_to_start(self) -> bool:
+        """The script never ran (the container was not running yet): ``docker exec`` ended without it."""
+        if self.proc.poll() is None:
+            return False
+        self._reader.join(timeout=5)
+        return not any(line.startswith("pid ") for line in self.lines)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()  # the docker client; the script ends with the container at the latest
@@ -245,6 +252,8 @@ class Injector:
                 }
                 for pool in ("writes", "reads")
             }
+        if self.dropper is not None and self.dropper.failed_to_start():
+            self.dropper = None  # the droplet was still booting: again at the next tick
         if self.dropper is None and self.plan.ssh_drops > 0:
             container = self.droplet()
             if container:
