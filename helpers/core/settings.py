@@ -158,7 +158,14 @@ class Settings:
         "",
         "commands that start web and worker for 1.15, `;` between",
         "phase 1",
-        shown="empty: the app is already running",
+        shown="empty: the app's own dev web and worker scripts",
+    )
+    install_dependencies = Var(
+        "RUNBOOK_INSTALL_DEPENDENCIES",
+        False,
+        "1.15 installs the app's dependencies even when `node_modules` is there",
+        "phase 1",
+        shown="off: only when `node_modules` is missing",
     )
     app_log_dir = Var(
         "RUNBOOK_APP_LOG_DIR",

@@ -50,13 +50,17 @@ def inspect(image: str) -> dict | None:
 
 @pytest.fixture
 def repo_copy() -> Iterator[Path]:
-    """The scripts/ folder in a throwaway tree (world-readable), so .work/ lands there, not in the repo."""
+    """scripts/ (and what its stand-ins build from) in a throwaway tree (world-readable), so .work/ lands
+    there, not in the repo."""
     root = Path(tempfile.mkdtemp(prefix="rb-platform-"))
     root.chmod(0o755)
     shutil.copytree(ROOT / "scripts", root / "scripts")
-    # what the stand-in folders' `context` files bring into their builds (the app image: the fixture's stub)
-    stub = Path("tests/fixtures/sample-app/stub")
-    shutil.copytree(ROOT / stub, root / stub, ignore=shutil.ignore_patterns("__pycache__"))
+    # what the app stand-in's `prepare` needs: the runbook's code plans the sample app's images (task 2.12)
+    for rel in ("helpers", "tests/fixtures/sample-app"):
+        shutil.copytree(
+            ROOT / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__", "node_modules", ".next")
+        )
+    (root / ".venv").symlink_to(ROOT / ".venv")
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

@@ -162,3 +162,133 @@ def test_stop_recorded_never_signals_a_foreign_process(tmp_path: Path) -> None:
 def test_missing_app_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="RUNBOOK_APP_DIR"):
         apprun.start(tmp_path / "nope", ["true"], "http://127.0.0.1:9/api/health")
+
+
+# --------------------------------------------------------------------------- the app's own scripts
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sample-app"
+
+
+def write_app(root: Path, scripts: dict[str, str], indent: str = "\t", **extra: object) -> Path:
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "package.json").write_text(json.dumps({"name": "x", **extra, "scripts": scripts}, indent=indent))
+    return root
+
+
+def test_the_sample_apps_scripts_and_package_manager() -> None:
+    app = apprun.app_scripts(FIXTURE)
+    assert (app.manager, app.manager_version) == ("pnpm", "9.15.9")
+    assert (app.web, app.worker, app.migrate) == ("dev", "worker", "db:migrate")
+    assert [row[0] for row in app.rows()] == list(apprun.ROLE_WHAT.values())
+
+
+def test_scripts_named_otherwise_are_found_by_name_or_by_what_they_run(tmp_path: Path) -> None:
+    named = write_app(
+        tmp_path / "named",
+        {"dev:web": "next dev", "dev:worker": "tsx w.ts", "db:push": "drizzle-kit push", "lint": "eslint ."},
+    )
+    (named / "yarn.lock").write_text("")
+    app = apprun.app_scripts(named)
+    assert (app.manager, app.manager_version) == ("yarn", "")
+    assert (app.web, app.worker, app.migrate) == ("dev:web", "dev:worker", "db:push")
+    by_command = write_app(
+        tmp_path / "cmd",
+        {
+            "vm:worker": "multipass exec vm -- node worker.js",  # an old VM script is never the worker
+            "serve": "next dev --port 4000",
+            "jobs": "tsx src/worker/main.ts",
+            "schema": "drizzle-kit migrate --config db.config.ts",
+        },
+        packageManager="pnpm@9.15.9+sha512.abc",
+    )
+    app = apprun.app_scripts(by_command)
+    assert (app.manager, app.manager_version) == ("pnpm", "9.15.9")
+    assert (app.web, app.worker, app.migrate) == ("serve", "jobs", "schema")
+
+
+def test_a_missing_script_is_named_with_what_the_app_has(tmp_path: Path) -> None:
+    app = apprun.app_scripts(write_app(tmp_path, {"build": "next build", "start": "next start"}))
+    assert (app.web, app.worker, app.migrate) == (None, None, None)
+    with pytest.raises(apprun.MissingScript) as caught:
+        apprun.script_commands(app)
+    text = str(caught.value)
+    assert (
+        "the dev web process" in text and "the BullMQ worker" in text and "its scripts: build, start" in text
+    )
+    assert "app_commands" in text
+    step = apprun.migrate(app, "postgresql://unused@localhost:1/x")
+    assert step.status == "skipped" and "no migration script" in step.detail
+    assert apprun.commands_for(app, "python web.py; python worker.py") == [
+        "python web.py",
+        "python worker.py",
+    ]
+    assert "none (tried dev" in app.rows()[0][1]
+
+
+def test_no_or_broken_package_json_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="RUNBOOK_APP_DIR"):
+        apprun.app_scripts(tmp_path)
+    (tmp_path / "package.json").write_text("{nope")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        apprun.app_scripts(tmp_path)
+
+
+def fake_bin(folder: Path, *names: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text("#!/bin/sh\nexit 0\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def test_the_package_manager_comes_from_path_else_from_npx_at_the_pinned_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = apprun.app_scripts(FIXTURE)
+    monkeypatch.setenv("PATH", fake_bin(tmp_path / "a", "pnpm", "npx"))
+    assert apprun.manager_command(app) == ["pnpm"]
+    monkeypatch.setenv("PATH", fake_bin(tmp_path / "b", "npx"))
+    assert apprun.manager_command(app) == ["npx", "--yes", "pnpm@9.15.9"]
+    assert apprun.script_commands(app) == [
+        "npx --yes pnpm@9.15.9 run dev",
+        "npx --yes pnpm@9.15.9 run worker",
+    ]
+    assert apprun.install_command(app)[-3:] == ["install", "--prefer-offline", "--frozen-lockfile"]
+    monkeypatch.setenv("PATH", fake_bin(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match="corepack enable"):
+        apprun.manager_command(app)
+
+
+def test_install_runs_only_when_node_modules_is_missing_or_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    copy = tmp_path / "app"
+    shutil.copytree(FIXTURE, copy, ignore=shutil.ignore_patterns("node_modules", ".next"))
+    monkeypatch.setenv("PATH", fake_bin(tmp_path / "bin", "pnpm") + os.pathsep + os.environ["PATH"])
+    app = apprun.app_scripts(copy)
+    planned = apprun.install_dependencies(app, dry_run=True)
+    assert planned.status == "would change" and "node_modules is missing" in planned.detail
+    assert "pnpm install --prefer-offline --frozen-lockfile" in planned.detail
+    (copy / "node_modules").mkdir()
+    kept = apprun.install_dependencies(app)
+    assert kept.status == "ok" and "install_dependencies=True" in kept.detail
+    forced = apprun.install_dependencies(app, allow=True)  # the fake pnpm exits 0
+    assert forced.status == "changed" and "reinstall, as asked" in forced.detail
+    (tmp_path / "bin" / "pnpm").write_text(
+        "#!/bin/sh\necho 'ERR_PNPM_OUTDATED_LOCKFILE lockfile' >&2\nexit 1\n"
+    )
+    broken = apprun.install_dependencies(app, allow=True)
+    assert broken.status == "failed" and "ERR_PNPM_OUTDATED_LOCKFILE" in broken.detail
+    assert "commit the lockfile" in broken.detail
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("http://localhost:4123/api/health", 4123), ("http://x/h", 80), ("https://x/h", 443)],
+)
+def test_port_of(url: str, port: int) -> None:
+    assert apprun.port_of(url) == port

@@ -390,10 +390,15 @@ def test_bad_input_says_what_to_do() -> None:
         assert secrets_missing  # APP_SECRET is not set yet
 
 
-def test_app_image_is_built_from_the_fixture_stub_itself() -> None:
+def test_app_image_is_built_from_the_real_apps_images() -> None:
     folder = PROJECT_ROOT / "scripts" / "standins" / "app"
-    assert not (folder / "stub").exists(), "no copy: ./context brings the fixture's stub into the build"
-    text = (folder / "context").read_text()
-    lines = [ln.split() for ln in text.splitlines() if ln and not ln.startswith("#")]
-    assert ["tests/fixtures/sample-app/stub", "stub"] in lines
-    assert (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub" / "worker.py").is_file()
+    fixture = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
+    assert not (folder / "context").exists() and not (fixture / "stub").exists()  # no Python stand-in left
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "FROM runbook-standin/app-web:latest AS web" in dockerfile
+    assert "FROM runbook-standin/app-worker:latest AS worker" in dockerfile
+    prepare = (folder / "prepare").read_text()
+    assert (
+        "helpers.runner.sampleapp images --prefix runbook-standin/app-" in prepare
+    )  # task 2.12's Dockerfiles
+    assert (folder / "needs").read_text().split() == ["node"]

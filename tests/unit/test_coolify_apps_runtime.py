@@ -90,11 +90,18 @@ def test_databases_get_healthy_and_a_worker_reaches_them_by_name(runtime: Runtim
     assert "running:unknown" in note and APP_IMAGE in note
     time.sleep(2)  # a worker that cannot reach its backends exits (and restarts) within this
     assert runtime.status(app["uuid"]) == "running:unknown"
-    ping = "import os, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping())"
-    reached = subprocess.run(
-        ["docker", "exec", app["uuid"], "python3", "-c", ping], capture_output=True, text=True, timeout=60
+    # the worker image's own Node: AUTH and PING Redis by its uuid, on the server's network
+    ping = (
+        "const u = new URL(process.env.REDIS_URL); const s = require('net').connect(+u.port, u.hostname);"
+        "s.on('connect', () => s.write(`AUTH ${decodeURIComponent(u.password)}\\r\\nPING\\r\\n`));"
+        "let got = ''; s.on('data', d => { got += d;"
+        " if (got.includes('PONG')) { console.log(got.trim()); s.end(); } });"
+        "s.on('error', e => { console.log(e.message); process.exit(1); });"
     )
-    assert reached.stdout.strip() == "True", (reached.returncode, reached.stderr)  # by uuid, on the network
+    reached = subprocess.run(
+        ["docker", "exec", app["uuid"], "node", "-e", ping], capture_output=True, text=True, timeout=60
+    )
+    assert reached.stdout.split() == ["+OK", "+PONG"], (reached.returncode, reached.stdout, reached.stderr)
     published = subprocess.run(["docker", "port", app["uuid"]], capture_output=True, text=True).stdout
     assert published.strip() == ""  # a worker publishes no port
     runtime.stop(app["uuid"])

@@ -21,9 +21,9 @@ def test_scan_finds_each_kind_with_file_and_line(app_copy):
     where = {h.where: h.what for h in hits}
     assert where[".env.example:8"] == "VM address"  # DATABASE_URL on the VM
     assert where[".env.example:25"] == "Coolify on the VM"
-    assert where["package.json:20"] == "multipass"
+    assert where["package.json:18"] == "multipass"
     assert "VM address" in where["CLAUDE.md:21"] and "multipass" in where["CLAUDE.md:21"]
-    assert not [h for h in hits if h.path in ("docs/queues.md", "src/db/schema.ts")]
+    assert not [h for h in hits if h.path in ("docs/queues.md", "packages/core/src/db/schema.ts")]
     only_docs = references.scan(app_copy, under="docs")
     assert only_docs and all(h.path.startswith("docs/") for h in only_docs)
 
@@ -186,7 +186,8 @@ def test_cleanup_all_leaves_zero_hits_and_is_idempotent(app_copy):
 
 
 def test_cleanup_docs_touches_docs_and_links_only(app_copy):
-    before = {p: (app_copy / p).read_bytes() for p in ("package.json", ".env.example", "src/lib/env.ts")}
+    kept = ("package.json", ".env.example", "packages/core/src/env.ts")
+    before = {p: (app_copy / p).read_bytes() for p in kept}
     changes = references.plan_cleanup(app_copy, scope="docs")
     touched = {c.path for c in changes}
     assert touched == {
