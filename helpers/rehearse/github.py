@@ -69,6 +69,7 @@ from nacl.public import PrivateKey, SealedBox
 from helpers.app import workflow as deploy_workflow
 from helpers.core.settings import env
 from helpers.rehearse.base import (
+    STANDIN_AGENT,
     HTTPError,
     Request,
     Response,
@@ -858,7 +859,9 @@ class GitHubStandIn(StandIn):
                 )
                 return False
             try:
-                answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                # the deploy job's own call: the fault mode of the Coolify stand-in spares it (STANDIN_AGENT)
+                headers = {"Authorization": f"Bearer {token}", "User-Agent": f"{STANDIN_AGENT} (deploy job)"}
+                answer = httpx.post(url, headers=headers, timeout=30)
             except httpx.HTTPError as exc:
                 run.log.append(f"deploy {app}: POST {url} failed: {type(exc).__name__}")
                 return False

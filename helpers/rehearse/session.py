@@ -296,6 +296,8 @@ class Rehearsal:
         """
         import httpx
 
+        from helpers.rehearse.base import STANDIN_AGENT
+
         if not self.github_url:
             raise RehearsalError("the GitHub stand-in is not running (Rehearsal(github=True))")
         control = httpx.post(
@@ -307,6 +309,7 @@ class Rehearsal:
         headers = {
             "Authorization": f"Bearer {self.tokens['GITHUB_TOKEN']}",
             "Accept": "application/vnd.github+json",
+            "User-Agent": f"{STANDIN_AGENT} (rehearsal)",  # the rehearsal's own reads: no fault injected
         }
         finished: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
