@@ -26,6 +26,11 @@ Built on the Coolify client (:mod:`helpers.clients.coolify`) and task 2.6 to 2.8
   deployment *finished* with the same image tag, whose variables are unchanged since the runbook last
   deployed it, and which is running, is ``ok`` — whether that latest deployment is the runbook's or a
   newer one the workflow started after a push; a new deployment then needs ``redeploy=True``.
+  A deployment already ``queued`` or ``in_progress`` (the push's webhook call, or the runbook's own whose
+  answer was lost) is *adopted*: the runbook waits for it and never queues a second one beside it. A
+  finished deployment the runbook has no record of counts as its own when it was created after every
+  environment variable of the app was last changed in Coolify, with the app's image tag: it runs what a
+  new deployment would.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ DEFAULT_TAG = "main"
 DEFAULT_HEALTH_PATH = "/api/health"
 WEB_PORT = 3000
 FINAL = ("finished", "failed", "cancelled-by-user", "cancelled")
+IN_FLIGHT = ("queued", "in_progress")
 
 
 # --------------------------------------------------------------------------- what to create
@@ -573,6 +579,26 @@ def deployment_logs(dep: Mapping[str, Any], lines: int = 12) -> str:
     return secrets.scrub("\n".join(text.splitlines()[-lines:]))
 
 
+def record_deployment(role: str, dep: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    """Keep ``dep`` as the role's deployment in the state file, with the env digest it ran."""
+    deployments = dict(state.get(STATE, DEPLOYMENTS_KEY) or {})
+    deployments[role] = {
+        "deployment_uuid": dep["deployment_uuid"],
+        "status": dep["status"],
+        "env_digest": digest,
+    }
+    state.update(STATE, **{DEPLOYMENTS_KEY: deployments})
+    return deployments[role]
+
+
+def started_after_envs(client: Client, app_uuid: str, dep: Mapping[str, Any]) -> bool:
+    """Whether ``dep`` was created after every environment variable of the app was last changed (both
+    times as Coolify keeps them, to the second: a deployment in the same second does not count)."""
+    created = str(dep.get("created_at") or "")
+    changed = [str(e.get("updated_at") or e.get("created_at") or "") for e in client.envs(app_uuid)]
+    return bool(created) and all(c and created > c for c in changed)
+
+
 def ensure_deployed(
     client: Client, role: str, app: Mapping[str, Any], redeploy: bool = False, dry_run: bool = False,
     progress: Callable[[str], None] = print, **wait: Any,
@@ -582,9 +608,31 @@ def ensure_deployed(
     digest = env_digest(app["uuid"])
     done = (state.get(STATE, DEPLOYMENTS_KEY) or {}).get(role) or {}
     latest = latest_deployment(client, app["uuid"])
+    adopted = ""
+    if latest is not None and latest.get("status") in IN_FLIGHT:
+        if dry_run:
+            return steps.changed(
+                step, f"deployment {latest['deployment_uuid']} is {latest.get('status')}: would wait for it "
+                "(no second deployment), then check it", dry_run=True,
+            ), None  # fmt: skip
+        under_way = f"deployment {latest['deployment_uuid']} is already {latest.get('status')}"
+        progress(f"{role}: {under_way}: waiting for it instead of queuing another")
+        latest = wait_deployment(client, latest["deployment_uuid"], progress=progress, **wait)
+        adopted = f"waited for deployment {latest['deployment_uuid']}, already under way; "
     current = client.application(app["uuid"])
     tag = current.get("docker_registry_image_tag")
     status = str(current.get("status", ""))
+    known = bool(done.get("deployment_uuid")) and done.get("env_digest") == digest
+    if (
+        not known
+        and latest is not None
+        and latest.get("status") == "finished"
+        and latest.get("docker_registry_image_tag") == tag
+        and started_after_envs(client, app["uuid"], latest)
+    ):  # it runs what a new deployment would (e.g. ours, whose answer was lost): ours
+        entry = {"deployment_uuid": latest["deployment_uuid"], "status": "finished", "env_digest": digest}
+        done = entry if dry_run else record_deployment(role, latest, digest)
+        adopted = adopted or f"deployment {latest['deployment_uuid']} started after the variables were set; "
     up_to_date = (
         latest is not None
         and latest.get("status") == "finished"
@@ -596,8 +644,8 @@ def ensure_deployed(
         and status.startswith("running")
     )
     if up_to_date and not redeploy:
-        return steps.ok(step, f"deployment {latest['deployment_uuid']} finished, same image and variables; "
-                        f"{status}"), latest  # fmt: skip
+        return steps.ok(step, f"{adopted}deployment {latest['deployment_uuid']} finished, same image and "
+                        f"variables; {status}"), latest  # fmt: skip
     why = (
         "redeploy=True"
         if up_to_date
@@ -623,13 +671,7 @@ def ensure_deployed(
     if queued is None:
         return steps.failed(step, f"the webhook queued nothing: {answered}"), None
     dep = wait_deployment(client, queued["deployment_uuid"], progress=progress, **wait)
-    deployments = dict(state.get(STATE, DEPLOYMENTS_KEY) or {})
-    deployments[role] = {
-        "deployment_uuid": dep["deployment_uuid"],
-        "status": dep["status"],
-        "env_digest": digest,
-    }
-    state.update(STATE, **{DEPLOYMENTS_KEY: deployments})
+    record_deployment(role, dep, digest)
     if dep.get("status") != "finished":
         return steps.failed(step, f"deployment {dep['deployment_uuid']} {dep.get('status')} ({why}):\n"
                             f"{deployment_logs(dep)}"), dep  # fmt: skip

@@ -74,6 +74,7 @@ from nacl.public import PrivateKey, SealedBox
 from helpers.app import workflow as deploy_workflow
 from helpers.core.settings import env
 from helpers.rehearse.base import (
+    STANDIN_AGENT,
     HTTPError,
     Request,
     Response,
@@ -872,7 +873,7 @@ class GitHubStandIn(StandIn):
             elif self.forced_conclusion is None and job["deploy"] and self.emulate_deploy:
                 job_ok = ok and self._emulate_deploy(repo, run)  # needs: build
             elif self.forced_conclusion is None:
-                run.log.append(f"{job['name']}: not executed in rehearsal (no runner, no registry): success")
+                run.log.append(f"{job['name']}: not executed in rehearsal (no runner for this job): success")
             job["conclusion"] = "success" if job_ok else "failure"
             ok = ok and job_ok
         conclusion = self.forced_conclusion or ("success" if ok else "failure")
@@ -900,7 +901,9 @@ class GitHubStandIn(StandIn):
                 )
                 return False
             try:
-                answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                # the deploy job's own call: the fault mode of the Coolify stand-in spares it (STANDIN_AGENT)
+                headers = {"Authorization": f"Bearer {token}", "User-Agent": f"{STANDIN_AGENT} (deploy job)"}
+                answer = httpx.post(url, headers=headers, timeout=30)
             except httpx.HTTPError as exc:
                 run.log.append(f"deploy {app}: POST {url} failed: {type(exc).__name__}")
                 return False

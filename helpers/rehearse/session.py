@@ -299,7 +299,7 @@ class Rehearsal:
                 "RUNBOOK_INSTALLER_ENV": "ROOT_USERNAME,ROOT_USER_EMAIL,ROOT_USER_PASSWORD,COOLIFY_API_TOKEN",
                 "RUNBOOK_COOLIFY_INSTALLER": str(COOLIFY_INSTALLER),  # installs the Coolify stand-in
                 "RUNBOOK_SWAP_SIZE": "0",  # the droplet container's overlay root takes no swap file
-                "RUNBOOK_PRIVATE_IMAGES": "0",  # no registry to log in to: the stand-in runs its own image
+                "RUNBOOK_PRIVATE_IMAGES": "0",  # the local registry standing in for GHCR takes no login
                 "RUNBOOK_ADDRESS_MAP": self.address_map,
                 "ROOT_USERNAME": "admin",
                 "ROOT_USER_EMAIL": "admin@example.invalid",
@@ -338,6 +338,8 @@ class Rehearsal:
         """
         import httpx
 
+        from helpers.rehearse.base import STANDIN_AGENT
+
         if not self.github_url:
             raise RehearsalError("the GitHub stand-in is not running (Rehearsal(github=True))")
         sha = self.commit(*([message] if message else []))
@@ -350,6 +352,7 @@ class Rehearsal:
         headers = {
             "Authorization": f"Bearer {self.tokens['GITHUB_TOKEN']}",
             "Accept": "application/vnd.github+json",
+            "User-Agent": f"{STANDIN_AGENT} (rehearsal)",  # the rehearsal's own reads: no fault injected
         }
         finished: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
