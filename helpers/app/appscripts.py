@@ -179,6 +179,13 @@ def install_command(app: AppScripts) -> list[str]:
     return [*pm, "install", *(["--frozen-lockfile"] if locked else [])]
 
 
+def _command_failed(name: str, proc: subprocess.CompletedProcess[str], next_step: str) -> StepResult:
+    """A step whose command exited non-zero: the command, its exit code, the next step, its output's end."""
+    return steps.failed(
+        name, f"`{shlex.join(proc.args)}` exited {proc.returncode}; {next_step}:\n{_tail(proc)}"
+    )
+
+
 def install_dependencies(
     app: AppScripts,
     allow: bool = False,
@@ -198,10 +205,11 @@ def install_dependencies(
     started = time.monotonic()
     proc = _run(command, app.app_dir, env, timeout)
     if proc.returncode != 0:
-        return steps.failed(
+        return _command_failed(
             name,
-            f"`{shlex.join(command)}` exited {proc.returncode}; fix the cause below (a lockfile out of date: "
-            f"run `{app.manager} install` in the app, commit the lockfile), then run again:\n{_tail(proc)}",
+            proc,
+            f"fix the cause below (a lockfile out of date: run `{app.manager} install` in the app, commit "
+            "the lockfile), then run again",
         )
     return steps.changed(name, f"{why}: `{shlex.join(command)}` in {time.monotonic() - started:.0f} s")
 
@@ -246,11 +254,8 @@ def migrate(
     before = schema_signature(database_url)
     proc = _run(command, app.app_dir, env, timeout)
     if proc.returncode != 0:
-        return steps.failed(
-            name,
-            f"`{shlex.join(command)}` exited {proc.returncode}; check DATABASE_URL in the app's .env and "
-            f"the migration named below:\n{_tail(proc)}",
-        )
+        next_step = "check DATABASE_URL in the app's .env and the migration named below"
+        return _command_failed(name, proc, next_step)
     after = schema_signature(database_url)
     added = sorted(set(after) - set(before))
     if not added and before == after:

@@ -21,6 +21,7 @@ from typing import Any
 from helpers.core import tasks as registry
 from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
 from helpers.rehearse import contracts, faults, outside
+from helpers.rehearse.base import end_process
 from helpers.rehearse.session import Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
@@ -180,12 +181,7 @@ def resume_once(rehearsal: Rehearsal, result: RunResult, attempt: int) -> None:
     try:
         result.returncode = proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGINT)
         raise
     result.seconds = round(result.seconds + time.monotonic() - began, 1)
 
@@ -368,12 +364,7 @@ def run_once(
     except KeyboardInterrupt:
         # let the runner stop as on Ctrl-C (a consistent ledger that `runbook resume` accepts), then go on
         # with the teardown
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGINT)
         raise
     return RunResult(number, folder, returncode, round(time.monotonic() - began, 1))
 

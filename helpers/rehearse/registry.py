@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from helpers.rehearse.base import end_process
 
 BINARY = "docker-registry"
 
@@ -107,14 +108,8 @@ class LocalRegistry:
     def stop(self) -> None:
         """Stop the registry process (idempotent); its storage stays in :attr:`folder`."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            end_process(proc, timeout=10)
 
     def tags(self, name: str) -> list[str]:
         """The tags of repository ``name`` (``team/demo-app-web``) the registry holds, read from its API."""

@@ -83,6 +83,7 @@ def _coolify_containers(name: str) -> list[str]:
 def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
     droplet: dict[str, Any],  # noqa: F811
     production_env: GitHubStandIn,
+    delivery: Delivered,
 ) -> None:
     from helpers.core import state
     from helpers.rehearse import droplet as droplets

@@ -137,3 +137,18 @@ def test_install_runs_only_when_node_modules_is_missing_or_when_asked(
     broken = appscripts.install_dependencies(app, allow=True)
     assert broken.status == "failed" and "ERR_PNPM_OUTDATED_LOCKFILE" in broken.detail
     assert "commit the lockfile" in broken.detail
+
+
+def test_a_failed_command_says_what_ran_its_exit_code_the_next_step_and_its_output(tmp_path):
+    import subprocess
+
+    from helpers.app import appscripts
+
+    proc = appscripts._run(
+        ["sh", "-c", "echo fetched; echo 'ERR_PNPM_OUTDATED_LOCKFILE' >&2; exit 3"], tmp_path, {}, 10
+    )
+    result = appscripts._command_failed("install", proc, "update the lockfile")
+    assert result.status == "failed"
+    assert result.detail.startswith("`sh -c 'echo fetched; echo '\"'\"'ERR_PNPM_OUTDATED_LOCKFILE")
+    assert "exited 3; update the lockfile:\nfetched\nERR_PNPM_OUTDATED_LOCKFILE" in result.detail
+    assert isinstance(proc, subprocess.CompletedProcess)
