@@ -83,7 +83,7 @@ docs: install ## build the site into site/ (mkdocs --strict), with real outputs 
 DOCS_REHEARSAL := .work/docs/rehearsal
 .PHONY: docs-rehearsal
 docs-rehearsal: install ## rehearse phase 2 once against the stand-ins and publish its outputs for the site
-	STANDIN_QUIET=1 scripts/standins/build.sh droplet app
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); rm -rf $(DOCS_REHEARSAL); rc=0; \
 	$(VENV)/bin/python -m helpers.rehearse phase2 --runs 1 --no-operations --keep --workdir $(DOCS_REHEARSAL) || rc=$$?; \
 	$(VENV)/bin/python -m helpers.docsite publish-rehearsal $(DOCS_REHEARSAL) || rc=$$?; \
@@ -91,6 +91,6 @@ docs-rehearsal: install ## rehearse phase 2 once against the stand-ins and publi
 
 .PHONY: rehearse-phase2
 rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twice (ARGS="--to 2.8", "--keep"; docs/rehearsal.md)
-	scripts/provision.sh engine compose images
-	STANDIN_QUIET=1 scripts/standins/build.sh droplet app
+	scripts/provision.sh engine compose images registry
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)

@@ -56,7 +56,7 @@ ENVS_KEY = "coolify_envs"
 WEBHOOKS_KEY = "coolify_webhooks"
 DEPLOYMENTS_KEY = "coolify_deployments"
 APP_SECRET = "APP_SECRET"
-REGISTRY = "ghcr.io"
+REGISTRY = "ghcr.io"  # when task 2.9 recorded no registry
 DEFAULT_TAG = "main"
 DEFAULT_HEALTH_PATH = "/api/health"
 WEB_PORT = 3000
@@ -225,18 +225,21 @@ def registry_login(
     """
     images = images or recorded_images()
     owner = str(images.get("repository") or images["web"].split("/")[1]).split("/")[0]
+    registry = str(images.get("registry") or REGISTRY)  # task 2.9's record: where the workflow pushes
     if not private:
-        return ensure_registry_login(None, owner, private, dry_run)
+        return ensure_registry_login(None, owner, private, dry_run, registry)
     where = ssh.droplet_target()
     remote = server.connect_admin(where.host, where.port, admin_user, where.key_path, where.ssh_dir)
     try:
-        return ensure_registry_login(remote, owner, private, dry_run)
+        return ensure_registry_login(remote, owner, private, dry_run, registry)
     finally:
         remote.close()
 
 
-def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool = False) -> StepResult:
-    """The server's Docker login to GHCR (Coolify pulls with it). Token on stdin, never echoed."""
+def ensure_registry_login(
+    remote: Any, owner: str, private: bool, dry_run: bool = False, registry: str = REGISTRY
+) -> StepResult:
+    """The server's Docker login to the registry (GHCR) Coolify pulls from. Token on stdin, never echoed."""
     step = "GHCR login on the server (private images)"
     if not private:
         return steps.skipped(
@@ -248,15 +251,15 @@ def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool 
             "GHCR_TOKEN is not set. Next step: create a classic GitHub token with read:packages, store it as "
             f"GHCR_TOKEN in {secrets.secrets_file()}, re-run (or set private_image=False for public images)",
         )
-    probe = remote.run(f"sudo -n grep -q '\"{REGISTRY}\"' /root/.docker/config.json", check=False)
+    probe = remote.run(f"sudo -n grep -q '\"{registry}\"' /root/.docker/config.json", check=False)
     if probe.ok:
-        return steps.ok(step, f"root's Docker config has credentials for {REGISTRY}")
+        return steps.ok(step, f"root's Docker config has credentials for {registry}")
     if dry_run:
         return steps.changed(
-            step, f"would run `docker login {REGISTRY} -u {owner} --password-stdin`", dry_run=True
+            step, f"would run `docker login {registry} -u {owner} --password-stdin`", dry_run=True
         )
     result = remote.conn.run(
-        f"sudo -n docker login {REGISTRY} -u {owner} --password-stdin",
+        f"sudo -n docker login {registry} -u {owner} --password-stdin",
         in_stream=io.StringIO(secrets.get("GHCR_TOKEN") + "\n"),
         hide=True,
         warn=True,
@@ -267,7 +270,7 @@ def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool 
             f"docker login was refused ({secrets.scrub(result.stderr.strip())[:200]}). Next step: check "
             "that GHCR_TOKEN has read:packages and belongs to an account that can read the package",
         )
-    return steps.changed(step, f"logged in to {REGISTRY} as {owner} (stored in /root/.docker/config.json)")
+    return steps.changed(step, f"logged in to {registry} as {owner} (stored in /root/.docker/config.json)")
 
 
 def check_app(check: Any, client: Client, project_uuid: str, environment: str, spec: AppSpec) -> dict | None:

@@ -390,6 +390,13 @@ class Settings:
         "phase 2: GitHub",
         shown="the app's `origin` remote",
     )
+    image_registry = Var(
+        "RUNBOOK_IMAGE_REGISTRY",
+        "ghcr.io",
+        "the container registry (`host[:port]`) the deploy workflow pushes the images to and Coolify pulls "
+        "them from",
+        "phase 2: GitHub",
+    )
     update_github_secrets = Var(
         "RUNBOOK_UPDATE_GITHUB_SECRETS",
         True,

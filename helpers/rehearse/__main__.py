@@ -21,19 +21,23 @@ from typing import Any
 from helpers.core import tasks as registry
 from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
 from helpers.rehearse import contracts, faults, outside
+from helpers.rehearse.base import end_process
 from helpers.rehearse.session import Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
 PUSH_BEFORE = "2.18"  # the operator pushes the app repository (CI builds and deploys) before this task
+PUSHES_BEFORE = ("2.17", PUSH_BEFORE)  # and before 2.17 too: the images must exist for Coolify to pull
 PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
-WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
+# removed after a clean rehearsal
+WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json", "registry")
 # What a rehearsal stands in, and what stays real: said once here, and on the site's rehearsal pages.
 STOOD_IN = (
     "in a rehearsal on one machine: the DigitalOcean, Coolify and GitHub APIs were local stand-ins that "
     "follow the vendors' API descriptions, the droplet a local Debian container (systemd, OpenSSH), the "
-    "operator's push between 2.17 and 2.18 simulated, images local (no registry); SSH, the server's setup, "
-    "the Coolify installer's upload and run, the Docker containers and git were real"
+    "operator's pushes before 2.17 and 2.18 simulated, GHCR a local OCI registry (Debian's docker-registry); "
+    "SSH, the server's setup, the Coolify installer's upload and run, the app's image builds and pushes, "
+    "the Docker containers and git were real"
 )
 
 DESCRIPTION = """\
@@ -177,12 +181,7 @@ def resume_once(rehearsal: Rehearsal, result: RunResult, attempt: int) -> None:
     try:
         result.returncode = proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGINT)
         raise
     result.seconds = round(result.seconds + time.monotonic() - began, 1)
 
@@ -365,36 +364,44 @@ def run_once(
     except KeyboardInterrupt:
         # let the runner stop as on Ctrl-C (a consistent ledger that `runbook resume` accepts), then go on
         # with the teardown
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGINT)
         raise
     return RunResult(number, folder, returncode, round(time.monotonic() - began, 1))
 
 
 def segments(selection: list[str], selected: list[str]) -> list[tuple[list[str], list[str]]]:
-    """The runner invocations of one run: the whole selection, or, when it goes from before 2.18 to 2.18,
-    up to 2.17 and then 2.18 (the operator's `git push` happens between them, :func:`push`)."""
-    if PUSH_BEFORE not in selected or selected[0] == PUSH_BEFORE or selection[0] == "--only":
+    """The runner invocations of one run: the whole selection, or, when it goes from before a push point
+    (:data:`PUSHES_BEFORE`) to it, one invocation up to each push point and from it on (the operator's
+    `git push` happens between them, :func:`push`)."""
+    if selection[0] == "--only":
         return [(selection, selected)]
-    before = selected[: selected.index(PUSH_BEFORE)]
-    return [
-        (["--from", before[0], "--to", before[-1]], before),
-        (["--only", PUSH_BEFORE], [PUSH_BEFORE]),
-    ]
+    cuts = [i for i, task in enumerate(selected) if task in PUSHES_BEFORE and i > 0]
+    if not cuts:
+        return [(selection, selected)]
+    parts = [selected[i:j] for i, j in zip([0, *cuts], [*cuts, len(selected)], strict=True)]
+    return [(["--from", part[0], "--to", part[-1]], part) for part in parts]
 
 
-def push(rehearsal: Rehearsal, first: bool) -> None:
-    """Simulate the operator's push on the first run; a repeated run pushes nothing new (no change)."""
+def push(rehearsal: Rehearsal, first: bool, before: str = PUSH_BEFORE) -> None:
+    """Simulate the operator's push on the first run; a repeated run pushes nothing new (no change).
+
+    Before 2.17 the images must exist for Coolify to pull: the operator commits what 2.9 to 2.12 wrote and
+    pushes; the workflow's build job builds and pushes the images, its deploy job fails (the app UUID
+    secrets are still pending: task 2.17 sets them). Before 2.18 the operator pushes again, and the whole
+    workflow runs: build (cached), push, deploy through the webhooks."""
     if not first:
-        print("\n=== no new push on a repeated run: 2.18 reads the last run on main", flush=True)
+        print(
+            f"\n=== no new push before {before} on a repeated run: 2.18 reads the last run on main",
+            flush=True,
+        )
         return
-    print("\n=== git push of the app repository (simulated on the GitHub stand-in)", flush=True)
-    for run in rehearsal.push():
+    print(
+        f"\n=== git push of the app repository before {before} (simulated on the GitHub stand-in)", flush=True
+    )
+    for run in rehearsal.push(message=f"Deploy to production (before task {before})"):
         print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
+        for line in (run.get("x_rehearsal") or {}).get("log") or []:  # the images built and pushed
+            print(f"    {line}", flush=True)
 
 
 def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit: Audit) -> list[Any]:
@@ -508,8 +515,8 @@ def rehearse(args: argparse.Namespace) -> int:
                 if fault_run is not None and fault_run.injector is not None and number > 1:
                     fault_run.injector.new_run()  # a fixed budget per run
                 for segment, (options, tasks) in enumerate(segments(selection, selected)):
-                    if segment:  # between 2.17 and 2.18: the operator pushes the app repository
-                        push(rehearsal, first=number == 1)
+                    if segment:  # before 2.17 and 2.18: the operator pushes the app repository
+                        push(rehearsal, first=number == 1, before=tasks[0])
                     name = f"run-{number}" + (f"-{tasks[0]}" if segment else "")
                     result = run_once(rehearsal, number, options, args.runner_arg, name)
                     result.problems = problems_of(result.folder, tasks, quiet=number > 1)

@@ -130,6 +130,19 @@ class Response:
         return self.body is not None and not isinstance(self.body, bytes)
 
 
+def end_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    """Ask ``proc`` to stop with ``sig`` (SIGTERM; SIGINT lets the runner end as on Ctrl-C), wait up to
+    ``timeout`` seconds, then kill it. Its exit code; nothing happens when it has already ended."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(status=status, body=body, headers=dict(headers or {}))
 
@@ -882,12 +895,7 @@ class StandInProcess:
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             self.final_log = self.read_log()
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_process(proc, timeout=timeout)
         return self.output()
 
     def read_log(self) -> list[dict[str, Any]]:

@@ -27,8 +27,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from dotenv import dotenv_values, set_key
@@ -308,13 +310,51 @@ def image_context(dest: str | os.PathLike[str], source: str | os.PathLike[str] =
     return target
 
 
+def docker_build(
+    context: str | os.PathLike[str],
+    dockerfile: str,
+    tags: Sequence[str],
+    build_args: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``docker build`` as the project builds the app's images: the legacy builder (no buildx on these
+    machines; the Dockerfiles' ``# syntax`` line is a comment to it) on the host's network (pnpm reaches the
+    npm registry the way this machine does), in ``context`` with ``-f dockerfile``. Raises with the last
+    lines of the build's output when it fails."""
+    command = ["docker", "build", "--network", "host"]
+    for key, value in (build_args or {}).items():
+        command += ["--build-arg", f"{key}={value}"]
+    for key, value in (labels or {}).items():
+        command += ["--label", f"{key}={value}"]
+    command += ["-f", dockerfile]
+    for tag in tags:
+        command += ["-t", tag]
+    command.append(".")
+    proc = subprocess.run(
+        command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
+    return proc
+
+
+def inspect_image(ref: str) -> dict[str, Any]:
+    """``docker image inspect`` of one image, parsed."""
+    import json
+
+    out = subprocess.run(["docker", "image", "inspect", ref], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SampleAppError(f"no image {ref}: {out.stderr.strip()}")
+    return dict(json.loads(out.stdout)[0])
+
+
 def build_images(
     dest: str | os.PathLike[str], prefix: str = "runbook-sample-", node: str | None = None
 ) -> list[BuiltImage]:
-    """Build the web and worker images from a copy of the app in ``dest`` with task 2.12's Dockerfiles, as
-    ``docker build`` (the legacy builder; the network of the host, as the stand-ins are built), FROM ``node``
-    (default :func:`node_image`). Tags ``<prefix>web:latest`` and ``<prefix>worker:latest``."""
-    import json
+    """Build the web and worker images from a copy of the app in ``dest`` with task 2.12's Dockerfiles
+    (:func:`docker_build`), FROM ``node`` (default :func:`node_image`). Tags ``<prefix>web:latest`` and
+    ``<prefix>worker:latest``."""
     import time
 
     from helpers.app.workflow import DOCKERFILES
@@ -324,19 +364,10 @@ def build_images(
     built = []
     for role, dockerfile in DOCKERFILES.items():
         tag = f"{prefix}{role}:latest"
-        command = ["docker", "build", "--network", "host", "--build-arg", f"NODE_IMAGE={base}"]
-        command += ["-f", dockerfile, "-t", tag, "."]
         started = time.monotonic()
-        proc = subprocess.run(
-            command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
-        )
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
+        docker_build(context, dockerfile, [tag], {"NODE_IMAGE": base})
         seconds = time.monotonic() - started
-        info = json.loads(
-            subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=True).stdout
-        )[0]
+        info = inspect_image(tag)
         config = info.get("Config") or {}
         built.append(
             BuiltImage(
@@ -351,26 +382,6 @@ def build_images(
             )
         )
     return built
-
-
-def entrypoint_script(images: list[BuiltImage]) -> str:
-    """A shell entrypoint ``web|worker`` that runs each image's own WORKDIR and CMD (both images' files
-    side by side in one image: the rehearsal's app stand-in)."""
-    lines = [
-        "#!/bin/sh",
-        "# app-entrypoint web|worker: the sample app's production images' own commands, in one image.",
-        "# Written by `python -m helpers.runner.sampleapp images --entrypoint` from:",
-        *(f"#   {i.tag} {i.image_id}" for i in images),
-        "set -e",
-        'what="${1:-web}"',
-        '[ "$#" -gt 0 ] && shift',
-        'case "$what" in',
-        *(f"{i.role}) cd {shlex.quote(i.workdir)} && exec {shlex.join(i.cmd)} ;;" for i in images),
-        '*) exec "$what" "$@" ;;',
-        "esac",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,9 +416,6 @@ def main(argv: list[str] | None = None) -> int:
     imgs.add_argument(
         "--node-image", default=None, help="base image (default: node:20-alpine, else the stand-in)"
     )
-    imgs.add_argument(
-        "--entrypoint", default=None, help="also write a web|worker entrypoint running both images"
-    )
     args = parser.parse_args(argv)
     if args.command == "images":
         return _images(args)
@@ -438,10 +446,6 @@ def _images(args: argparse.Namespace) -> int:
             shutil.rmtree(dest.parent, ignore_errors=True)
     for image in built:
         print(image.summary())
-    if args.entrypoint:
-        path = Path(args.entrypoint)
-        path.write_text(entrypoint_script(built), encoding="utf-8")
-        path.chmod(0o755)
     return 0
 
 

@@ -31,6 +31,7 @@ import pytest
 from services_support import notebook_outputs, run_notebook, services_env
 from testsupport import FIXTURE_APP, ROOT, free_port
 
+from helpers.app import appscripts
 from helpers.core.checks import Checklist
 from helpers.core.poll import poll
 from helpers.runner import sampleapp
@@ -79,11 +80,11 @@ def web_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def start(app_dir: Path, port: int) -> str:
         shutil.copytree(FIXTURE_APP, app_dir, ignore=sampleapp.IGNORE, dirs_exist_ok=True)
-        scripts = apprun.app_scripts(app_dir)
-        installed = apprun.install_dependencies(scripts)
+        scripts = appscripts.app_scripts(app_dir)
+        installed = appscripts.install_dependencies(scripts)
         assert installed.status in ("changed", "ok"), installed.detail
         url = f"http://localhost:{port}/api/health"
-        web = apprun.script_commands(scripts, roles=("web",))
+        web = appscripts.script_commands(scripts, roles=("web",))
         runs.append(apprun.start(app_dir, web, url, timeout=180, logs=tmp_path / "logs"))
         return url
 

@@ -24,6 +24,7 @@ import pytest
 import redis
 from services_support import ServicesEnv, notebook_outputs, run_notebook, services_env
 
+from helpers.app import appscripts
 from helpers.core.checks import VerificationFailed, verify
 from helpers.host.ports import free_port
 from helpers.runner import sampleapp
@@ -43,13 +44,13 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesEnv]:
 
 
 @pytest.fixture(scope="module")
-def app(services: ServicesEnv) -> apprun.AppScripts:
+def app(services: ServicesEnv) -> appscripts.AppScripts:
     """The copy, installed with its lockfile and migrated, as task 1.15 does it."""
-    scripts = apprun.app_scripts(services.app_dir)
+    scripts = appscripts.app_scripts(services.app_dir)
     assert not (services.app_dir / "node_modules").exists()
-    installed = apprun.install_dependencies(scripts)
+    installed = appscripts.install_dependencies(scripts)
     assert installed.status == "changed", installed.detail
-    migrated = apprun.migrate(scripts, services.database_url())
+    migrated = appscripts.migrate(scripts, services.database_url())
     assert migrated.status == "changed" and "job_results" in migrated.detail, migrated.detail
     return scripts
 
@@ -59,7 +60,7 @@ def url(port: int) -> str:
 
 
 def test_install_and_migrate_left_their_marks_and_a_second_time_change_nothing(
-    services: ServicesEnv, app: apprun.AppScripts
+    services: ServicesEnv, app: appscripts.AppScripts
 ) -> None:
     # installed from the lockfile: the Node binaries the scripts call are there
     for package, binary in (("apps/web", "next"), ("apps/worker", "tsx"), ("packages/core", "drizzle-kit")):
@@ -71,8 +72,8 @@ def test_install_and_migrate_left_their_marks_and_a_second_time_change_nothing(
         applied = conn.execute("SELECT count(*) FROM drizzle.__drizzle_migrations").fetchone()[0]
     assert [c[0] for c in columns] == ["id", "job_id", "name", "payload", "processed_at", "queue"]
     assert applied == len(list((services.app_dir / "packages/core/drizzle").glob("*.sql")))
-    assert apprun.install_dependencies(app).status == "ok"
-    again = apprun.migrate(app, services.database_url())
+    assert appscripts.install_dependencies(app).status == "ok"
+    again = appscripts.migrate(app, services.database_url())
     assert again.status == "ok" and again.detail == "the schema was up to date"
     with verify("table") as check:
         jobs.check_table(check, services.database_url())
@@ -81,11 +82,11 @@ def test_install_and_migrate_left_their_marks_and_a_second_time_change_nothing(
 
 
 def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     port = free_port()
-    commands = apprun.script_commands(app)
-    assert commands[0].endswith("run dev") and commands[1].endswith("run worker")
+    commands = appscripts.script_commands(app)
+    assert commands[0].endswith(" dev") and commands[1].endswith(" worker"), commands  # the profile's picks
     with apprun.running(services.app_dir, commands, url(port), timeout=180, logs=tmp_path) as run:
         assert len(run.processes) == 2
         with verify("health") as check:
@@ -119,10 +120,14 @@ def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
     assert row == (outcome.data["probe"],) and web_row == ({"n": 7},)
     assert not redis.Redis.from_url(services.redis_url()).exists(f"bull:jobs:{outcome.job_id}")
     assert all(p.exited() is not None for p in run.processes)  # stopped, with their process groups
+    capture = request.config.pluginmanager.get_plugin("capturemanager")  # shown in CI's log, not captured
+    with capture.global_and_fixture_disabled():
+        print(f"\nthe app's own Node worker ({commands[1]}) completed the jobs:")
+        print("\n".join(f"  {line}" for line in log.splitlines() if "job_results.id" in line), flush=True)
 
 
 def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path
 ) -> None:
     manifest = services.app_dir / "package.json"
     original = manifest.read_text()
@@ -130,13 +135,14 @@ def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(
     renamed = renamed.replace('"worker:dev":', '"queue:watch":').replace('"db:migrate":', '"migrate:dev":')
     manifest.write_text(renamed)
     try:
-        other = apprun.app_scripts(services.app_dir)
-        # by name (web:dev, migrate:dev), and the worker by what its script runs (the worker package)
-        assert (other.web, other.worker, other.migrate) == ("web:dev", "queue:consume", "migrate:dev")
-        assert apprun.migrate(other, services.database_url()).status == "ok"
+        other = appscripts.app_scripts(services.app_dir)
+        # each found by what it runs (the app profile follows the root scripts into the workspace packages);
+        # of the two worker scripts the profile prefers the shorter name
+        assert (other.web, other.worker, other.migrate) == ("web:dev", "queue:watch", "migrate:dev")
+        assert appscripts.migrate(other, services.database_url()).status == "ok"
         port = free_port()
         with apprun.running(
-            services.app_dir, apprun.script_commands(other), url(port), timeout=180, logs=tmp_path
+            services.app_dir, appscripts.script_commands(other), url(port), timeout=180, logs=tmp_path
         ):
             outcome = jobs.enqueue_and_wait(services.redis_url(), "jobs", timeout=60)
         assert outcome.completed, outcome.summary()
@@ -145,9 +151,9 @@ def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(
 
 
 def test_job_on_another_queue_than_the_worker_fails(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path
 ) -> None:
-    (worker,) = apprun.script_commands(app, roles=("worker",))
+    (worker,) = appscripts.script_commands(app, roles=("worker",))
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -178,7 +184,9 @@ def test_health_check_fails_when_nothing_answers() -> None:
         health.check_health(check, url(free_port()), timeout=2)
 
 
-def test_read_back_fails_for_a_row_that_is_not_there(services: ServicesEnv, app: apprun.AppScripts) -> None:
+def test_read_back_fails_for_a_row_that_is_not_there(
+    services: ServicesEnv, app: appscripts.AppScripts
+) -> None:
     ghost = jobs.JobOutcome(
         queue="jobs",
         job_id="999999",
@@ -193,7 +201,7 @@ def test_read_back_fails_for_a_row_that_is_not_there(services: ServicesEnv, app:
 
 
 def test_notebook_1_15_passes_and_fails_without_the_worker(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import papermill
 
@@ -211,7 +219,7 @@ def test_notebook_1_15_passes_and_fails_without_the_worker(
     assert [s["status"] for s in reported] == ["ok", "ok"]  # installed and migrated by the fixture already
     assert not list((tmp_path / "logs").glob("*.pid"))  # the notebook stopped what it started
 
-    web_only = apprun.script_commands(app, roles=("web",))[0]
+    web_only = appscripts.script_commands(app, roles=("web",))[0]
     with pytest.raises(papermill.PapermillExecutionError, match="no worker is connected"):
         run_notebook("1.15", tmp_path, tag="-no-worker", app_commands=web_only, **params)
     apprun.stop_recorded(tmp_path / "logs")  # what the failed notebook's kernel left (atexit did it already)
@@ -219,11 +227,11 @@ def test_notebook_1_15_passes_and_fails_without_the_worker(
 
 
 def test_the_web_process_alone_fails_the_job_check_and_answers_503_naming_what_is_down(
-    services: ServicesEnv, app: apprun.AppScripts, tmp_path: Path
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path
 ) -> None:
     """Last in this module: it stops Redis, then PostgreSQL (and starts each again); one web process."""
     port = free_port()
-    web_only = apprun.script_commands(app, roles=("web",))
+    web_only = appscripts.script_commands(app, roles=("web",))
     with apprun.running(services.app_dir, web_only, url(port), timeout=180, logs=tmp_path):
         with verify("health") as check:  # the web side alone is healthy...
             health.check_health(check, url(port))

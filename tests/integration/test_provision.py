@@ -55,11 +55,6 @@ def repo_copy() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="rb-platform-"))
     root.chmod(0o755)
     shutil.copytree(ROOT / "scripts", root / "scripts")
-    # what the app stand-in's `prepare` needs: the runbook's code plans the sample app's images (task 2.12)
-    for rel in ("helpers", "tests/fixtures/sample-app"):
-        shutil.copytree(
-            ROOT / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__", "node_modules", ".next")
-        )
     (root / ".venv").symlink_to(ROOT / ".venv")
     yield root
     shutil.rmtree(root, ignore_errors=True)
@@ -69,7 +64,7 @@ def test_unknown_item_is_refused_with_the_choices() -> None:
     proc = run(PROVISION, "engines")
     assert proc.returncode == 2
     assert "unknown item 'engines'" in proc.stderr
-    assert "engine compose images browser all" in proc.stderr
+    assert "engine compose images registry browser all" in proc.stderr
 
 
 @pytest.mark.engine

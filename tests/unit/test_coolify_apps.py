@@ -390,15 +390,7 @@ def test_bad_input_says_what_to_do() -> None:
         assert secrets_missing  # APP_SECRET is not set yet
 
 
-def test_app_image_is_built_from_the_real_apps_images() -> None:
-    folder = PROJECT_ROOT / "scripts" / "standins" / "app"
-    fixture = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
-    assert not (folder / "context").exists() and not (fixture / "stub").exists()  # no Python stand-in left
-    dockerfile = (folder / "Dockerfile").read_text()
-    assert "FROM runbook-standin/app-web:latest AS web" in dockerfile
-    assert "FROM runbook-standin/app-worker:latest AS worker" in dockerfile
-    prepare = (folder / "prepare").read_text()
-    assert (
-        "helpers.runner.sampleapp images --prefix runbook-standin/app-" in prepare
-    )  # task 2.12's Dockerfiles
-    assert (folder / "needs").read_text().split() == ["node"]
+def test_no_app_stand_in_image_is_left() -> None:
+    """The rehearsal runs the app's own images, built and pushed as its workflow does: no stand-in."""
+    assert not (PROJECT_ROOT / "scripts" / "standins" / "app").exists()
+    assert not (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub").exists()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
+from helpers.app import appscripts
 from helpers.runner import sampleapp
-from helpers.services import apprun
 
 
 @pytest.fixture
@@ -134,6 +134,6 @@ def test_local_env_points_at_the_local_services_and_is_stable(
 def test_the_fixture_is_the_real_app_without_a_stand_in() -> None:
     fixture = sampleapp.FIXTURE
     assert not (fixture / "stub").exists() and not list(fixture.rglob("*.py"))
-    app = apprun.app_scripts(fixture)
+    app = appscripts.app_scripts(fixture)
     assert (app.web, app.worker, app.migrate) == ("dev", "worker", "db:migrate")
     assert (fixture / "pnpm-lock.yaml").is_file() and (fixture / "pnpm-workspace.yaml").is_file()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.ops import images
-from helpers.ops.images import Image
+from helpers.cloud import images
+from helpers.cloud.images import Image
 
 REPO = "ghcr.io/team/demo-app-web"
 D1 = Image("sha256:" + "1" * 64, REPO, "", ("sha-aaa1111",), "2026-11-01T10:00:00.000000000Z")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.ops import common
+from helpers.core.times import now, parse_time
 
 
 class ImageError(RuntimeError):
@@ -104,18 +104,18 @@ def on_server(remote: Any, repository: str) -> list[Image]:
     )
     ids = list(dict.fromkeys(line.strip() for line in out.stdout.splitlines() if line.strip()))
     found = [_inspect_image(remote, image_id, repository) for image_id in ids]
-    return sorted(found, key=lambda i: common.parse_time(i.created) or common.now(), reverse=True)
+    return sorted(found, key=lambda i: parse_time(i.created) or now(), reverse=True)
 
 
 def previous(current: Image, images: Sequence[Image]) -> Image | None:
     """The newest image built before ``current`` (the release before it), or None."""
-    born = common.parse_time(current.created)
+    born = parse_time(current.created)
     older = [
         i
         for i in images
-        if i.id != current.id and born is not None and (common.parse_time(i.created) or born) < born
+        if i.id != current.id and born is not None and (parse_time(i.created) or born) < born
     ]
-    return max(older, key=lambda i: common.parse_time(i.created)) if older else None  # type: ignore[arg-type,return-value]
+    return max(older, key=lambda i: parse_time(i.created)) if older else None  # type: ignore[arg-type,return-value]
 
 
 def find(images: Sequence[Image], wanted: str) -> Image | None:
