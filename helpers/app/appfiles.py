@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -332,27 +333,72 @@ def _prune_empty_dirs(folder: Path, root: Path) -> None:
 # --------------------------------------------------------------------------- task 1.7: the compose file
 
 
+def render_compose(text: str, services: Any = None, env_lines: Iterable[str] = ()) -> str:
+    """The runbook's compose file with its defaults set to the app's (``services``: an
+    :class:`helpers.app.envexample.LocalServices`): ``POSTGRES_USER``, ``POSTGRES_PASSWORD`` (the local
+    default the app documents), ``POSTGRES_DB`` and the two ports; the header shows the app's own
+    settings (``env_lines``). Without ``services`` the file is returned as it is.
+    """
+    if services is None:
+        return text
+    defaults = {
+        "POSTGRES_USER": services.user,
+        "POSTGRES_PASSWORD": services.password or "postgres",
+        "POSTGRES_DB": services.database,
+        "POSTGRES_PORT": str(services.postgres_port),
+        "REDIS_PORT": str(services.redis_port),
+    }
+    for name, value in defaults.items():
+        safe = value.replace("$", "$$").replace("}", "")
+        text = re.sub(rf"\$\{{{name}:-[^}}]*\}}", f"${{{name}:-{safe}}}", text)
+
+        def row(m: re.Match[str], value: str = value) -> str:
+            width = len(m.group("default"))
+            return f"{m.group('head')}{value:<{width - 1}} |"
+
+        text = re.sub(rf"(?P<head>^# \| {name}\s*\| )(?P<default>[^|]*)\|", row, text, flags=re.M)
+    lines = list(env_lines)
+    if lines:
+        text = re.sub(
+            r"(reaches the services on localhost:\n)(?:#   [A-Z_]+=.*\n)+",
+            lambda m: m.group(1) + "".join(f"#   {line}\n" for line in lines),
+            text,
+        )
+    if services.redis_index >= 16:  # Redis has 16 databases unless told otherwise
+        text = text.replace(
+            '["redis-server", "--appendonly", "yes"]',
+            f'["redis-server", "--appendonly", "yes", "--databases", "{services.redis_index + 1}"]',
+        )
+    return text
+
+
 def plan_compose(
     app: Tree | str | os.PathLike[str],
     source: str | os.PathLike[str] = COMPOSE_SOURCE,
     overwrite: bool = False,
+    services: Any = None,
+    env_lines: Iterable[str] = (),
 ) -> tuple[list[FileChange], list[StepResult]]:
-    """Copy the runbook's ``docker-compose.yml`` into the app; a different existing file needs ``overwrite``.
+    """Copy the runbook's ``docker-compose.yml`` into the app, its defaults set to the app's
+    (:func:`render_compose`); a different existing file needs ``overwrite``.
 
     Returns the changes to apply and extra step results (a difference left alone is ``skipped``
     with its diff, so the reader sees what ``overwrite=True`` would do).
     """
     tree = Tree.of(app)
     src = Path(source)
-    wanted = read_text(src)
-    if wanted is None:
+    raw = read_text(src)
+    if raw is None:
         raise FileNotFoundError(
             f"the runbook's compose file {src} is missing or unreadable. Next step: restore it "
             "(git checkout -- docker-compose.yml in the runbook repository)"
         )
+    wanted = render_compose(raw, services, env_lines)
     current = tree.read(COMPOSE_NAME)
     if current is None or current == wanted:
-        why = "copied from the runbook" if current is None else "same as the runbook's"
+        why = (
+            "copied from the runbook, with the app's defaults" if current is None else "same as the runbook's"
+        )
         return [FileChange(COMPOSE_NAME, current, wanted, why)], []
     if overwrite:
         return [FileChange(COMPOSE_NAME, current, wanted, "replaced by the runbook's (overwrite=True)")], []
@@ -382,7 +428,11 @@ def _service_for(services: Mapping[str, Any], word: str) -> tuple[str, Mapping[s
 
 
 def check_compose_file(
-    check: Any, app: Tree | str | os.PathLike[str], source: str | os.PathLike[str] = COMPOSE_SOURCE
+    check: Any,
+    app: Tree | str | os.PathLike[str],
+    source: str | os.PathLike[str] = COMPOSE_SOURCE,
+    services: Any = None,
+    env_lines: Iterable[str] = (),
 ) -> None:
     """Task 1.7's verification: the app's compose file runs PostgreSQL 15 and Redis 7 the runbook's way."""
     tree = Tree.of(app)
@@ -404,10 +454,10 @@ def check_compose_file(
             hint="fix the YAML or set overwrite=True to take the runbook's file",
         )
         return
+    reference = render_compose(read_text(Path(source)) or "", services, env_lines)
     services = data.get("services", {}) if isinstance(data, Mapping) else {}
-    reference = read_text(Path(source))
     check(
-        "same as the runbook's docker-compose.yml",
+        "same as the runbook's docker-compose.yml (with the app's defaults)",
         text == reference,
         "identical" if text == reference else "differs (see the step's diff)",
         hint="set overwrite=True to replace the app's file, or keep it if the team changed it on purpose",

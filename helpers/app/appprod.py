@@ -10,7 +10,8 @@ diff, idempotent, dry-run aware (``appfiles.apply`` / ``appfiles.view``).
   (:data:`helpers.app.prodenv.PRODUCTION_ENV`, whose secrets name :data:`helpers.core.secrets.SECRETS`) and
   the deploy workflow's secrets (:data:`helpers.app.workflow.DEPLOY_SECRETS`). The verification reads the
   *app's* code
-  (``src/lib/env.ts``, ``process.env.X`` in ``src/``, ``.env.example``): every variable it reads must be
+  (its ``env.ts``, ``process.env.X`` in the ``src/`` of the app or of its workspace packages,
+  ``.env.example``): every variable it reads must be
   documented, or listed as local-only.
 * 2.12: ``Dockerfile`` (web: Next.js standalone output, non-root, ``HEALTHCHECK`` on the health path),
   ``Dockerfile.worker`` (non-root, no port), ``.dockerignore``, ``output: "standalone"`` in the Next.js
@@ -20,6 +21,7 @@ diff, idempotent, dry-run aware (``appfiles.apply`` / ``appfiles.view``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -138,11 +140,14 @@ def plan_docs(
     """Task 2.10: README and CLAUDE.md sections, ``docs/production.md`` (a different page is kept unless
     ``overwrite``)."""
     tree = Tree.of(app)
+    env_file = env_module(tree)
     values = {
         "BRANCH": branch,
         "HEALTH_PATH": check_health_path(health_path),
         "WEB_PORT": web_port,
         "MIGRATIONS": MIGRATIONS_DOC if migrations(tree) else "",
+        "ENV_SEE": f", see `{env_file}`" if env_file else "",
+        "ENV_ADD": f"`{env_file}`, " if env_file else "",
     }
     changes: list[FileChange] = []
     for section in (README_SECTION, CLAUDE_SECTION):
@@ -299,7 +304,8 @@ def local_only_markdown() -> str:
     return "\n".join(rows)
 
 
-def env_page() -> str:
+def env_page(env_file: str = "") -> str:
+    """The environment reference page; ``env_file`` is where the app validates its environment."""
     from helpers.app import prodenv
 
     return fill(
@@ -308,6 +314,7 @@ def env_page() -> str:
             "ENV_TABLE": prodenv.production_env_markdown(),
             "NOT_IN_PRODUCTION": local_only_markdown(),
             "GITHUB_SECRETS": github_secrets_markdown(),
+            "ENV_CHECK": f"`{env_file}` validates" if env_file else "The app validates",
         },
     )
 
@@ -315,7 +322,19 @@ def env_page() -> str:
 def plan_env_page(
     app: Tree | str | os.PathLike[str], overwrite: bool = False
 ) -> tuple[list[FileChange], list[StepResult]]:
-    return _managed_page(Tree.of(app), ENV_PAGE, env_page(), overwrite)
+    tree = Tree.of(app)
+    return _managed_page(tree, ENV_PAGE, env_page(env_module(tree)), overwrite)
+
+
+def env_module(tree: Tree) -> str:
+    """The file in which the app validates its environment (an ``env.ts`` / ``env.mjs`` with a zod schema,
+    in ``src/`` of the app or of a workspace package), or "" when there is none."""
+    for rel, text in tree.text_files():
+        if "node_modules/" in rel or not (rel.startswith("src/") or "/src/" in rel):
+            continue
+        if rel.endswith(("/env.ts", "/env.mjs")) and re.search(r"\bz\s*\.\s*object\(", text):
+            return rel
+    return ""
 
 
 ENV_KEY = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*:", re.MULTILINE)
@@ -335,13 +354,15 @@ def app_variables(app: Tree | str | os.PathLike[str]) -> dict[str, list[str]]:
             found[name].append(where)
 
     for rel, text in tree.text_files():
-        if not rel.startswith("src/") or not rel.endswith((".ts", ".tsx", ".js", ".mjs", ".cjs")):
+        in_src = rel.startswith("src/") or "/src/" in rel  # the app's, or a workspace package's, src/
+        if not in_src or "node_modules/" in rel or not rel.endswith((".ts", ".tsx", ".js", ".mjs", ".cjs")):
             continue
         for a, b in PROCESS_ENV.findall(text):
             if (a or b) not in PLATFORM:
                 add(a or b, rel)
-        if rel.endswith("lib/env.ts") or rel.endswith("env.mjs"):
-            body = text[text.find("z.object(") :] if "z.object(" in text else ""
+        if rel.endswith(("/env.ts", "/env.mjs")):
+            schema = re.search(r"\bz\s*\.\s*object\(", text)
+            body = text[schema.start() :] if schema else ""
             for name in ENV_KEY.findall(body):
                 add(name, rel)
     example = tree.read(".env.example")
@@ -423,38 +444,198 @@ IGNORED_REQUIRED = (".env", "node_modules", ".git", ".next")
 
 
 @dataclass(frozen=True)
-class Toolchain:
+class Package:
+    """One package of the app: the root (``dir`` "") or a workspace package (``dir`` e.g. ``apps/web``)."""
+
+    dir: str
+    name: str
+    data: dict[str, Any]
+
+    def path(self, rel: str) -> str:
+        return f"{self.dir}/{rel}" if self.dir else rel
+
+    @property
+    def prefix(self) -> str:
+        """``dir/`` or "" (to put in front of a path inside the package)."""
+        return f"{self.dir}/" if self.dir else ""
+
+    @property
+    def scripts(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.data.get("scripts") or {}).items()}
+
+    def depends_on(self, name: str) -> bool:
+        return any(name in (self.data.get(kind) or {}) for kind in ("dependencies", "devDependencies"))
+
+
+def _workspace_globs(tree: Tree, root: Mapping[str, Any]) -> list[str]:
+    """Workspace package globs: ``pnpm-workspace.yaml``'s ``packages``, else package.json's ``workspaces``."""
+    text = tree.read("pnpm-workspace.yaml")
+    if text is not None:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+        return [str(g) for g in data.get("packages") or [] if not str(g).startswith("!")]
+    found = root.get("workspaces") or []
+    if isinstance(found, Mapping):
+        found = found.get("packages") or []
+    return [str(g) for g in found]
+
+
+def packages(tree: Tree) -> list[Package]:
+    """The root package, then every workspace package (sorted by folder)."""
+    import fnmatch
+
+    root = _package(tree)
+    found = [Package("", str(root.get("name") or ""), root)]
+    globs = [g.strip("./").rstrip("/") for g in _workspace_globs(tree, root)]
+    dirs = sorted(
+        f.rsplit("/", 1)[0]
+        for f in tree.files()
+        if f.endswith("/package.json")
+        and "node_modules/" not in f
+        and any(fnmatch.fnmatch(f.rsplit("/", 1)[0], g) for g in globs)
+    )
+    for rel in dirs:
+        try:
+            data = json.loads(tree.read(f"{rel}/package.json") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{rel}/package.json is not valid JSON ({exc}); fix it first") from None
+        found.append(Package(rel, str(data.get("name") or rel), data if isinstance(data, dict) else {}))
+    return found
+
+
+# A root script that runs a script of a workspace package: pnpm --filter/-F/--dir/-C, npm -w/--workspace.
+DELEGATION = (
+    re.compile(r"^\s*pnpm\s+(?:--filter|-F|--dir|-C)[ =](?P<pkg>\S+)\s+(?:run\s+)?(?P<script>[\w:.-]+)\s*$"),
+    re.compile(r"^\s*npm\s+(?:-w|--workspace)[ =](?P<pkg>\S+)\s+run\s+(?P<script>[\w:.-]+)\s*$"),
+    re.compile(r"^\s*npm\s+run\s+(?P<script>[\w:.-]+)\s+(?:-w|--workspace)[ =](?P<pkg>\S+)\s*$"),
+)
+
+
+def resolve_script(
+    pkgs: Sequence[Package], name: str, start: Package | None = None
+) -> tuple[Package, str] | None:
+    """(the package whose script really runs, its command) for script ``name`` of ``start`` (the root),
+    following scripts that delegate to a workspace package; None when there is no such script."""
+    current = start or pkgs[0]
+    for _ in range(5):  # a few hops at most
+        command = current.scripts.get(name)
+        if command is None:
+            return None
+        hit = next((m for rx in DELEGATION if (m := rx.match(command))), None)
+        if hit is None:
+            return current, command
+        wanted = hit.group("pkg").strip("'\"").removeprefix("./").rstrip("/")
+        target = next((p for p in pkgs if p.dir and wanted in (p.name, p.dir)), None)
+        if target is None:
+            return current, command
+        current, name = target, hit.group("script")
+    return None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the images find the app's parts: the web package, the worker's package and entry file, the
+    package that holds the Drizzle migrations (the root for a single-package app)."""
+
     manager: str  # pnpm or npm
     lockfile: str | None
+    workspace: bool
+    web: Package
+    worker: Package
+    worker_entry: str  # relative to the worker's package
+    worker_script: str  # where the entry was read, for the record
+    migrations: Migrations | None
+    manager_major: int = 0
 
     @property
     def lockfile_name(self) -> str:
         return "pnpm-lock.yaml" if self.manager == "pnpm" else "package-lock.json"
 
-    @property
-    def manifests(self) -> str:
-        return " ".join(["package.json", *([self.lockfile] if self.lockfile else [])])
+    def install_lines(self) -> list[str]:
+        """The Dockerfile lines that bring the sources in and install the dependencies from the lockfile."""
+        if self.manager == "pnpm":
+            if not self.lockfile:
+                return ["COPY . .", "RUN pnpm install"]
+            extra = [f for f in (".npmrc", "pnpm-workspace.yaml") if self._tree_has(f)]
+            return [
+                "# The store from the lockfile alone (cached while the lockfile is unchanged), then offline",
+                f"COPY {' '.join(['package.json', self.lockfile, *extra])} ./",
+                "RUN pnpm fetch",
+                "COPY . .",
+                "RUN pnpm install --offline --frozen-lockfile",
+            ]
+        install = "npm ci" if self.lockfile else "npm install"
+        if self.workspace:
+            return ["COPY . .", f"RUN {install}"]
+        manifests = " ".join(["package.json", *([self.lockfile] if self.lockfile else [])])
+        return [f"COPY {manifests} ./", f"RUN {install}", "COPY . ."]
 
     @property
-    def install(self) -> str:
-        if self.manager == "pnpm":
-            return "pnpm install --frozen-lockfile" if self.lockfile else "pnpm install"
-        return "npm ci" if self.lockfile else "npm install"
+    def deploys(self) -> bool:
+        """The worker image gets self-contained folders (``pnpm deploy``) rather than the whole workspace."""
+        return self.workspace and self.manager == "pnpm" and bool(self.lockfile)
+
+    def deploy_lines(self) -> list[str]:
+        """``pnpm deploy`` of the worker (its production dependencies when tsx is one of them) and of the
+        package that holds the migrations (with drizzle-kit, a development dependency there)."""
+        if not self.deploys:
+            return []
+        legacy = " --legacy" if self.manager_major >= 10 else ""  # pnpm 10 deploys injected packages only
+        prod = " --prod" if "tsx" in (self.worker.data.get("dependencies") or {}) else ""
+        lines = [f"pnpm --filter {self.worker.name} deploy{legacy}{prod} /deploy/worker"]
+        if self.migrations and self.migrations.package:
+            owner = self.migrations.package_name or self.migrations.package
+            lines.append(f"pnpm --filter {owner} deploy{legacy} /deploy/migrate")
+        what = "the worker, and the migrations with drizzle-kit" if len(lines) > 1 else "the worker"
+        return [f"# Self-contained folders for the runtime image: {what}", "RUN " + " \\\n && ".join(lines)]
 
     @property
     def build(self) -> str:
-        return "pnpm build" if self.manager == "pnpm" else "npm run build"
+        if self.manager == "pnpm":
+            return f"pnpm --filter {self.web.name} build" if self.web.dir else "pnpm build"
+        return f"npm run build --workspace {self.web.dir}" if self.web.dir else "npm run build"
+
+    _files: frozenset[str] = frozenset()
+
+    def _tree_has(self, rel: str) -> bool:
+        return rel in self._files
 
 
-def toolchain(tree: Tree) -> Toolchain:
-    pkg = _package(tree)
+def layout(tree: Tree, worker_entry_file: str = "") -> Layout:
+    """Read the app: package manager, workspace packages, and where web, worker and migrations live."""
+    pkgs = packages(tree)
+    root = pkgs[0]
     manager = (
         "pnpm"
-        if str(pkg.get("packageManager", "")).startswith("pnpm") or tree.exists("pnpm-lock.yaml")
+        if str(root.data.get("packageManager", "")).startswith("pnpm") or tree.exists("pnpm-lock.yaml")
         else "npm"
     )
-    lock = Toolchain(manager, None).lockfile_name
-    return Toolchain(manager, lock if tree.exists(lock) else None)
+    lock = "pnpm-lock.yaml" if manager == "pnpm" else "package-lock.json"
+    built = resolve_script(pkgs, "build")
+    web = built[0] if built and built[0].depends_on("next") else None
+    web = web or next((p for p in pkgs if p.depends_on("next")), root)
+    if worker_entry_file:
+        worker, entry, script = root, worker_entry_file, f"tsx {worker_entry_file}"
+        for p in pkgs[1:]:
+            if worker_entry_file.startswith(p.prefix):
+                worker, entry = p, worker_entry_file[len(p.prefix) :]
+    else:
+        worker, entry, script = _worker_entry(pkgs)
+    return Layout(
+        manager=manager,
+        lockfile=lock if tree.exists(lock) else None,
+        workspace=len(pkgs) > 1,
+        web=web,
+        worker=worker,
+        worker_entry=entry,
+        worker_script=script,
+        migrations=migrations(tree, pkgs),
+        manager_major=int(m.group(1))
+        if (m := re.match(r"\w+@(\d+)", str(root.data.get("packageManager", ""))))
+        else 0,
+        _files=frozenset(f for f in tree.files() if "/" not in f),
+    )
 
 
 def _package(tree: Tree) -> dict[str, Any]:
@@ -465,38 +646,48 @@ def _package(tree: Tree) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def worker_entry(tree: Tree) -> tuple[str, str]:
-    """(the worker's TypeScript entry file, the package.json script it came from)."""
-    scripts = _package(tree).get("scripts") or {}
-    script = str(scripts.get("worker", ""))
+def _worker_entry(pkgs: Sequence[Package]) -> tuple[Package, str, str]:
+    """(the worker's package, its TypeScript entry file there, where that was read)."""
+    found = resolve_script(pkgs, "worker")
+    package, script = found if found else (pkgs[0], "")
     m = re.fullmatch(r"\s*tsx\s+([\w./-]+\.[cm]?[tj]s)\s*", script)
     if not m:
         raise ValueError(
-            f"package.json's `worker` script is {script!r}; the runbook's worker image runs "
+            f"package.json's `worker` script runs {script!r}; the runbook's worker image runs "
             "`tsx <entry file>`. "
             "Set the parameter worker_entry to the worker's entry file (e.g. src/worker/index.ts)"
         )
-    return m.group(1), f"package.json's worker script: {script.strip()}"
+    where = f"{package.path('package.json')}'s script: {script.strip()}"
+    return package, m.group(1), where
 
 
 @dataclass(frozen=True)
 class Migrations:
-    config: str  # drizzle.config.ts
+    config: str  # drizzle.config.ts (in its package)
     folder: str  # its `out` folder (drizzle)
+    package: str = ""  # the package folder ("" for the root)
+    package_name: str = ""
 
 
-def migrations(tree: Tree) -> Migrations | None:
+def migrations(tree: Tree, pkgs: Sequence[Package] | None = None) -> Migrations | None:
     """Drizzle migrations, if ``db:migrate`` runs ``drizzle-kit migrate`` (the worker applies them)."""
-    script = str((_package(tree).get("scripts") or {}).get("db:migrate", ""))
-    if not re.fullmatch(r"\s*drizzle-kit\s+migrate\b.*", script):
+    pkgs = pkgs or packages(tree)
+    found = resolve_script(pkgs, "db:migrate")
+    if found is None or not re.fullmatch(r"\s*drizzle-kit\s+migrate\b.*", found[1]):
         return None
+    package = found[0]
     config = next(
-        (c for c in ("drizzle.config.ts", "drizzle.config.js", "drizzle.config.mjs") if tree.exists(c)), None
+        (
+            c
+            for c in ("drizzle.config.ts", "drizzle.config.js", "drizzle.config.mjs")
+            if tree.exists(package.path(c))
+        ),
+        None,
     )
     if config is None:
         return None
-    m = re.search(r"""\bout\s*:\s*['"]\.?/?([\w./-]+?)/?['"]""", tree.read(config) or "")
-    return Migrations(config, m.group(1) if m else "drizzle")
+    m = re.search(r"""\bout\s*:\s*['"]\.?/?([\w./-]+?)/?['"]""", tree.read(package.path(config)) or "")
+    return Migrations(config, m.group(1) if m else "drizzle", package.dir, package.name)
 
 
 MIGRATIONS_DOC = (
@@ -506,11 +697,18 @@ MIGRATIONS_DOC = (
 
 
 def route_file(tree: Tree, path: str) -> str | None:
-    """The file that serves ``path`` in the Next.js app (App Router route or Pages API route), if any."""
+    """The file that serves ``path`` in the Next.js app (App Router route or Pages API route), if any;
+    in a workspace, in the package that depends on ``next``."""
     rel = path.strip("/")
+    bases = [""]
+    with contextlib.suppress(ValueError):  # a broken package.json: the root only
+        bases = [p.prefix for p in packages(tree) if p.depends_on("next")] + [""]
     candidates = [
-        f"{base}app/{rel}/route.{ext}" for base in ("src/", "") for ext in ("ts", "js", "tsx", "mjs")
-    ] + [f"{base}pages/{rel}.{ext}" for base in ("src/", "") for ext in ("ts", "js")]
+        f"{pkg}{base}app/{rel}/route.{ext}"
+        for pkg in bases
+        for base in ("src/", "")
+        for ext in ("ts", "js", "tsx", "mjs")
+    ] + [f"{pkg}{base}pages/{rel}.{ext}" for pkg in bases for base in ("src/", "") for ext in ("ts", "js")]
     return next((c for c in candidates if tree.exists(c)), None)
 
 
@@ -524,40 +722,23 @@ def plan_images(
     """Task 2.12: the two Dockerfiles, ``.dockerignore`` and the Next.js standalone output."""
     tree = Tree.of(app)
     check_health_path(health_path)
-    tools = toolchain(tree)
-    entry, script = (
-        (worker_entry_file, f"tsx {worker_entry_file}") if worker_entry_file else worker_entry(tree)
-    )
-    common = {"NODE_VERSION": NODE_VERSION, "MANIFESTS": tools.manifests, "INSTALL": tools.install}
+    parts = layout(tree, worker_entry_file)
+    web_dir = parts.web.prefix
     web = fill(
         template("Dockerfile.web"),
         {
-            **common,
-            "BUILD": tools.build,
+            "NODE_VERSION": NODE_VERSION,
+            "INSTALL": "\n".join(parts.install_lines()),
+            "BUILD": parts.build,
             "PORT": web_port,
             "HEALTH_PATH": health_path,
-            "COPY_PUBLIC": "COPY --from=build --chown=node:node /app/public ./public\n"
-            if _has_dir(tree, "public")
+            "WEB_DIR": web_dir,
+            "COPY_PUBLIC": f"COPY --from=build --chown=node:node /app/{web_dir}public ./{web_dir}public\n"
+            if _has_dir(tree, f"{web_dir}public")
             else "",
         },
     )
-    migrate = migrations(tree)
-    tsx = f'"node_modules/.bin/tsx", "{entry}"'
-    if migrate:
-        copy_migrations = (
-            f"COPY --chown=node:node {migrate.config} ./\n"
-            f"COPY --chown=node:node {migrate.folder} ./{migrate.folder}\n"
-        )
-        cmd = (
-            "# Pending migrations first (drizzle-kit migrate, as `pnpm db:migrate` does), then the worker\n"
-            f'CMD ["sh", "-c", "node_modules/.bin/drizzle-kit migrate && exec node_modules/.bin/tsx {entry}"]'
-        )
-    else:
-        copy_migrations, cmd = "", f"CMD [{tsx}]"
-    worker = fill(
-        template("Dockerfile.worker"),
-        {**common, "WORKER_SCRIPT": script, "COPY_MIGRATIONS": copy_migrations, "CMD": cmd},
-    )
+    worker = fill(template("Dockerfile.worker"), {"NODE_VERSION": NODE_VERSION, **_worker_parts(parts)})
     changes: list[FileChange] = []
     kept: list[StepResult] = []
     for rel, text in (
@@ -568,10 +749,12 @@ def plan_images(
         c, k = _managed_page(tree, rel, text, overwrite)
         changes += c
         kept += k
-    config = next((n for n in NEXT_CONFIGS if tree.exists(n)), None)
+    config = next((parts.web.path(n) for n in NEXT_CONFIGS if tree.exists(parts.web.path(n))), None)
     if config is None:
         changes.append(
-            FileChange("next.config.mjs", None, _NEW_NEXT_CONFIG, "created with output: 'standalone'")
+            FileChange(
+                parts.web.path("next.config.mjs"), None, _NEW_NEXT_CONFIG, "created with output: 'standalone'"
+            )
         )
     else:
         before = tree.read(config) or ""
@@ -581,18 +764,47 @@ def plan_images(
         else:
             why = "output: 'standalone' already set" if after == before else "output: 'standalone' added"
             changes.append(FileChange(config, before, after, why))
-    if tools.lockfile is None:
+    if parts.lockfile is None:
+        install = "pnpm install" if parts.manager == "pnpm" else "npm install"
         kept.append(
             StepResult(
-                f"lockfile ({tools.manager})",
+                f"lockfile ({parts.manager})",
                 "skipped",
-                f"no {tools.lockfile_name} in the repository: "
-                f"the images run `{tools.install}` without a lockfile, so two builds may get different "
+                f"no {parts.lockfile_name} in the repository: "
+                f"the images run `{install}` without a lockfile, so two builds may get different "
                 "versions. Commit "
                 "the lockfile and run this task again (it then installs with the lockfile)",
             )
         )
     return changes, kept
+
+
+def _worker_parts(parts: Layout) -> dict[str, str]:
+    """What the worker's Dockerfile copies into its runtime image, where it starts, and its command."""
+    migrate = parts.migrations
+    start = f"exec node_modules/.bin/tsx {parts.worker_entry}"
+    if parts.deploys:  # /deploy/worker (and /deploy/migrate) from the build stage
+        copy = "COPY --from=build --chown=node:node /deploy/ ./\n"
+        workdir, into = "/app/worker", "cd /app/migrate && " if migrate and migrate.package else ""
+    else:  # the whole app, installed
+        copy = "COPY --from=build --chown=node:node /app ./\n"
+        workdir = f"/app/{parts.worker.dir}" if parts.worker.dir else ""
+        into = f"cd /app/{migrate.package} && " if migrate and migrate.package else ""
+    back = f" && cd {workdir}" if into else ""
+    if migrate:
+        cmd = (
+            "# Pending migrations first (drizzle-kit migrate, as `pnpm db:migrate` does), then the worker\n"
+            f'CMD ["sh", "-c", "{into}node_modules/.bin/drizzle-kit migrate{back} && {start}"]'
+        )
+    else:
+        cmd = f'CMD ["node_modules/.bin/tsx", "{parts.worker_entry}"]'
+    return {
+        "INSTALL": "\n".join(parts.install_lines() + parts.deploy_lines()),
+        "WORKER_SCRIPT": parts.worker_script,
+        "COPY_APP": copy,
+        "WORKDIR": f"WORKDIR {workdir}\n" if workdir else "",
+        "CMD": cmd,
+    }
 
 
 def _has_dir(tree: Tree, rel: str) -> bool:
@@ -741,20 +953,28 @@ def check_images(
         )
         check("worker: exposes no port", not any(i.keyword == "EXPOSE" for i in last), "no EXPOSE")
         cmd = next((i.args for i in reversed(last) if i.keyword in ("CMD", "ENTRYPOINT")), "")
+        workdir = next((i.args for i in reversed(last) if i.keyword == "WORKDIR"), "/app")
+        inside = workdir.removeprefix("/app").strip("/")
         files = re.findall(r"[\w./-]+\.[cm]?[tj]s\b", cmd)
+        try:  # relative to WORKDIR: the app's folder there, or a (deployed) workspace package
+            homes = [inside, *(p.dir for p in packages(tree))]
+        except ValueError:
+            homes = [inside]
         check(
             "worker: its entry file exists in the app",
-            files and all(tree.exists(f) for f in files),
-            cmd or "no CMD",
+            files and all(any(tree.exists(f"{h}/{f}" if h else f) for h in homes) for f in files),
+            f"{cmd or 'no CMD'} (in {workdir})",
             hint="set worker_entry to the worker's entry file",
         )
         migrate = migrations(tree)
         if migrate:
             copied = " ".join(i.args for i in last if i.keyword == "COPY")
+            whole = re.search(r"(?:^|\s)/(?:app|deploy)/?\s+\./?(?:\s|$)", copied)  # all of it
             check(
                 "worker: applies the database migrations before it starts",
-                "drizzle-kit migrate" in cmd and migrate.config in copied and migrate.folder in copied,
-                f"{migrate.config}, {migrate.folder}/",
+                "drizzle-kit migrate" in cmd
+                and (whole or (migrate.config in copied and migrate.folder in copied)),
+                f"{migrate.package + '/' if migrate.package else ''}{migrate.config}, {migrate.folder}/",
                 hint="run task 2.12 with overwrite=True, or run `pnpm db:migrate` against production by hand",
             )
     ignore = tree.read(DOCKERIGNORE)
@@ -768,7 +988,11 @@ def check_images(
         f"missing: {', '.join(missing)}" if missing else "all excluded",
         hint="run task 2.12 (a .env in the build context would end up in the image)",
     )
-    config = next((n for n in NEXT_CONFIGS if tree.exists(n)), None)
+    try:
+        web_dirs = [p.prefix for p in packages(tree) if p.depends_on("next")] or [""]
+    except ValueError:
+        web_dirs = [""]
+    config = next((d + n for d in web_dirs for n in NEXT_CONFIGS if tree.exists(d + n)), None)
     text = tree.read(config) if config else ""
     check(
         "the Next.js config builds the standalone output",

@@ -7,12 +7,14 @@ planned files can be checked too) and returns :class:`Finding` s with ``file:lin
 * :func:`commands`: every ``pnpm <name>`` / ``pnpm run <name>`` (and npm, yarn, bun) in a code span or
   code block of the app's Markdown names a script of ``package.json`` (the root's, or the workspace
   package's it runs in: ``--filter``, ``-C``, ``cd apps/web``), a verb of the package manager, or a
-  binary of a dependency (``pnpm drizzle-kit generate``);
+  binary of a dependency (``pnpm drizzle-kit generate``); so does one in a code span of an
+  ``.env.example`` comment ("get the address with `pnpm vm:ip`");
 * :func:`script_rows`: no table row or list item documents a script ``package.json`` does not have
   (written ``pnpm vm:up`` or just ``vm:up``);
 * :func:`vm_text`: no line of README, CLAUDE.md, docs/ or ``.env.example`` still speaks of the VM,
   Multipass, the VM's address (the default network's, and every non-local host the app used before)
-  or Coolify as the local setup; the Docker troubleshooting guide may speak of WSL's VM;
+  or Coolify as the local setup; the Docker troubleshooting guide may speak of WSL's VM, and a decision
+  record marked superseded tells what was decided then;
 * :func:`links`: no Markdown link, path named in the docs, or path in an ``.env.example`` comment
   points at a file that does not exist;
 * :func:`identity`: the database user and name and the Redis db index are the ones the app had
@@ -20,26 +22,38 @@ planned files can be checked too) and returns :class:`Finding` s with ``file:lin
 * :func:`uncommitted`: once phase 1 has committed, nothing it changed is left out of the commit.
 
 :func:`findings` runs them all; :func:`check_docs` records them in a verification table
-(:class:`helpers.core.checks.Checklist`), one row per check, each able to fail.
+(:class:`helpers.core.checks.Checklist`), one row per check, each able to fail; :func:`check_scope` is
+the verification of a task that rewrites some files (1.6, 1.9 to 1.12): a fresh plan has nothing
+left to do, no line is left that no rule is sure about (unless accepted), and these checks pass there.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from markdown_it import MarkdownIt
 
-from helpers.app import appdocs, envfile, gitrepo, pmcommand, profile, references, vmtext
+from helpers.app import (
+    appdocs,
+    envfile,
+    gitrepo,
+    packagejson,
+    pmcommand,
+    profile,
+    references,
+    rewriting,
+    vmtext,
+)
 from helpers.app.appfiles import Tree
 from helpers.app.vmtext import DEFAULT_RULES, Rules
 
 CHECKS: dict[str, str] = {
-    "commands": "every pnpm/npm/yarn command in the docs names a script, a verb or a binary",
+    "commands": "every pnpm/npm/yarn command in the docs and .env.example names a script, a verb or a binary",
     "script-rows": "no table row or list item documents a script package.json does not have",
     "vm-text": "no VM, Multipass, VM address or local Coolify left in the docs and .env.example",
     "links": "no link or path in the docs or .env.example comments points at a missing file",
@@ -55,16 +69,9 @@ HINTS: dict[str, str] = {
     "clean": "commit these paths with the others (they were changed by phase 1) or restore them",
 }
 GUIDE = appdocs.GUIDE  # may speak of WSL's VM
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal", ""})
+LOCAL_HOSTS = vmtext.LOCAL_HOSTS
 _NOT_SHELL = frozenset({"ts", "tsx", "js", "jsx", "javascript", "typescript", "json", "jsonc", "sql", "diff"})
 _PM = re.compile(r"(?<![\w./@-])(?:pnpm|npm|yarn|bun)\s+\S")
-_VM_WORDS = re.compile(r"\bVMs?\b|virtual machine", re.I)
-_COOLIFY = re.compile(r"coolify", re.I)
-_LOCAL_WORDS = re.compile(
-    r"\blocal(?:ly|host)?\b|127\.0\.0\.1|\bdev(?:elopment)?\b|\blaptop|your machine|in docker|docker compose",
-    re.I,
-)
-_PROD_WORDS = re.compile(r"production|\bprod\b|droplet|\bserver\b|deploy|digitalocean|ghcr|webhook", re.I)
 _PATH = re.compile(
     r"(?<![\w/.:@-])((?:\.{1,2}/)?[\w.-]+(?:/[\w.-]+)+\.(?:md|mdx|sh|ts|tsx|js|mjs|cjs|json|ya?ml|sql|toml))\b"
 )
@@ -194,13 +201,25 @@ def _line_of(lines: list[str], span: list[int], child: Any) -> int:
 
 
 class _App:
-    def __init__(self, app: Tree | str | os.PathLike[str], now: profile.Profile | None = None):
+    def __init__(
+        self,
+        app: Tree | str | os.PathLike[str],
+        now: profile.Profile | None = None,
+        planned_scripts: Iterable[str] = (),
+        planned_files: Iterable[str] = (),
+    ):
         self.tree = Tree.of(app)
         self.now = now or profile.read(self.tree)
         self._md: dict[str, Markdown] = {}
+        self.planned_scripts = frozenset(planned_scripts)  # root scripts another task adds (1.8)
+        self.planned_files = frozenset(planned_files)  # files another task writes (1.13)
+
+    def script_names(self, package: str = "") -> set[str]:
+        names = self.now.script_names(package)
+        return names | self.planned_scripts if not package else names
 
     def markdown_files(self) -> list[str]:
-        return [rel for rel in self.tree.files() if PurePosixPath(rel).suffix.lower() in references.MARKDOWN]
+        return [rel for rel in self.tree.files() if PurePosixPath(rel).suffix.lower() in rewriting.MARKDOWN]
 
     def md(self, rel: str) -> Markdown:
         if rel not in self._md:
@@ -266,7 +285,7 @@ def _problem(use: _Use, app: _App) -> str | None:
         return None  # a verb (install, exec, dlx...) or `pnpm run` alone (lists the scripts)
     if call.recursive:
         everywhere = [p.path for p in now.packages] + [""]
-        if any(call.script in now.script_names(p) for p in everywhere):
+        if any(call.script in app.script_names(p) for p in everywhere):
             return None
         return f"no package has a script {call.script!r}"
     targets = [use.cwd]
@@ -278,7 +297,7 @@ def _problem(use: _Use, app: _App) -> str | None:
                 return f"no workspace package {selector!r}"
             targets.append(package.path)
     for target in targets:
-        if call.script in now.script_names(target):
+        if call.script in app.script_names(target):
             continue
         if not call.explicit_run and app.has_binary(call.script):
             continue
@@ -313,6 +332,16 @@ def commands(app: Tree | str | os.PathLike[str], now: profile.Profile | None = N
                 for use, _ in _calls(part, base):
                     if use is not None and (why := _problem(use, a)):
                         found.append(Finding("commands", rel, span.line, f"`{span.text}`", why))
+    env = a.now.env_file
+    if env:  # "Get the address with `pnpm vm:ip`" in a comment of .env.example
+        for n, entry in _env_lines(a.tree.read(env) or ""):
+            if entry.kind != "comment":
+                continue
+            for span in re.findall(r"`([^`\n]+)`", entry.raw):
+                for part in _pm_texts(span)[:1]:
+                    for use, _ in _calls(part, ""):
+                        if use is not None and (why := _problem(use, a)):
+                            found.append(Finding("commands", env, n, entry.raw.strip(), why))
     return _unique(found)
 
 
@@ -348,7 +377,7 @@ def script_rows(
                 for use, _ in _calls(_pm_texts(span.text)[0], base):
                     if use is not None:
                         why = why or _problem(use, a)
-            elif _SCRIPT_NAME.match(span.text) and span.text not in a.now.script_names(base):
+            elif _SCRIPT_NAME.match(span.text) and span.text not in a.script_names(base):
                 if span.text in had:
                     why = f"script {span.text!r} was removed from package.json"
                 elif ":" in span.text and _SCRIPTS_CONTEXT.search(span.context):
@@ -364,39 +393,7 @@ def script_rows(
 
 def vm_hosts(before: profile.Profile | None) -> set[str]:
     """The non-local hosts the app's services were on before the migration (the VM's address or name)."""
-    if before is None:
-        return set()
-    endpoints = [before.database, before.redis, *before.urls.values()]
-    return {e.host for e in endpoints if e and e.host and e.host.lower() not in LOCAL_HOSTS}
-
-
-def _vm_what(line: str, hosts: Collection[str], rules: Rules, section: str) -> str | None:
-    what = [w for _, _, w in vmtext.find_in_text(line, rules)]
-    if _VM_WORDS.search(line):
-        what.append("the VM")
-    for host in hosts:
-        if re.search(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", line):
-            what.append(f"the VM's address {host}")
-    if any(_coolify_local(part, section) for part in _segments(line)):
-        what.append("Coolify as the local setup")
-    return ", ".join(dict.fromkeys(what)) or None
-
-
-def _segments(line: str) -> list[str]:
-    """A table row's cells, or a line's sentences and clauses: where local and production are told apart."""
-    words = re.sub(r"\w+://\S+", " ", line)  # http://your-coolify-server:8000 says nothing of where
-    if words.strip().startswith("|"):
-        return words.strip().strip("|").split("|")
-    return re.split(r"[.;:](?:\s|$)", words)
-
-
-def _coolify_local(part: str, section: str) -> bool:
-    """Coolify in a sentence (or cell) about local development, with no word of production in it."""
-    if not _COOLIFY.search(part) or _PROD_WORDS.search(part):
-        return False
-    return bool(
-        _LOCAL_WORDS.search(part) or (_LOCAL_WORDS.search(section) and not _PROD_WORDS.search(section))
-    )
+    return profile.vm_hosts(before)
 
 
 def vm_text(
@@ -408,26 +405,28 @@ def vm_text(
     """Lines of the docs (README, CLAUDE.md, docs/, package READMEs) and of ``.env.example`` that still
     speak of the VM as the local setup. The Docker troubleshooting guide is left out (WSL's VM)."""
     a = app if isinstance(app, _App) else _App(app, now)
-    hosts = vm_hosts(before)
+    rules = rules.with_hosts(vm_hosts(before))
     found = []
     for rel in a.now.docs:
         if rel == GUIDE or not a.tree.exists(rel):
             continue
         text = a.tree.read(rel) or ""
+        if rewriting.is_history(rel, text):
+            continue  # a decision record marked superseded tells what was decided then
         section = ""
         heads = {h.index: h.title for h in appdocs.headings(text.splitlines())}
         for n, line in enumerate(text.splitlines(), start=1):
             section = heads.get(n - 1, section)
-            what = _vm_what(line, hosts, rules, section)
+            what = vmtext.speaks_of_vm(line, rules, section)
             if what:
                 found.append(Finding("vm-text", rel, n, line.strip(), f"speaks of {what}"))
     env = a.now.env_file
     if env:
         for n, entry in _env_lines(a.tree.read(env) or ""):
             if entry.kind == "comment":
-                what = _vm_what(entry.raw, hosts, rules, "")
+                what = vmtext.speaks_of_vm(entry.raw, rules)
             elif entry.kind == "assign":
-                what = _vm_what(entry.value, hosts, rules, "")
+                what = vmtext.speaks_of_vm(entry.value, rules)
                 if what is None and "COOLIFY" in entry.key.upper() and _host_of(entry.value) in LOCAL_HOSTS:
                     what = "Coolify as the local setup"
             else:
@@ -467,8 +466,8 @@ def links(
     found = []
 
     def gone(source: str, target: str, link: bool = True) -> bool:
-        rel = _resolve(source, target)
-        if rel is None or rel in files or rel in folders:
+        rel = rewriting.resolve_link(source, target)
+        if rel is None or rel in files or rel in folders or rel in a.planned_files:
             return False
         if link:
             return True
@@ -500,15 +499,6 @@ def links(
     return _unique(found)
 
 
-def _resolve(source: str, target: str) -> str | None:
-    """The repository path a relative link in ``source`` points to; None for URLs, anchors, absolute paths."""
-    target = target.strip("<>").split("#", 1)[0].split("?", 1)[0]
-    if not target or target.startswith("/") or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
-        return None
-    path = os.path.normpath(os.path.join(str(PurePosixPath(source).parent), target)).replace(os.sep, "/")
-    return None if path.startswith("..") else path.rstrip("/")
-
-
 def _mentioned_paths(line: str, folders: Collection[str]) -> list[str]:
     """Repository paths named in a line outside links and URLs (``docs/vm-setup.md``, ``scripts/x.sh``)."""
     plain = re.sub(r"\[[^\]]*\]\([^)]*\)|https?://\S+", " ", line)
@@ -525,7 +515,10 @@ def _mentioned_paths(line: str, folders: Collection[str]) -> list[str]:
 
 
 def identity(
-    app: Tree | str | os.PathLike[str], before: profile.Profile, now: profile.Profile | None = None
+    app: Tree | str | os.PathLike[str],
+    before: profile.Profile,
+    now: profile.Profile | None = None,
+    keep: bool = True,
 ) -> list[Finding]:
     """The database user and name, the Redis db index, and every key of ``.env.example``, as before."""
     a = app if isinstance(app, _App) else _App(app, now)
@@ -555,7 +548,7 @@ def identity(
         if new is None:
             found.append(Finding("identity", env, 0, "", f"no {service} settings any more"))
             continue
-        for part, value, label in checks:
+        for part, value, label in checks if keep else []:
             if value(old) != value(new):
                 n, shown = line_of(new, part)
                 why = f"{label} changed from {value(old)!r} to {value(new)!r}"
@@ -598,17 +591,30 @@ def findings(
     rules: Rules = DEFAULT_RULES,
     accepted: Iterable[str] = (),
     committed: bool = False,
+    paths: Callable[[str], bool] | None = None,
+    planned_scripts: Iterable[str] = (),
+    planned_files: Iterable[str] = (),
+    keep_identity: bool = True,
+    left_alone: Iterable[str] = (),
 ) -> list[Finding]:
     """Every check's findings (``identity`` only with ``before``; ``clean`` only once ``committed``),
-    minus the ``accepted`` lines (``file:line`` or the exact text of lines a person decided to keep)."""
-    a = _App(app)
+    minus the ``accepted`` lines (``file:line`` or the exact text of lines a person decided to keep).
+
+    ``paths`` limits the findings to some files (a task checks what it writes); ``planned_scripts``
+    and ``planned_files`` are what another phase-1 task adds (the ``docker:*`` scripts of 1.8, the
+    guide of 1.13), counted as there; ``keep_identity=False`` when the runbook's database identity was
+    chosen on purpose (the keys are still checked); ``left_alone`` are paths that were dirty before
+    phase 1 and are not its to commit (the ``clean`` check leaves them out).
+    """
+    a = _App(app, None, planned_scripts, planned_files)
     out = commands(a) + script_rows(a, before) + vm_text(a, before, rules) + links(a, before)
     if before is not None:
-        out += identity(a, before)
+        out += identity(a, before, keep=keep_identity)
     if committed:
-        out += uncommitted(a.tree)
+        skip = set(left_alone)
+        out += [f for f in uncommitted(a.tree) if f.path not in skip]
     keep = set(accepted)
-    return [f for f in out if f.where not in keep and f.text not in keep]
+    return [f for f in out if f.where not in keep and f.text not in keep and (paths is None or paths(f.path))]
 
 
 def check_docs(
@@ -619,9 +625,25 @@ def check_docs(
     accepted: Iterable[str] = (),
     committed: bool = False,
     shown: int = 6,
+    paths: Callable[[str], bool] | None = None,
+    planned_scripts: Iterable[str] = (),
+    planned_files: Iterable[str] = (),
+    keep_identity: bool = True,
+    left_alone: Iterable[str] = (),
 ) -> list[Finding]:
     """One verification row per check (``check`` is a :class:`~helpers.core.checks.Checklist`)."""
-    found = findings(app, before, rules, accepted, committed)
+    found = findings(
+        app,
+        before,
+        rules,
+        accepted,
+        committed,
+        paths,
+        planned_scripts,
+        planned_files,
+        keep_identity,
+        left_alone,
+    )
     for name, title in CHECKS.items():
         if (name == "identity" and before is None) or (name == "clean" and not committed):
             continue
@@ -631,6 +653,42 @@ def check_docs(
             detail += f"; and {len(mine) - shown} more"
         check(title, not mine, detail or "none", hint=HINTS[name])
     return found
+
+
+def check_scope(
+    check,
+    app: Tree | str | os.PathLike[str],
+    scope: str,
+    ctx: rewriting.Context,
+    accept: Sequence[str] = (),
+    keep_identity: bool = True,
+) -> references.Plan:
+    """The verification of a task that rewrites ``scope`` (``all``, ``docs`` or one file), read from
+    the files: a fresh plan has nothing more to change, every line about the VM was rewritten by a
+    sure rule or accepted (else the list, with the proposals), and the docs checks
+    (these checks) find nothing false in what the scope holds. The ``docker:*``
+    scripts (task 1.8) and the troubleshooting guide (1.13) count as there: other tasks add them."""
+    tree = Tree.of(app)
+    again = references.plan(tree, ctx.rules, scope, accept, ctx)
+    pending = [c for c in again.changes if c.needed]
+    check(
+        "a fresh plan finds nothing more to rewrite",
+        not pending,
+        ", ".join(c.path for c in pending[:8]) or "nothing",
+        hint="run the task again without dry_run",
+    )
+    references.check_unsure(check, again.unsure)
+    check_docs(
+        check,
+        tree,
+        profile.baseline(tree.root),
+        ctx.rules,
+        paths=references.in_scope(scope, ctx.rules),
+        planned_scripts=packagejson.DOCKER_SCRIPTS,
+        planned_files=[appdocs.GUIDE],
+        keep_identity=keep_identity,
+    )
+    return again
 
 
 def show(found: Iterable[Finding], title: str = "What the docs get wrong") -> None:

@@ -165,25 +165,34 @@ def plan_commit(
 
 
 def phase1_rule(app_dir: str | os.PathLike[str], rules: Any = None) -> Callable[[str, str | None], bool]:
-    """What phases 1.6 and 1.12 touch, decided from the committed version of a path.
+    """What tasks 1.6 to 1.12 touch, decided from the committed version of a path.
 
-    A dirty path belongs to the runbook when its committed text holds a Multipass/VM reference
-    (rewritten or removed by 1.6/1.12), it is named after Multipass (removed by 1.12), or it is a
-    Markdown page whose committed text links to a removed VM page (the link was dropped).
+    A dirty path belongs to the runbook when its committed text speaks of the VM (rewritten by the
+    rules), it is a VM page, a file named after Multipass or one only the VM scripts ran (removed),
+    a ``package.json`` that had VM scripts, or a Markdown page whose committed text links to a removed
+    VM page (the link was repointed).
     """
-    from helpers.app import references, vmtext
+    from helpers.app import references, rewriting, vmtext
     from helpers.app.appfiles import Tree
 
     rules = rules or vmtext.DEFAULT_RULES
-    removed = references.removed_vm_pages(Tree(app_dir), rules)
+    ctx = references.context(Tree(app_dir), rules)
+    packages = {label.split(":", 1)[0] for label in ctx.vm_scripts if ":" in label}
 
     def rule(path: str, committed: str | None) -> bool:
         if committed is None:
             return False
-        if vmtext.has_reference(committed, rules) or references.is_multipass_file(path):
+        if path in ctx.gone or path in ctx.vm_files or references.is_multipass_file(path):
             return True
-        markdown = PurePosixPath(path).suffix.lower() in references.MARKDOWN
-        return markdown and bool(removed) and bool(references.links_to(path, committed, removed))
+        if vmtext.has_reference(committed, rules):
+            return True
+        if PurePosixPath(path).name == "package.json" and str(PurePosixPath(path).parent) in packages:
+            return True
+        markdown = PurePosixPath(path).suffix.lower() in rewriting.MARKDOWN
+        prose = markdown or rewriting.is_env_file(path)
+        if prose and any(vmtext.speaks_of_vm(line, rules) for line in committed.splitlines()):
+            return True
+        return markdown and bool(ctx.gone) and bool(rewriting.links_to(path, committed, ctx.gone))
 
     return rule
 

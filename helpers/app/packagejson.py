@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,9 +298,15 @@ def plan_docker_scripts(
 
 
 def check_docker_scripts(
-    check, app: Tree | str | os.PathLike[str], wanted: dict[str, str] | None = None
+    check,
+    app: Tree | str | os.PathLike[str],
+    wanted: dict[str, str] | None = None,
+    removed: Iterable[str] = (),
 ) -> None:
-    """Task 1.8's verification: valid JSON, the docker scripts, and nothing else disturbed."""
+    """Task 1.8's verification: valid JSON, the docker scripts, and nothing else disturbed.
+
+    ``removed``: the VM scripts phase 1 removes (task 1.12), whatever they run.
+    """
 
     tree = Tree.of(app)
     wanted = DOCKER_SCRIPTS if wanted is None else wanted
@@ -337,10 +343,11 @@ def check_docker_scripts(
         ", ".join(k for k in before if k not in data) or f"{len(before)} keys",
         hint="restore package.json from git and run task 1.8 again",
     )
+    gone = set(removed)
     old_scripts = {
         k: v
         for k, v in (before.get("scripts") or {}).items()
-        if k not in wanted and not vmtext.has_reference(v)
+        if k not in wanted and k not in gone and not vmtext.has_reference(v)
     }
     changed = [k for k, v in old_scripts.items() if scripts.get(k) != v]
     check(

@@ -34,13 +34,13 @@ import fnmatch
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import yaml
 
-from helpers.app import envfile, packagejson, pmcommand
+from helpers.app import packagejson, pmcommand
 from helpers.app.appfiles import SKIP_DIRS, Tree, decode
 
 # --------------------------------------------------------------------------- vocabulary
@@ -60,6 +60,7 @@ from helpers.app.scriptkinds import (
     VM,
     Classifier,
 )
+from helpers.services.appenv import Endpoint, environment_of
 
 MANAGERS = pmcommand.MANAGERS
 
@@ -133,6 +134,7 @@ class Script:
     kinds: tuple[str, ...] = (OTHER,)
     why: str = ""  # how it was classified, in a few words
     sure: bool = True  # False: classified by its name only (listed in Profile.unclear)
+    files: tuple[str, ...] = ()  # the shell files and Makefiles its command runs
 
     @property
     def label(self) -> str:
@@ -149,41 +151,6 @@ class Package:
     path: str
     name: str
     scripts: tuple[Script, ...] = ()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the app finds PostgreSQL or Redis, as ``.env.example`` says; each part with its key.
-
-    ``database`` is the database name for PostgreSQL and the db index (as text) for Redis.
-    ``sources`` maps a part (``user``, ``host``...) to the env key it was read from; a part read
-    from a URL names the URL's key, a part taken from ``${VAR}`` inside the URL names ``VAR``.
-    """
-
-    service: str  # "postgres" or "redis"
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
-    password: str | None = None
-    database: str | None = None
-    url_key: str | None = None  # the key holding the URL, when there is one
-    sources: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def index(self) -> int:
-        """Redis: the db index (0 when the app names none)."""
-        return int(self.database) if self.database and self.database.isdigit() else 0
-
-    def shown(self) -> str:
-        """A one-line summary without the password."""
-        auth = self.user or ""
-        if self.password:
-            auth += ":***"
-        where = f"{self.host or '?'}:{self.port or '?'}"
-        tail = f"/{self.database}" if self.database not in (None, "") else ""
-        if self.service == "redis" and not tail:
-            tail = "/0 (default db)"
-        return f"{auth}@{where}{tail}" if auth else f"{where}{tail}"
 
 
 @dataclass(frozen=True)
@@ -220,6 +187,8 @@ class Profile:
     unclear: tuple[str, ...]  # what the reader could not decide: said, not guessed
     dependencies: tuple[str, ...] = ()  # every dependency name (root and packages)
     files: tuple[str, ...] = ()  # every non-ignored file, as the profile saw the repository
+    manager_version: str = ""  # "9.12.0" from packageManager, "" when not declared
+    node: str = ""  # package.json "engines.node" (">=20"), "" when not declared
 
     # ---- scripts
 
@@ -305,7 +274,10 @@ class Profile:
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(what, value, where it comes from) rows, passwords masked."""
-        rows = [("package manager", self.package_manager, self.package_manager_why)]
+        version = f" {self.manager_version}" if self.manager_version else ""
+        rows = [("package manager", self.package_manager + version, self.package_manager_why)]
+        if self.node:
+            rows.append(("Node.js", self.node, 'package.json "engines"'))
         rows.append(
             (
                 "workspace packages",
@@ -328,6 +300,9 @@ class Profile:
                 src = ", ".join(f"{k} ← {v}" for k, v in ep.sources.items())
                 rows.append((label, ep.shown(), src))
         rows.append(("docs", ", ".join(self.docs) or "none", "README.md, CLAUDE.md, docs/**"))
+        gone = sorted(vm_files(self))
+        if gone:
+            rows.append(("files only the VM scripts run", ", ".join(gone), "removed with them (task 1.12)"))
         for item in self.unclear:
             rows.append(("not understood", item, "decide by hand"))
         return rows
@@ -372,6 +347,62 @@ def _rank(script: Script, kind: str) -> tuple[Any, ...]:
         len(script.name),
         script.label,
     )
+
+
+def _version_of(declared: str, manager: str) -> str:
+    name, _, version = declared.partition("@")
+    return version.split("+", 1)[0] if name == manager else ""
+
+
+# --------------------------------------------------------------------------- what phase 1 removes
+
+
+def vm_hosts(p: Profile | None) -> set[str]:
+    """The non-local hosts the app's services were on (the VM's address or name)."""
+    if p is None:
+        return set()
+    endpoints = [p.database, p.redis, *p.urls.values()]
+    return {e.host for e in endpoints if e and e.host and e.host.lower() not in envfile_local_hosts()}
+
+
+def envfile_local_hosts() -> frozenset[str]:
+    from helpers.app.vmtext import LOCAL_HOSTS
+
+    return LOCAL_HOSTS
+
+
+def vm_scripts(p: Profile) -> list[Script]:
+    """The scripts that only manage the VM (removed by phase 1); a script that also does other work
+    is not one of them (:attr:`Profile.unclear` names it)."""
+    return [s for s in p.all_scripts() if s.kinds == (VM,)]
+
+
+def vm_files(p: Profile) -> set[str]:
+    """Files that only the VM scripts run (their shell files, their Makefile): they go with them."""
+    used_by_others = {f for s in p.all_scripts() if s.kinds != (VM,) for f in s.files}
+    return {f for s in vm_scripts(p) for f in s.files} - used_by_others
+
+
+def baseline(app: Files | str | os.PathLike[str]) -> Profile:
+    """The app as it was before phase 1 changed it: its last commit (``HEAD``), else its files.
+
+    Phase 1 commits only in task 1.14, so until then ``HEAD`` is the app before the migration; after
+    the commit it is the migrated app, whose identity is the same.
+    """
+    root = app if isinstance(app, str | os.PathLike) else getattr(app, "root", None)
+    if root is not None:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True
+        )
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True
+        )
+        if (
+            proc.returncode == 0
+            and Path(top.stdout.strip() or "/nonexistent").resolve() == Path(root).resolve()
+        ):
+            return read(root, rev="HEAD")
+    return read(app)
 
 
 def show(profile: Profile) -> None:
@@ -464,6 +495,10 @@ class _Reader:
             unclear=tuple(dict.fromkeys(self.unclear + classifier.unclear)),
             dependencies=tuple(sorted(deps)),
             files=tuple(self.all_files),
+            manager_version=_version_of(str(root.get("packageManager") or ""), manager),
+            node=str((root.get("engines") or {}).get("node") or "")
+            if isinstance(root.get("engines"), dict)
+            else "",
         )
 
     def scripts_of(self, folder: str) -> dict[str, str]:
@@ -474,7 +509,9 @@ class _Reader:
 
     def script(self, classifier: Classifier, folder: str, name: str) -> Script:
         found = classifier.classify(folder, name)
-        return Script(name, self.scripts_of(folder)[name], folder, found.kinds, found.why, found.sure)
+        return Script(
+            name, self.scripts_of(folder)[name], folder, found.kinds, found.why, found.sure, found.files
+        )
 
     # ---- package manager
 
@@ -557,63 +594,9 @@ class _Reader:
         if env_file is None:
             self.unclear.append("no .env.example: the database and Redis settings are unknown")
             return None, (), None, None, {}
-        text = self.files.read(env_file) or ""
-        entries = [e for e in envfile.parse(text) if e.kind == "assign"]
-        keys = tuple(dict.fromkeys(e.key for e in entries))
-        values = {e.key: e.value for e in entries}
-        expanded = _expand_all(values)
-        urls: dict[str, Endpoint] = {}
-        for key, raw in values.items():
-            ep = _url_endpoint(key, raw, values, expanded[key])
-            if ep is not None:
-                urls[key] = ep
-        database = self.endpoint("postgres", urls, expanded, env_file)
-        redis = self.endpoint("redis", urls, expanded, env_file)
-        return env_file, keys, database, redis, urls
-
-    def endpoint(
-        self, service: str, urls: dict[str, Endpoint], values: dict[str, str], env_file: str
-    ) -> Endpoint | None:
-        preferred = "DATABASE_URL" if service == "postgres" else "REDIS_URL"
-        mine = {k: v for k, v in urls.items() if v.service == service}
-        url = mine.get(preferred)
-        if url is None and mine:
-            if len(mine) > 1:
-                self.unclear.append(
-                    f"several {service} URLs ({', '.join(mine)}) and no {preferred}: {next(iter(mine))} taken"
-                )
-            url = next(iter(mine))
-            url = mine[url]
-        parts = _separate_keys(service, values)
-        if url is None and not parts:
-            return None
-        if url is None:
-            sources = {part: key for part, (key, _) in parts.items()}
-            got = {part: value for part, (_, value) in parts.items()}
-            port = got.get("port")
-            return Endpoint(
-                service,
-                host=got.get("host"),
-                port=int(port) if port and port.isdigit() else None,
-                user=got.get("user"),
-                password=got.get("password"),
-                database=got.get("database"),
-                sources=sources,
-            )
-        # A URL and separate keys: the separate keys fill what the URL leaves out (a Redis db index).
-        fields = {f: getattr(url, f) for f in ("host", "port", "user", "password", "database")}
-        sources = dict(url.sources)
-        for part, (key, value) in parts.items():
-            current = fields[part]
-            if current in (None, ""):
-                fields[part] = int(value) if part == "port" and value.isdigit() else value
-                sources[part] = key
-            elif str(current) != value:
-                self.unclear.append(
-                    f"{url.url_key} says {part} {current!r} but {key}={value!r} in {env_file}: which one "
-                    "does the app use?"
-                )
-        return Endpoint(service, url_key=url.url_key, sources=sources, **fields)  # type: ignore[arg-type]
+        env = environment_of(self.files.read(env_file) or "", env_file)
+        self.unclear += list(env.unclear)
+        return env_file, env.keys, env.database, env.redis, env.urls
 
     # ---- docs
 
@@ -640,150 +623,3 @@ def _glob(folder: str, pattern: str) -> bool:
     return len(PurePosixPath(folder).parts) == len(PurePosixPath(pattern).parts) and fnmatch.fnmatch(
         folder, pattern
     )
-
-
-# --------------------------------------------------------------------------- env values
-
-_VAR = re.compile(
-    r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
-)
-
-
-def _expand(value: str, values: dict[str, str], depth: int = 0) -> str:
-    """``${VAR}``, ``${VAR:-default}`` and ``$VAR`` from the same file (as dotenv-expand does)."""
-    if depth > 5:
-        return value
-
-    def one(m: re.Match[str]) -> str:
-        name = m.group("braced") or m.group("bare")
-        if name in values:
-            return _expand(values[name], values, depth + 1)
-        return m.group("default") or ""
-
-    return _VAR.sub(one, value)
-
-
-def _expand_all(values: dict[str, str]) -> dict[str, str]:
-    return {k: _expand(v, values) for k, v in values.items()}
-
-
-_URL = re.compile(
-    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
-    r"(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-    r"(?P<host>\[[^\]]*\]|[^:/?#]*)"
-    r"(?::(?P<port>[^/?#]*))?"
-    r"(?:/(?P<path>[^?#]*))?"
-    r"(?:\?(?P<query>[^#]*))?"
-)
-
-
-def _url_endpoint(key: str, raw: str, values: dict[str, str], expanded: str) -> Endpoint | None:
-    """The endpoint in a postgres:// or redis:// URL; a part written as ``${VAR}`` is sourced from VAR."""
-    from urllib.parse import parse_qs, unquote
-
-    holes: list[str] = []
-
-    def hole(m: re.Match[str]) -> str:
-        holes.append(m.group(0))
-        return f"\x00{len(holes) - 1}\x00"
-
-    template = _VAR.sub(hole, raw)
-    m = _URL.match(template)
-    full = _URL.match(expanded)
-    if not m or not full:
-        return None
-    scheme = full.group("scheme").lower()
-    if scheme in ("postgres", "postgresql"):
-        service = "postgres"
-    elif scheme in ("redis", "rediss"):
-        service = "redis"
-    else:
-        return None
-    sources: dict[str, str] = {}
-    got: dict[str, str | None] = {}
-    for part, group in (("user", "user"), ("password", "password"), ("host", "host"), ("port", "port")):
-        got[part] = unquote(full.group(group)) if full.group(group) else None
-        written = m.group(group)
-        if written is not None:
-            sources[part] = _source(written, holes, key)
-    path = full.group("path") or ""
-    database: str | None = unquote(path.split("/", 1)[0]) if path else None
-    if m.group("path"):
-        sources["database"] = _source(m.group("path").split("/", 1)[0], holes, key)
-    if service == "redis" and not database:
-        db = parse_qs(full.group("query") or "").get("db")
-        if db:
-            database = db[0]
-            sources["database"] = key
-    port = got["port"]
-    return Endpoint(
-        service,
-        host=got["host"],
-        port=int(port) if port and port.isdigit() else None,
-        user=got["user"],
-        password=got["password"],
-        database=database,
-        url_key=key,
-        sources=sources,
-    )
-
-
-def _source(written: str, holes: list[str], key: str) -> str:
-    """The key a URL part comes from: ``VAR`` when the part is exactly ``${VAR}``, else the URL's key."""
-    m = re.fullmatch(r"\x00(\d+)\x00", written)
-    if m:
-        v = _VAR.fullmatch(holes[int(m.group(1))])
-        if v:
-            return v.group("braced") or v.group("bare") or key
-    return key
-
-
-# Separate keys, by service and part, in the order they are looked up.
-_SEPARATE: dict[str, dict[str, tuple[str, ...]]] = {
-    "postgres": {
-        "host": ("PGHOST", "POSTGRES_HOST", "POSTGRESQL_HOST", "DB_HOST", "DATABASE_HOST"),
-        "port": ("PGPORT", "POSTGRES_PORT", "POSTGRESQL_PORT", "DB_PORT", "DATABASE_PORT"),
-        "user": (
-            "PGUSER",
-            "POSTGRES_USER",
-            "POSTGRESQL_USER",
-            "DB_USER",
-            "DB_USERNAME",
-            "DATABASE_USER",
-            "DATABASE_USERNAME",
-        ),
-        "password": (
-            "PGPASSWORD",
-            "POSTGRES_PASSWORD",
-            "POSTGRESQL_PASSWORD",
-            "DB_PASSWORD",
-            "DB_PASS",
-            "DATABASE_PASSWORD",
-        ),
-        "database": (
-            "PGDATABASE",
-            "POSTGRES_DB",
-            "POSTGRES_DATABASE",
-            "POSTGRESQL_DATABASE",
-            "DB_NAME",
-            "DB_DATABASE",
-            "DATABASE_NAME",
-        ),
-    },
-    "redis": {
-        "host": ("REDIS_HOST", "REDIS_HOSTNAME"),
-        "port": ("REDIS_PORT",),
-        "user": ("REDIS_USER", "REDIS_USERNAME"),
-        "password": ("REDIS_PASSWORD", "REDIS_PASS"),
-        "database": ("REDIS_DB", "REDIS_DATABASE", "REDIS_DB_INDEX", "REDIS_INDEX"),
-    },
-}
-
-
-def _separate_keys(service: str, values: dict[str, str]) -> dict[str, tuple[str, str]]:
-    found = {}
-    for part, names in _SEPARATE[service].items():
-        key = next((n for n in names if values.get(n, "") != ""), None)
-        if key is not None:
-            found[part] = (key, values[key])
-    return found

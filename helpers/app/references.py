@@ -1,57 +1,59 @@
-"""Find and rewrite the app repository's references to the Multipass VM (tasks 1.6 and 1.12).
+"""Find and rewrite what the app repository still says about the Multipass VM (tasks 1.6, 1.10 to 1.12).
 
-A *reference* is anything that only made sense while PostgreSQL and Redis ran in a Multipass VM:
-the word ``multipass`` (commands, links, prose), the VM's private address ``192.168.64.<n>``
-(Multipass's default network on macOS) and the Coolify dashboard on that address
-(``http://192.168.64.<n>:8000``). :func:`scan` finds them in every non-ignored text file;
-:func:`plan_cleanup` plans the rewrite; the checks re-scan.
+A line *speaks of the VM* (:func:`helpers.app.vmtext.speaks_of_vm`) when it names Multipass, the
+VM, the VM's address or Coolify as the local setup. Each such line is rewritten only by a rule
+whose result is a whole true sentence; where no rule is sure, the line is left as it is and listed
+(:class:`~helpers.app.vmtext.Unsure`: ``file:line``, the text, a proposed replacement), the task's
+verification fails with that list, and the person fixes the line by hand or accepts the proposal
+with the ``accept`` parameter. The sure rules, by what the line is:
 
-The rewrite rules are *stable*: each one only fires on text that still holds a reference, and
-its output holds none, so the tasks that touch the same files (1.6, 1.9, 1.10, 1.11, 1.12) can run
-in any order and a second run changes nothing.
+* **a section about the VM**: in README.md and CLAUDE.md the docker section of tasks 1.10/1.11
+  replaces it (:mod:`helpers.app.appdocs`); in another page a short section pointing at the README's
+  docker workflow and the troubleshooting guide does. A heading that asks *why* (a decision) is not
+  a setup section: it is listed;
+* **a VM page** under ``docs/`` (named or titled after the VM) is deleted, and so are the shell files
+  and Makefiles only the VM scripts ran; a link to a deleted page points at the page that replaced it
+  (the README's docker section, or the troubleshooting guide for a troubleshooting page), a list item
+  that was only that link goes;
+* **a table row or list item about a removed VM script** (``pnpm vm:up``, ``pnpm services``) goes,
+  and so does a command line that runs one;
+* **code**: ``multipass`` commands map to ``docker compose`` (start → ``up -d --wait``, exec ... psql
+  → ``exec postgres psql``), other multipass command lines go;
+* **prose**: :func:`~helpers.app.vmtext.sure_rewrite` (a code span's multipass command, "in the
+  Multipass VM" → "in Docker", the VM's address → ``localhost``, the VM dropped from an enumeration),
+  kept only when the result no longer speaks of the VM; a list item about nothing but the VM goes;
+* **``package.json``**: the scripts that only manage the VM (the profile's ``vm`` kind, whatever they
+  are called and however they reach ``multipass``) are removed;
+* **env files**: :func:`helpers.app.envexample.rewrite_env`;
+* **a decision record** (an ADR) is history: it is never deleted nor reworded. Its lines about the VM
+  are listed, and accepting them marks the record superseded (after which it is not read as VM text).
 
-* VM documentation pages (``docs/`` pages whose file name or title is about Multipass or the VM) and
-  files named after Multipass are deleted; links to deleted pages are removed from every Markdown file.
-* URLs and addresses: ``postgresql://u:p@192.168.64.5:5432/app`` → ``...@localhost:5432/app``, any
-  other VM address → ``localhost``; the Coolify dashboard on the VM → ``http://your-coolify-server:8000``
-  (Coolify is no longer part of local development; in production it runs on the server, phase 2).
-* Commands (code blocks, shell scripts, inline code): ``multipass launch|start`` →
-  ``docker compose up -d --wait``, ``stop`` → ``docker compose stop``, ``info|list`` →
-  ``docker compose ps``, ``delete`` → ``docker compose down -v``, ``exec <vm> -- psql ...`` →
-  ``docker compose exec postgres psql ...``; other ``multipass`` command lines (install, shell, mount,
-  purge...) are removed, and so are comment lines that explain a ``multipass`` command.
-* Prose: "in the Multipass VM" → "in Docker", "the Multipass VM" → "the Docker services", links to
-  multipass.run → Docker's installation page, and finally "Multipass" → "Docker".
-* ``package.json``: scripts whose command uses ``multipass`` or the VM address are removed.
-
-Anything a rule cannot express is still found by the re-scan, which then fails with the file and line.
+Every rule fires only on text that still speaks of the VM, and its output does not, so the tasks
+that share files can run in any order and a second run changes nothing.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from helpers.app import envfile, packagejson
+from helpers.app import appdocs, packagejson, profile
 from helpers.app.appfiles import FileChange, Tree
-from helpers.app.vmtext import (
-    DEFAULT_RULES,
-    Rules,
-    find_in_text,
-    has_multipass_command,
-    has_reference,
-    map_embedded_commands,
-    rewrite_addresses,
-    rewrite_command_line,
-    rewrite_inline_code,
-    rewrite_prose,
-    split_newline,
+from helpers.app.rewriting import (
+    MARKDOWN,
+    Context,
+    is_decision_record,
+    is_history,
+    links_to,
+    plan_markdown,
+    rewrite_file,
 )
-
-MARKDOWN = (".md", ".mdx", ".markdown")
+from helpers.app.rewriting import _under as _under
+from helpers.app.vmtext import DEFAULT_RULES, Rules, Unsure, find_in_text
 
 
 @dataclass(frozen=True)
@@ -97,141 +99,9 @@ def show_hits(hits: Sequence[Hit], where: str = "") -> None:
     show_table(("where", "found", "text"), hit_rows(hits), title=title)
 
 
-def _under(rel: str, folder: str) -> bool:
-    return rel == folder or rel.startswith(folder.rstrip("/") + "/")
-
-
-# --------------------------------------------------------------------------- text rules
-
-
-def _comment_prefix(rel: str) -> tuple[str, ...]:
-    path = PurePosixPath(rel)
-    suffix = path.suffix.lower()
-    if suffix in (
-        ".ts",
-        ".tsx",
-        ".js",
-        ".jsx",
-        ".mjs",
-        ".cjs",
-        ".go",
-        ".rs",
-        ".java",
-        ".c",
-        ".h",
-        ".cpp",
-        ".cs",
-        ".kt",
-        ".swift",
-        ".css",
-        ".scss",
-        ".jsonc",
-    ):
-        return ("//", "/*", "*")
-    if suffix in (".sql", ".lua"):
-        return ("--",)
-    if suffix in (".ini",):
-        return (";", "#")
-    return ("#",)
-
-
-def is_shell(rel: str, text: str) -> bool:
-    path = PurePosixPath(rel)
-    if path.suffix.lower() in (".sh", ".bash", ".zsh", ".fish", ".ps1", ".cmd", ".bat"):
-        return True
-    if path.name in ("Makefile", "Justfile", "justfile", "Procfile") or path.suffix.lower() == ".mk":
-        return True
-    return text.startswith("#!") and bool(re.match(r"#!.*\b(?:ba|z|da)?sh\b", text))
-
-
-def is_env_file(rel: str) -> bool:
-    name = PurePosixPath(rel).name
-    return name == ".env" or name.startswith(".env.") or name.endswith(".env")
-
-
-def rewrite_code(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
-    """Source, configuration and scripts: comment lines, command lines and addresses."""
-    prefixes = _comment_prefix(rel)
-    shell = is_shell(rel, text)
-    out = []
-    for line in text.splitlines(keepends=True):
-        body, newline = split_newline(line)
-        stripped = body.lstrip()
-        if not has_reference(body, rules):
-            out.append(line)
-            continue
-        if stripped.startswith(prefixes) and not (shell and stripped.startswith("#!")):
-            if has_multipass_command(stripped):
-                continue  # a comment explaining a multipass command: obsolete
-            out.append(rewrite_prose(rewrite_inline_code(body, rules), rules) + newline)
-            continue
-        if shell:
-            new = rewrite_command_line(line, rules)
-            if new is not None:
-                out.append(new)
-            continue
-        out.append(rewrite_prose(map_embedded_commands(rewrite_addresses(body, rules)), rules) + newline)
-    return "".join(out)
-
-
-_FENCE = re.compile(r"^\s{0,3}(?P<fence>`{3,}|~{3,})")
-
-
-def rewrite_markdown(text: str, rules: Rules = DEFAULT_RULES) -> str:
-    """Markdown: code blocks as shell code, prose by the phrase rules; emptied code blocks go."""
-    lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    fence: str | None = None
-    block_start = 0
-    block_had_content = False
-    drop_blank = False  # after a removed code block: no double blank line
-    for line in lines:
-        body, newline = split_newline(line)
-        if drop_blank:
-            drop_blank = False
-            if not body.strip() and (not out or not out[-1].strip()):
-                continue
-        m = _FENCE.match(body)
-        if fence is None and m:
-            fence = m.group("fence")
-            block_start, block_had_content = len(out), False
-            out.append(line)
-            continue
-        if fence is not None:
-            if (
-                m
-                and m.group("fence")[0] == fence[0]
-                and len(m.group("fence")) >= len(fence)
-                and not body.strip()[len(m.group("fence")) :].strip()
-            ):
-                content = [x for x in out[block_start + 1 :] if x.strip()]
-                if block_had_content and not content:
-                    del out[block_start:]
-                    drop_blank = True
-                else:
-                    out.append(line)
-                fence = None
-                continue
-            if body.strip():
-                block_had_content = True
-            if has_reference(body, rules):
-                new = rewrite_command_line(line, rules)
-                if new is not None:
-                    out.append(new)
-            else:
-                out.append(line)
-            continue
-        if has_reference(body, rules):
-            out.append(rewrite_prose(rewrite_inline_code(body, rules), rules) + newline)
-        else:
-            out.append(line)
-    return "".join(out)
-
-
 # --------------------------------------------------------------------------- VM pages and links
 
 _VM_NAME = re.compile(r"(?:^|[-_.])(?:multipass|vm|vms|virtual-machine)(?:[-_.]|$)", re.IGNORECASE)
-_VM_TITLE = re.compile(r"multipass|\bVMs?\b|virtual machine", re.IGNORECASE)
 
 
 def first_title(text: str) -> str:
@@ -243,11 +113,19 @@ def first_title(text: str) -> str:
 
 
 def is_vm_page(rel: str, text: str | None, rules: Rules = DEFAULT_RULES) -> bool:
-    """A documentation page about the VM: under the docs folder, named or titled after it."""
+    """A documentation page about the VM: under the docs folder, named or titled after it (a decision
+    record is history and stays)."""
     path = PurePosixPath(rel)
     if not _under(rel, rules.docs_dir) or path.suffix.lower() not in MARKDOWN:
         return False
-    return bool(_VM_NAME.search(path.stem)) or bool(_VM_TITLE.search(first_title(text or "")))
+    if is_decision_record(rel, text):
+        return False
+    title = first_title(text or "")
+    return (
+        bool(_VM_NAME.search(path.stem))
+        or bool(title and rules.vm_words().search(title))
+        or ("multipass" in title.lower())
+    )
 
 
 def is_multipass_file(rel: str) -> bool:
@@ -255,79 +133,15 @@ def is_multipass_file(rel: str) -> bool:
     return "multipass" in rel.lower()
 
 
-_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]*)\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
-_REF_DEF = re.compile(r"^\s{0,3}\[(?P<label>[^\]]+)\]:\s*(?P<target>\S+).*$")
-
-
-def _resolve(source: str, target: str) -> str | None:
-    """The repository path a relative link points to, or None for external links and anchors."""
-    target = target.strip("<>")
-    if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith(("#", "/")):
-        return None
-    target = target.split("#", 1)[0].split("?", 1)[0]
-    if not target:
-        return None
-    parts: list[str] = []
-    for part in (PurePosixPath(source).parent / target).parts:
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part != ".":
-            parts.append(part)
-    return "/".join(parts)
-
-
-def drop_links(rel: str, text: str, removed: set[str]) -> str:
-    """Remove links to ``removed`` pages: a list item that is only the link goes; otherwise the text stays."""
-    out = []
-    labels_gone: set[str] = set()
-    for line in text.splitlines(keepends=True):
-        body, newline = split_newline(line)
-        d = _REF_DEF.match(body)
-        if d and _resolve(rel, d.group("target")) in removed:
-            labels_gone.add(d.group("label").lower())
-            continue
-        links = [m for m in _LINK.finditer(body) if _resolve(rel, m.group("target")) in removed]
-        item = re.match(r"^\s*(?:[-*+]|\d+[.)])\s+", body)
-        if not links:
-            if item and _mentions(body, removed):
-                continue  # a list item pointing at a removed page by its path
-            out.append(line)
-            continue
-        rest = _LINK.sub("", body[item.end() :] if item else body).strip(" \t-–—:.,;()")
-        if item and not rest:
-            continue
-        new = body
-        for m in links:
-            new = re.sub(r"\s*\((?:see |details: |cf\. )?" + re.escape(m.group(0)) + r"\)", "", new)
-            new = new.replace(m.group(0), m.group("text"))
-        out.append(new + newline)
-    result = "".join(out)
-    for label in labels_gone:
-        result = re.sub(r"\[([^\]]+)\]\[" + re.escape(label) + r"\]", r"\1", result, flags=re.IGNORECASE)
-    return result
-
-
-def _mentions(line: str, removed: set[str]) -> bool:
-    """The line names a removed page by its repository path (``docs/vm-setup.md``), outside a link."""
-    plain = _LINK.sub("", line)
-    return any(re.search(r"(?<![\w/.-])" + re.escape(path) + r"(?![\w/-])", plain) for path in removed)
-
-
-def links_to(rel: str, text: str, targets: set[str]) -> list[str]:
-    """The links in ``text`` (a Markdown file at ``rel``) that point into ``targets``."""
-    found = [m.group(0) for m in _LINK.finditer(text) if _resolve(rel, m.group("target")) in targets]
-    found += [
-        m.group(0).strip()
-        for line in text.splitlines()
-        if (m := _REF_DEF.match(line)) and _resolve(rel, m.group("target")) in targets
-    ]
-    return found
+def replacement_of(rel: str, text: str | None) -> str:
+    """The page that replaces a removed VM page: the troubleshooting guide for a troubleshooting page,
+    else the README's docker section."""
+    if re.search(r"troubleshoot|problem|faq", f"{PurePosixPath(rel).stem} {first_title(text or '')}", re.I):
+        return appdocs.GUIDE
+    return f"README.md#{appdocs.SECTION_ANCHOR}"
 
 
 def committed_files(tree: Tree) -> list[str]:
-    import subprocess
-
     if not tree._git:
         return []
     proc = subprocess.run(
@@ -347,68 +161,195 @@ def removed_vm_pages(tree: Tree, rules: Rules = DEFAULT_RULES) -> set[str]:
     }
 
 
+def gone_pages(tree: Tree, rules: Rules = DEFAULT_RULES) -> dict[str, str]:
+    """Every VM page (still there, or already removed) and the page that replaces it."""
+    pages = {rel: text for rel, text in tree.text_files() if is_vm_page(rel, text, rules)}
+    pages |= {rel: tree.committed(rel) for rel in removed_vm_pages(tree, rules)}
+    return {rel: replacement_of(rel, text) for rel, text in pages.items()}
+
+
+# --------------------------------------------------------------------------- what the rules know of the app
+
+
+def rules_for(
+    app: Tree | str | os.PathLike[str],
+    vm_ip: str = "",
+    extra_patterns: Sequence[str] = (),
+    replacements: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+    docs_dir: str = "docs",
+    rev: str | None = None,
+) -> Rules:
+    """The notebook's parameters, plus what the app itself says about its VM: the non-local hosts its
+    ``.env.example`` used (before the migration, and now) and the team's own word for the VM.
+    ``rev``: the commit that is the app before phase 1 (default: its last commit)."""
+    tree = Tree.of(app)
+    now = profile.read(tree)
+    if rev is None:
+        before = profile.baseline(tree.root)
+        old = [tree.committed(rel) or "" for rel in before.docs]
+    else:
+        revision = profile.Revision(tree.root, rev)
+        before = profile.read(revision)
+        old = [revision.read(rel) or "" for rel in before.docs]
+    texts = [tree.read(rel) or "" for rel in now.docs] + old
+    return Rules.from_params(
+        vm_ip,
+        extra_patterns,
+        replacements,
+        docs_dir,
+        hosts=profile.vm_hosts(before) | profile.vm_hosts(now),
+        aliases=_aliases(texts),
+    )
+
+
+def _aliases(texts: Sequence[str]) -> tuple[str, ...]:
+    from helpers.app.vmtext import learn_aliases
+
+    return learn_aliases(texts)
+
+
+def context(
+    app: Tree | str | os.PathLike[str],
+    rules: Rules = DEFAULT_RULES,
+    facts: appdocs.Facts | None = None,
+    section_pattern: str | None = None,
+) -> Context:
+    tree = Tree.of(app)
+    before, now = profile.baseline(tree.root), profile.read(tree)
+    vm = profile.vm_scripts(before) + profile.vm_scripts(now)
+    others = [s for s in now.all_scripts() if s not in vm]
+    return Context(
+        rules=rules,
+        facts=facts or appdocs.Facts.of(tree),
+        vm_scripts=frozenset({s.name for s in vm if not s.package} | {s.label for s in vm}),
+        gone=gone_pages(tree, rules),
+        vm_files=frozenset(profile.vm_files(before) | profile.vm_files(now)),
+        scripts=frozenset({s.name for s in others if not s.package} | {s.label for s in others}),
+        packages=frozenset(p.path for p in now.packages),
+        section_pattern=section_pattern or None,
+    )
+
+
 # --------------------------------------------------------------------------- the plan
 
 
-def rewrite(rel: str, text: str, rules: Rules = DEFAULT_RULES) -> str:
-    """The file's text with every reference rewritten (by file type)."""
-    for pattern, repl in rules.replacements:
-        text = re.sub(pattern, repl, text)
-    if not has_reference(text, rules):
-        return text
-    if PurePosixPath(rel).suffix.lower() in MARKDOWN:
-        return rewrite_markdown(text, rules)
-    if is_env_file(rel):
-        return envfile.rewrite_references(text, rules)
-    if PurePosixPath(rel).name == "package.json":
-        text, _ = packagejson.remove_scripts(text, lambda _name, cmd: has_reference(cmd, rules))
-    return rewrite_code(rel, text, rules)
+@dataclass
+class Plan:
+    """The changes of a task, and the lines no rule is sure about (left as they are unless accepted)."""
+
+    changes: list[FileChange]
+    unsure: list[Unsure] = field(default_factory=list)
+    accepted: list[Unsure] = field(default_factory=list)
+
+
+def plan(
+    app: Tree | str | os.PathLike[str],
+    rules: Rules = DEFAULT_RULES,
+    scope: str = "all",
+    accept: Sequence[str] = (),
+    ctx: Context | None = None,
+) -> Plan:
+    """The rewrite of ``scope``: ``"all"`` (task 1.12), ``"docs"`` (1.6) or one file (``"README.md"``).
+
+    Both ``all`` and ``docs`` delete the VM pages and repoint the links to them in every Markdown file;
+    ``docs`` rewrites the docs folder only, ``all`` every file, deletes the files named after Multipass
+    and those only the VM scripts ran, and gives README.md and CLAUDE.md their docker section.
+    """
+    tree = Tree.of(app)
+    ctx = ctx or context(tree, rules)
+    rules = ctx.rules
+    files = dict(tree.text_files())
+    one = scope not in ("all", "docs")
+    delete: dict[str, str] = {}
+    if not one:
+        delete |= {
+            rel: "VM documentation page" for rel, text in files.items() if is_vm_page(rel, text, rules)
+        }
+    if scope == "all":
+        delete |= {rel: "file for the Multipass VM only" for rel in files if is_multipass_file(rel)}
+        delete |= {rel: "run only by the VM scripts" for rel in files if rel in ctx.vm_files}
+    result = Plan([])
+    for rel in sorted(files):
+        text = files[rel]
+        if rel == appdocs.GUIDE:
+            continue  # the runbook's own guide (task 1.13), which may speak of WSL's VM
+        if rel in delete:
+            result.changes.append(FileChange(rel, text, None, f"{delete[rel]}: removed"))
+            continue
+        whole = scope == "all" or rel == scope or (scope == "docs" and _under(rel, rules.docs_dir))
+        if whole:
+            new, unsure, accepted = rewrite_file(rel, text, ctx, accept, sections=scope != "docs")
+        elif PurePosixPath(rel).suffix.lower() in MARKDOWN and not one:
+            new, unsure, accepted = plan_markdown(rel, text, ctx, accept, links_only=True)
+        else:
+            continue
+        result.unsure += unsure
+        result.accepted += accepted
+        if new != text:
+            why = "references rewritten" + (
+                f"; {len(accepted)} accepted proposal(s) applied" if accepted else ""
+            )
+            result.changes.append(FileChange(rel, text, new, why))
+    return result
 
 
 def plan_cleanup(
     app: Tree | str | os.PathLike[str], rules: Rules = DEFAULT_RULES, scope: str = "all"
 ) -> list[FileChange]:
-    """Plan the removal of every reference: ``scope="docs"`` (task 1.6) or ``"all"`` (task 1.12).
-
-    Both delete the VM pages in the docs folder and drop links to them from every Markdown file;
-    ``docs`` rewrites references inside the docs folder only, ``all`` everywhere and also deletes
-    files named after Multipass.
-    """
-    if scope not in ("docs", "all"):
-        raise ValueError(f"scope must be 'docs' or 'all', not {scope!r}")
-    tree = Tree.of(app)
-    files = dict(tree.text_files())
-    delete = {rel for rel, text in files.items() if is_vm_page(rel, text, rules)}
-    if scope == "all":
-        delete |= {rel for rel in files if is_multipass_file(rel)}
-    gone = delete | removed_vm_pages(tree, rules)
-    changes = []
-    for rel in sorted(files):
-        text = files[rel]
-        if rel in delete:
-            why = (
-                "VM documentation page" if is_vm_page(rel, text, rules) else "file for the Multipass VM only"
-            )
-            changes.append(FileChange(rel, text, None, f"{why}: removed"))
-            continue
-        new = text
-        if scope == "all" or _under(rel, rules.docs_dir):
-            new = rewrite(rel, new, rules)
-        if PurePosixPath(rel).suffix.lower() in MARKDOWN and gone:
-            new = drop_links(rel, new, gone)
-        if new != text:
-            changes.append(FileChange(rel, text, new, "references rewritten"))
-    return changes
+    """The changes of :func:`plan` alone."""
+    return plan(app, rules, scope).changes
 
 
 # --------------------------------------------------------------------------- verification
 
 
-def check_no_references(check, app: Tree | str | os.PathLike[str], rules: Rules = DEFAULT_RULES) -> None:
-    """Task 1.12's verification: a fresh scan of the whole repository finds nothing."""
+def show_unsure(unsure: Sequence[Unsure], accepted: Sequence[Unsure] = ()) -> None:
+    """The lines no rule is sure about (``file:line``, the text, the proposal), and those accepted."""
+    from helpers.core.display import show_table
+    from helpers.core.secrets import scrub
+
+    rows = [(u.where, scrub(u.text, values=[]), scrub(u.proposal, values=[])) for u in unsure]
+    rows += [
+        (u.where, scrub(u.text, values=[]), "accepted: " + scrub(u.proposal, values=[])) for u in accepted
+    ]
+    title = f"{len(unsure)} place(s) no rule is sure about (left as they are)"
+    if accepted:
+        title += f", {len(accepted)} changed as proposed (accepted)"
+    show_table(("where", "text", "proposed"), rows or [("—", "none", "")], title=title)
+
+
+ACCEPT_HINT = (
+    "no rule is sure how to rewrite these lines, so they were left as they are: edit them by hand, or run "
+    'the task again with accept = "file:line" (comma-separated, or a file, or "all") to take the proposals'
+)
+
+
+def check_unsure(check, unsure: Sequence[Unsure], shown: int = 8) -> None:
+    """One row: every line about the VM was rewritten by a sure rule or accepted; else the list."""
+    detail = "; ".join(
+        f"{u.where} {u.text.splitlines()[0][:70]!r} → {u.proposal.splitlines()[0][:70]!r}"
+        for u in unsure[:shown]
+    )
+    if len(unsure) > shown:
+        detail += f"; and {len(unsure) - shown} more"
+    check(
+        "every line about the VM was rewritten by a sure rule, or accepted",
+        not unsure,
+        detail or "none left",
+        hint=ACCEPT_HINT,
+    )
+
+
+def check_no_references(
+    check, app: Tree | str | os.PathLike[str], rules: Rules = DEFAULT_RULES, unsure: Sequence[Unsure] = ()
+) -> None:
+    """Task 1.12's verification: a fresh scan of the whole repository finds no Multipass reference,
+    apart from the lines listed as unsure and the decision records kept as history."""
     tree = Tree.of(app)
     files = tree.text_files()
-    hits = scan(tree, rules)
+    history = {rel for rel, text in files if is_history(rel, text)}
+    listed = {(u.path, n) for u in unsure for n in range(u.line, u.last + 1)}
+    hits = [h for h in scan(tree, rules) if h.path not in history and (h.path, h.line) not in listed]
     detail = (
         f"{len(files)} text files scanned"
         if not hits
@@ -416,7 +357,7 @@ def check_no_references(check, app: Tree | str | os.PathLike[str], rules: Rules 
         + (f" and {len(hits) - 8} more" if len(hits) > 8 else "")
     )
     check(
-        "no Multipass / VM references left",
+        "no Multipass / VM references left (but the lines listed as unsure)",
         not hits,
         detail,
         hint="edit these lines by hand, or give the notebook a `replacements` rule for them, and run again",
@@ -441,7 +382,9 @@ def check_package_json_parses(check, tree: Tree) -> None:
         check("package.json is still valid JSON", True, "parses")
 
 
-def check_vm_docs_clean(check, app: Tree | str | os.PathLike[str], rules: Rules = DEFAULT_RULES) -> None:
+def check_vm_docs_clean(
+    check, app: Tree | str | os.PathLike[str], rules: Rules = DEFAULT_RULES, unsure: Sequence[Unsure] = ()
+) -> None:
     """Task 1.6's verification: no VM pages, no references in the docs, no links to removed pages."""
     tree = Tree.of(app)
     files = dict(tree.text_files())
@@ -452,9 +395,14 @@ def check_vm_docs_clean(check, app: Tree | str | os.PathLike[str], rules: Rules 
         ", ".join(pages) or f"none in {rules.docs_dir}/",
         hint="run task 1.6 without dry_run",
     )
-    hits = scan(tree, rules, under=rules.docs_dir)
+    listed = {(u.path, n) for u in unsure for n in range(u.line, u.last + 1)}
+    hits = [
+        h
+        for h in scan(tree, rules, under=rules.docs_dir)
+        if (h.path, h.line) not in listed and not is_history(h.path, files.get(h.path))
+    ]
     check(
-        f"no references in {rules.docs_dir}/",
+        f"no references in {rules.docs_dir}/ (but the lines listed as unsure)",
         not hits,
         "; ".join(f"{h.where} ({h.what})" for h in hits[:8]) or "zero hits",
         hint="run task 1.6 again, or edit the lines shown by hand",
@@ -470,7 +418,7 @@ def check_vm_docs_clean(check, app: Tree | str | os.PathLike[str], rules: Rules 
         "no links to the VM pages",
         not dangling,
         "; ".join(dangling[:6]) or "none",
-        hint="remove these links (task 1.6 does it when run without dry_run)",
+        hint="point these links at the README's docker section (task 1.6 does it when run without dry_run)",
     )
     committed = [
         rel
@@ -485,3 +433,12 @@ def check_vm_docs_clean(check, app: Tree | str | os.PathLike[str], rules: Rules 
             ", ".join(missing) or f"{len(committed)} page(s) kept",
             hint="restore them with `git checkout -- <page>`: only VM pages are removed",
         )
+
+
+def in_scope(scope: str, rules: Rules = DEFAULT_RULES):
+    """The files a task's scope covers, as a test on a path."""
+    if scope == "all":
+        return lambda rel: True
+    if scope == "docs":
+        return lambda rel: _under(rel, rules.docs_dir)
+    return lambda rel: rel == scope

@@ -99,12 +99,14 @@ class Classified:
     kinds: tuple[str, ...]
     why: str
     sure: bool = True  # False: classified by its name only
+    files: tuple[str, ...] = ()  # the shell files and Makefiles it runs
 
 
 @dataclass
 class _Facts:
     kinds: set[str] = field(default_factory=set)
     why: list[str] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
 
     def add(self, kind: str, why: str) -> _Facts:
         self.kinds.add(kind)
@@ -114,6 +116,7 @@ class _Facts:
 
     def merge(self, other: _Facts, why: str | None = None) -> _Facts:
         self.kinds |= other.kinds
+        self.files |= other.files
         for w in [why] if why is not None else other.why:
             if w and w not in self.why:
                 self.why.append(w)
@@ -154,7 +157,9 @@ class Classifier:
                 f"script `{label(package, name)}` mixes the VM with other work ({', '.join(others)}): "
                 "the VM part must go and the rest stay"
             )
-        return Classified(kinds, "; ".join(facts.why), (package, name) not in self.unsure)
+        return Classified(
+            kinds, "; ".join(facts.why), (package, name) not in self.unsure, tuple(sorted(facts.files))
+        )
 
     def _unclear(self, text: str) -> None:
         if text not in self.unclear:
@@ -399,6 +404,7 @@ class Classifier:
     def make(self, target: str, package: str, name: str, depth: int) -> _Facts:
         facts = _Facts()
         rel = _join(package, "Makefile")
+        facts.files.add(rel)
         lines = make_recipe(self.ws.read(rel) or "", target)
         if lines is None:
             self._unclear(f"script `{label(package, name)}` runs make {target}: no such target in {rel}")
@@ -413,6 +419,8 @@ class Classifier:
         facts = _Facts()
         rel = _join(package, path)
         text = self.ws.read(rel)
+        if text is not None:
+            facts.files.add(rel)
         if text is None:
             if depth == 0:
                 self._unclear(f"script `{label(package, name)}` runs {rel}, which is not in the repository")

@@ -57,7 +57,7 @@ WORKFLOW = ".github/workflows/deploy.yml"
 WORKFLOW_FILE = "deploy.yml"  # the workflow's id for the API (GET .../actions/workflows/deploy.yml)
 ZIZMOR_CONFIG = ".github/zizmor.yml"
 MARKER = "Implementation 3 runbook (task 2.9)"
-REGISTRY = "ghcr.io"
+REGISTRY = "ghcr.io"  # the default of RUNBOOK_IMAGE_REGISTRY (env.image_registry): where the images go
 DEFAULT_BRANCH = "main"
 APPS: tuple[str, ...] = ("web", "worker")
 DOCKERFILES: dict[str, str] = {"web": "Dockerfile", "worker": "Dockerfile.worker"}
@@ -168,20 +168,22 @@ class WorkflowSpec:
         return sorted({p.owner for p in self.pins if not p.by_sha})
 
 
-def image_names(repository: str, registry: str = REGISTRY) -> dict[str, str]:
-    """``{"web": "ghcr.io/owner/repo-web", "worker": ...}``, lower-cased as docker/metadata-action does."""
+def image_names(repository: str, registry: str | None = None) -> dict[str, str]:
+    """``{"web": "ghcr.io/owner/repo-web", "worker": ...}``, lower-cased as docker/metadata-action does
+    (``registry``: default ``RUNBOOK_IMAGE_REGISTRY``)."""
     if not REPOSITORY.match(repository or ""):
         raise WorkflowError(
             f"repository {repository!r} is not 'owner/name'; set the parameter repository (or the "
             "environment variable GITHUB_REPOSITORY) to the app's GitHub repository, e.g. my-team/demo-app"
         )
-    return {app: f"{registry}/{repository.lower()}-{app}" for app in APPS}
+    host = registry or env.image_registry
+    return {app: f"{host}/{repository.lower()}-{app}" for app in APPS}
 
 
 def images_record(repository: str, spec: WorkflowSpec) -> dict[str, Any]:
     """What tasks 2.14/2.15 need to create the apps from the images (non-secret, for the state file)."""
     return {
-        "registry": REGISTRY,
+        "registry": env.image_registry,
         "repository": repository,
         "web": image_names(repository)["web"],
         "worker": image_names(repository)["worker"],
@@ -198,7 +200,7 @@ def render(spec: WorkflowSpec) -> str:
     text = TEMPLATE.read_text(encoding="utf-8")
     values = {
         "@@BRANCH@@": spec.branch,
-        "@@REGISTRY@@": REGISTRY,
+        "@@REGISTRY@@": env.image_registry,
         "@@WEB_DOCKERFILE@@": DOCKERFILES["web"],
         "@@WORKER_DOCKERFILE@@": DOCKERFILES["worker"],
     }
@@ -288,6 +290,128 @@ def _with(step: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return (step or {}).get("with") or {}
 
 
+# --------------------------------------------------------------------------- what a push builds
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One image the workflow's build job builds for a push: read from its steps, expressions evaluated."""
+
+    app: str  # the matrix entry (web, worker)
+    context: str  # the build context, relative to the checkout
+    dockerfile: str  # relative to the checkout
+    build_args: dict[str, str]
+    tags: tuple[str, ...]  # full references: <registry>/<owner>/<repo>-<app>:<tag>
+    push: bool
+
+    @property
+    def image(self) -> str:
+        return self.tags[0].rsplit(":", 1)[0] if self.tags else ""
+
+
+_EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
+
+
+def _evaluate(text: str, values: Mapping[str, str], where: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise WorkflowError(
+                f"{where} uses ${{{{ {name} }}}}, which is not known when the images are built here "
+                f"(known: {', '.join(sorted(values))})"
+            )
+        return values[name]
+
+    return _EXPRESSION.sub(value, str(text))
+
+
+def _lines(text: str) -> list[str]:
+    return [part.strip() for line in str(text or "").splitlines() for part in line.split(",") if part.strip()]
+
+
+def metadata_tags(images: str, tags: str, sha: str, branch: str) -> list[str]:
+    """The references docker/metadata-action outputs for a push of ``sha`` to ``branch``: every image (lower
+    case) with every tag rule: ``type=sha`` (``sha-`` + the short commit, ``prefix``/``suffix``/
+    ``format=long``), ``type=ref,event=branch`` (the branch, ``/`` as ``-``), ``type=raw,value=...``."""
+    names = [i.lower() for i in _lines(images)]
+    found: list[str] = []
+    for rule in (line.strip() for line in str(tags or "").splitlines() if line.strip()):
+        attrs = dict(part.split("=", 1) if "=" in part else (part, "") for part in rule.split(","))
+        kind = attrs.get("type", "")
+        if attrs.get("enable", "true") == "false":
+            continue
+        if kind == "sha":
+            value = sha if attrs.get("format") == "long" else sha[:7]
+            tag = attrs.get("prefix", "sha-") + value + attrs.get("suffix", "")
+        elif kind == "ref" and attrs.get("event") == "branch":
+            tag = attrs.get("prefix", "") + re.sub(r"[^A-Za-z0-9_.-]", "-", branch) + attrs.get("suffix", "")
+        elif kind == "raw" and attrs.get("value"):
+            tag = attrs.get("prefix", "") + attrs["value"] + attrs.get("suffix", "")
+        else:
+            raise WorkflowError(
+                f"tag rule {rule!r} of docker/metadata-action is not one a push to a branch produces here "
+                "(type=sha, type=ref,event=branch, type=raw,value=...)"
+            )
+        found += [f"{name}:{tag}" for name in names if f"{name}:{tag}" not in found]
+    return found
+
+
+def build_plan(text: str, repository: str, sha: str, branch: str) -> list[ImageBuild]:
+    """The images the workflow's build job builds and pushes for a push of ``sha`` to ``branch``, read from
+    its steps (the matrix, docker/metadata-action's ``images`` and ``tags``, docker/build-push-action's
+    ``context``, ``file``, ``build-args``, ``tags`` and ``push``), nothing restated here."""
+    data = load(text)
+    jobs = data.get("jobs") or {}
+    builds: list[ImageBuild] = []
+    for key, job in jobs.items():
+        job = job or {}
+        pushes = _steps_using(job, "docker/build-push-action")
+        if not pushes:
+            continue
+        include = ((job.get("strategy") or {}).get("matrix") or {}).get("include") or [{}]
+        for entry in include:
+            values = {f"matrix.{k}": str(v) for k, v in (entry or {}).items()}
+            values.update(
+                {
+                    "github.repository": repository,
+                    "github.sha": sha,
+                    "github.ref_name": branch,
+                    "github.ref": f"refs/heads/{branch}",
+                }
+            )
+            for step in job.get("steps") or []:
+                uses = str(step.get("uses", "")).split("@")[0]
+                if uses not in ("docker/metadata-action", "docker/build-push-action"):
+                    continue
+                where = f"job {key}, step {step.get('name') or uses}"
+                given = {k: _evaluate(v, values, where) for k, v in _with(step).items()}
+                if uses == "docker/metadata-action" and step.get("id"):
+                    outputs = metadata_tags(given.get("images", ""), given.get("tags", ""), sha, branch)
+                    values[f"steps.{step['id']}.outputs.tags"] = "\n".join(outputs)
+                    values[f"steps.{step['id']}.outputs.labels"] = ""
+                if uses == "docker/build-push-action":
+                    args = dict(
+                        line.split("=", 1)
+                        for line in str(given.get("build-args", "")).splitlines()
+                        if "=" in line
+                    )
+                    builds.append(
+                        ImageBuild(
+                            app=str((entry or {}).get("app") or key),
+                            context=str(given.get("context") or "."),
+                            dockerfile=str(given.get("file") or "Dockerfile"),
+                            build_args={k.strip(): v.strip() for k, v in args.items()},
+                            tags=tuple(_lines(given.get("tags", ""))),
+                            push=str(given.get("push", "false")).lower() == "true",
+                        )
+                    )
+    if not builds:
+        raise WorkflowError(
+            "the workflow has no job with a docker/build-push-action step: it builds no image"
+        )
+    return builds
+
+
 def check_workflow(check: Any, app: Tree | str | os.PathLike[str], spec: WorkflowSpec) -> None:
     """Task 2.9's verification of the file's meaning (the linters check the rest): triggers, permissions,
     the build steps and the deploy call."""
@@ -330,8 +454,8 @@ def check_workflow(check: Any, app: Tree | str | os.PathLike[str], spec: Workflo
     check("Buildx is set up", _steps_using(build, "docker/setup-buildx-action"), "docker/setup-buildx-action")
     login = _with((_steps_using(build, "docker/login-action") or [None])[0])
     check(
-        "GHCR login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)",
-        login.get("registry") == REGISTRY
+        f"{env.image_registry} login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)",
+        login.get("registry") == env.image_registry
         and "github.actor" in str(login.get("username"))
         and "secrets.GITHUB_TOKEN" in str(login.get("password")),
         {k: v for k, v in login.items() if k != "password"} or "no docker/login-action step",
@@ -339,8 +463,8 @@ def check_workflow(check: Any, app: Tree | str | os.PathLike[str], spec: Workflo
     meta = _with((_steps_using(build, "docker/metadata-action") or [None])[0])
     tags = [t.strip() for t in str(meta.get("tags", "")).splitlines() if t.strip()]
     check(
-        "images ghcr.io/<owner>/<repo>-<app>, tagged with the sha and the branch",
-        str(meta.get("images", "")).startswith(f"{REGISTRY}/${{{{ github.repository }}}}-")
+        f"images {env.image_registry}/<owner>/<repo>-<app>, tagged with the sha and the branch",
+        str(meta.get("images", "")).startswith(f"{env.image_registry}/${{{{ github.repository }}}}-")
         and "type=sha" in tags
         and "type=ref,event=branch" in tags,
         f"images: {meta.get('images')}; tags: {', '.join(tags)}",
@@ -356,8 +480,8 @@ def check_workflow(check: Any, app: Tree | str | os.PathLike[str], spec: Workflo
     check("deploy job runs after the build", deploy.get("needs") in ("build", ["build"]), deploy.get("needs"))
     check("deploy job has no token permissions", deploy.get("permissions") == {}, deploy.get("permissions"))
     script = "\n".join(str(s.get("run", "")) for s in deploy.get("steps") or [])
-    env = {k: v for s in deploy.get("steps") or [] for k, v in (s.get("env") or {}).items()}
-    missing = [n for n in DEPLOY_SECRETS if env.get(n) != f"${{{{ secrets.{n} }}}}"]
+    step_env = {k: v for s in deploy.get("steps") or [] for k, v in (s.get("env") or {}).items()}
+    missing = [n for n in DEPLOY_SECRETS if step_env.get(n) != f"${{{{ secrets.{n} }}}}"]
     check(
         "deploy job reads the Coolify secrets: " + ", ".join(DEPLOY_SECRETS),
         not missing,

@@ -26,6 +26,11 @@ Built on the Coolify client (:mod:`helpers.clients.coolify`) and task 2.6 to 2.8
   deployment *finished* with the same image tag, whose variables are unchanged since the runbook last
   deployed it, and which is running, is ``ok`` — whether that latest deployment is the runbook's or a
   newer one the workflow started after a push; a new deployment then needs ``redeploy=True``.
+  A deployment already ``queued`` or ``in_progress`` (the push's webhook call, or the runbook's own whose
+  answer was lost) is *adopted*: the runbook waits for it and never queues a second one beside it. A
+  finished deployment the runbook has no record of counts as its own when it was created after every
+  environment variable of the app was last changed in Coolify, with the app's image tag: it runs what a
+  new deployment would.
 """
 
 from __future__ import annotations
@@ -51,11 +56,12 @@ ENVS_KEY = "coolify_envs"
 WEBHOOKS_KEY = "coolify_webhooks"
 DEPLOYMENTS_KEY = "coolify_deployments"
 APP_SECRET = "APP_SECRET"
-REGISTRY = "ghcr.io"
+REGISTRY = "ghcr.io"  # when task 2.9 recorded no registry
 DEFAULT_TAG = "main"
 DEFAULT_HEALTH_PATH = "/api/health"
 WEB_PORT = 3000
 FINAL = ("finished", "failed", "cancelled-by-user", "cancelled")
+IN_FLIGHT = ("queued", "in_progress")
 
 
 # --------------------------------------------------------------------------- what to create
@@ -219,18 +225,21 @@ def registry_login(
     """
     images = images or recorded_images()
     owner = str(images.get("repository") or images["web"].split("/")[1]).split("/")[0]
+    registry = str(images.get("registry") or REGISTRY)  # task 2.9's record: where the workflow pushes
     if not private:
-        return ensure_registry_login(None, owner, private, dry_run)
+        return ensure_registry_login(None, owner, private, dry_run, registry)
     where = ssh.droplet_target()
     remote = server.connect_admin(where.host, where.port, admin_user, where.key_path, where.ssh_dir)
     try:
-        return ensure_registry_login(remote, owner, private, dry_run)
+        return ensure_registry_login(remote, owner, private, dry_run, registry)
     finally:
         remote.close()
 
 
-def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool = False) -> StepResult:
-    """The server's Docker login to GHCR (Coolify pulls with it). Token on stdin, never echoed."""
+def ensure_registry_login(
+    remote: Any, owner: str, private: bool, dry_run: bool = False, registry: str = REGISTRY
+) -> StepResult:
+    """The server's Docker login to the registry (GHCR) Coolify pulls from. Token on stdin, never echoed."""
     step = "GHCR login on the server (private images)"
     if not private:
         return steps.skipped(
@@ -242,15 +251,15 @@ def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool 
             "GHCR_TOKEN is not set. Next step: create a classic GitHub token with read:packages, store it as "
             f"GHCR_TOKEN in {secrets.secrets_file()}, re-run (or set private_image=False for public images)",
         )
-    probe = remote.run(f"sudo -n grep -q '\"{REGISTRY}\"' /root/.docker/config.json", check=False)
+    probe = remote.run(f"sudo -n grep -q '\"{registry}\"' /root/.docker/config.json", check=False)
     if probe.ok:
-        return steps.ok(step, f"root's Docker config has credentials for {REGISTRY}")
+        return steps.ok(step, f"root's Docker config has credentials for {registry}")
     if dry_run:
         return steps.changed(
-            step, f"would run `docker login {REGISTRY} -u {owner} --password-stdin`", dry_run=True
+            step, f"would run `docker login {registry} -u {owner} --password-stdin`", dry_run=True
         )
     result = remote.conn.run(
-        f"sudo -n docker login {REGISTRY} -u {owner} --password-stdin",
+        f"sudo -n docker login {registry} -u {owner} --password-stdin",
         in_stream=io.StringIO(secrets.get("GHCR_TOKEN") + "\n"),
         hide=True,
         warn=True,
@@ -261,7 +270,7 @@ def ensure_registry_login(remote: Any, owner: str, private: bool, dry_run: bool 
             f"docker login was refused ({secrets.scrub(result.stderr.strip())[:200]}). Next step: check "
             "that GHCR_TOKEN has read:packages and belongs to an account that can read the package",
         )
-    return steps.changed(step, f"logged in to {REGISTRY} as {owner} (stored in /root/.docker/config.json)")
+    return steps.changed(step, f"logged in to {registry} as {owner} (stored in /root/.docker/config.json)")
 
 
 def check_app(check: Any, client: Client, project_uuid: str, environment: str, spec: AppSpec) -> dict | None:
@@ -570,6 +579,26 @@ def deployment_logs(dep: Mapping[str, Any], lines: int = 12) -> str:
     return secrets.scrub("\n".join(text.splitlines()[-lines:]))
 
 
+def record_deployment(role: str, dep: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    """Keep ``dep`` as the role's deployment in the state file, with the env digest it ran."""
+    deployments = dict(state.get(STATE, DEPLOYMENTS_KEY) or {})
+    deployments[role] = {
+        "deployment_uuid": dep["deployment_uuid"],
+        "status": dep["status"],
+        "env_digest": digest,
+    }
+    state.update(STATE, **{DEPLOYMENTS_KEY: deployments})
+    return deployments[role]
+
+
+def started_after_envs(client: Client, app_uuid: str, dep: Mapping[str, Any]) -> bool:
+    """Whether ``dep`` was created after every environment variable of the app was last changed (both
+    times as Coolify keeps them, to the second: a deployment in the same second does not count)."""
+    created = str(dep.get("created_at") or "")
+    changed = [str(e.get("updated_at") or e.get("created_at") or "") for e in client.envs(app_uuid)]
+    return bool(created) and all(c and created > c for c in changed)
+
+
 def ensure_deployed(
     client: Client, role: str, app: Mapping[str, Any], redeploy: bool = False, dry_run: bool = False,
     progress: Callable[[str], None] = print, **wait: Any,
@@ -579,9 +608,31 @@ def ensure_deployed(
     digest = env_digest(app["uuid"])
     done = (state.get(STATE, DEPLOYMENTS_KEY) or {}).get(role) or {}
     latest = latest_deployment(client, app["uuid"])
+    adopted = ""
+    if latest is not None and latest.get("status") in IN_FLIGHT:
+        if dry_run:
+            return steps.changed(
+                step, f"deployment {latest['deployment_uuid']} is {latest.get('status')}: would wait for it "
+                "(no second deployment), then check it", dry_run=True,
+            ), None  # fmt: skip
+        under_way = f"deployment {latest['deployment_uuid']} is already {latest.get('status')}"
+        progress(f"{role}: {under_way}: waiting for it instead of queuing another")
+        latest = wait_deployment(client, latest["deployment_uuid"], progress=progress, **wait)
+        adopted = f"waited for deployment {latest['deployment_uuid']}, already under way; "
     current = client.application(app["uuid"])
     tag = current.get("docker_registry_image_tag")
     status = str(current.get("status", ""))
+    known = bool(done.get("deployment_uuid")) and done.get("env_digest") == digest
+    if (
+        not known
+        and latest is not None
+        and latest.get("status") == "finished"
+        and latest.get("docker_registry_image_tag") == tag
+        and started_after_envs(client, app["uuid"], latest)
+    ):  # it runs what a new deployment would (e.g. ours, whose answer was lost): ours
+        entry = {"deployment_uuid": latest["deployment_uuid"], "status": "finished", "env_digest": digest}
+        done = entry if dry_run else record_deployment(role, latest, digest)
+        adopted = adopted or f"deployment {latest['deployment_uuid']} started after the variables were set; "
     up_to_date = (
         latest is not None
         and latest.get("status") == "finished"
@@ -593,8 +644,8 @@ def ensure_deployed(
         and status.startswith("running")
     )
     if up_to_date and not redeploy:
-        return steps.ok(step, f"deployment {latest['deployment_uuid']} finished, same image and variables; "
-                        f"{status}"), latest  # fmt: skip
+        return steps.ok(step, f"{adopted}deployment {latest['deployment_uuid']} finished, same image and "
+                        f"variables; {status}"), latest  # fmt: skip
     why = (
         "redeploy=True"
         if up_to_date
@@ -620,13 +671,7 @@ def ensure_deployed(
     if queued is None:
         return steps.failed(step, f"the webhook queued nothing: {answered}"), None
     dep = wait_deployment(client, queued["deployment_uuid"], progress=progress, **wait)
-    deployments = dict(state.get(STATE, DEPLOYMENTS_KEY) or {})
-    deployments[role] = {
-        "deployment_uuid": dep["deployment_uuid"],
-        "status": dep["status"],
-        "env_digest": digest,
-    }
-    state.update(STATE, **{DEPLOYMENTS_KEY: deployments})
+    record_deployment(role, dep, digest)
     if dep.get("status") != "finished":
         return steps.failed(step, f"deployment {dep['deployment_uuid']} {dep.get('status')} ({why}):\n"
                             f"{deployment_logs(dep)}"), dep  # fmt: skip

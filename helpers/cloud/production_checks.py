@@ -14,7 +14,10 @@ What it checks, each against the real thing:
   deploy webhooks: 2.18 waits for those deployments to finish, then checks the result), and the latest
   deployment of each app finished;
 * Coolify reports every service running (web healthy, worker running, PostgreSQL and Redis healthy);
-  a summary table shows them all.
+  a summary table shows them all;
+* each app container runs the image that was pushed: the digest the registry serves now for the tag
+  Coolify deploys (:func:`helpers.clients.registry.manifest_digest`) equals the registry digest of the
+  running container's image, read on the server (``docker inspect``, :func:`helpers.cloud.images.running`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from __future__ import annotations
 import contextlib
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from helpers.clients import github
+from helpers.clients import errors, github, registry
 from helpers.clients.coolify import Client
-from helpers.cloud import coolify_apps, github_runs
+from helpers.cloud import coolify_apps, github_runs, images
 from helpers.core import addresses, secrets, state
 from helpers.host.ports import free_port
 
@@ -147,3 +151,61 @@ def check_github_run(check: Any, repository: str) -> dict[str, Any] | None:
         hint="open the run on GitHub (Actions tab), fix the failing step and push again",
     )
     return run
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What an app container runs, against what the registry serves for the image Coolify deploys."""
+
+    role: str
+    image: str  # <name>:<tag> (or <name>@sha256:...) as Coolify deploys it
+    pushed: str  # the digest the registry serves for it now ("" when it could not be read)
+    running: str  # the registry digest of the running container's image ("" when it has none)
+    problem: str = ""
+
+    @property
+    def same(self) -> bool:
+        return bool(self.pushed) and self.pushed == self.running
+
+
+def deployed_digests(client: Client, remote: Any, apps: Mapping[str, Any]) -> list[Deployed]:
+    """For web and worker: the image's digest in the registry and in the running container."""
+    found = []
+    for role in ("web", "worker"):
+        uuid = (apps.get(role) or {}).get("uuid")
+        if not uuid:
+            found.append(Deployed(role, "-", "", "", "not created (tasks 2.14, 2.15)"))
+            continue
+        app = client.application(uuid)
+        name = str(app.get("docker_registry_image_name") or "")
+        tag = str(app.get("docker_registry_image_tag") or "latest")
+        ref = f"{name}@sha256:{tag.removeprefix('sha256-')}" if tag.startswith("sha256-") else f"{name}:{tag}"
+        pushed = running = problem = ""
+        try:
+            owner = name.split("/")[1] if name.count("/") >= 2 else ""
+            token = secrets.get("GHCR_TOKEN") if secrets.has("GHCR_TOKEN") else ""
+            pushed = registry.manifest_digest(ref, username=owner, password=token)
+        except errors.ApiError as exc:
+            problem = str(exc).splitlines()[0]
+        try:
+            running = images.running(remote, uuid, name).digest
+        except images.ImageError as exc:
+            problem = problem or str(exc)
+        found.append(Deployed(role, ref, pushed, running, problem))
+    return found
+
+
+def digest_rows(deployed: list[Deployed]) -> list[tuple[str, str, str, str]]:
+    return [(d.role, d.image, d.pushed or d.problem or "-", d.running or "none") for d in deployed]
+
+
+def check_digests(check: Any, deployed: list[Deployed]) -> None:
+    for d in deployed:
+        check(
+            f"{d.role}: the container runs the image pushed as {d.image.rsplit('/', 1)[-1]}",
+            d.same,
+            f"registry {d.pushed[:19] or '?'}…, container {d.running[:19] or 'no registry digest'}…"
+            + (f" ({d.problem})" if d.problem else ""),
+            hint="a push after the last deployment: wait for the workflow's deploy job, or re-run task 2.17; "
+            "an image the registry does not have: open the build job's log on GitHub",
+        )

@@ -86,6 +86,13 @@ class Remote:
     def run(self, command: str, check: bool = True, timeout: float = 300) -> Output:
         wrapped = command if self.is_root else f"sudo -n sh -c {shlex.quote(command)}"
         result = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
+        if result.exited == -1:  # no exit status came back: not the command's answer, the connection's end
+            self.conn.close()  # the next command opens a new connection
+            raise ssh.SSHConnectionLost(
+                f"the SSH connection to {self.host}:{self.port} ended while `{command[:80]}` ran, before it "
+                "said how it exited. Next step: run the task again (every step looks before it changes); if "
+                "connections keep dropping, check the network path and the server's sshd (journalctl -u ssh)"
+            )
         out = Output(result.stdout, result.stderr, result.exited)
         if check and not out.ok:
             raise RemoteCommandFailed(command, out.exited, out.stdout, out.stderr)

@@ -69,6 +69,10 @@ class SSHNoServer(SSHError):
     """Something accepted the TCP connection but no SSH server answered."""
 
 
+class SSHConnectionLost(SSHError):
+    """The connection ended while a command ran: how the command ended is unknown."""
+
+
 class HostKeyChanged(SSHError):
     pass
 

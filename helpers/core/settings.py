@@ -158,7 +158,14 @@ class Settings:
         "",
         "commands that start web and worker for 1.15, `;` between",
         "phase 1",
-        shown="empty: the app is already running",
+        shown="empty: the app's own dev web and worker scripts",
+    )
+    install_dependencies = Var(
+        "RUNBOOK_INSTALL_DEPENDENCIES",
+        False,
+        "1.15 installs the app's dependencies even when `node_modules` is there",
+        "phase 1",
+        shown="off: only when `node_modules` is missing",
     )
     app_log_dir = Var(
         "RUNBOOK_APP_LOG_DIR",
@@ -382,6 +389,13 @@ class Settings:
         "`owner/name` of the app on GitHub",
         "phase 2: GitHub",
         shown="the app's `origin` remote",
+    )
+    image_registry = Var(
+        "RUNBOOK_IMAGE_REGISTRY",
+        "ghcr.io",
+        "the container registry (`host[:port]`) the deploy workflow pushes the images to and Coolify pulls "
+        "them from",
+        "phase 2: GitHub",
     )
     update_github_secrets = Var(
         "RUNBOOK_UPDATE_GITHUB_SECRETS",

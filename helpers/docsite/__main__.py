@@ -1,6 +1,7 @@
 """``python -m helpers.docsite``: the reference run, the Mermaid cache, and how each page will be rendered.
 
     python -m helpers.docsite reference-run [--only ID ...] [--out DIR] [--timeout S] [--if-engine]
+    python -m helpers.docsite publish-rehearsal WORKDIR [--out DIR]
     python -m helpers.docsite fetch-mermaid
     python -m helpers.docsite status
 
@@ -45,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="without a Docker engine, say so and exit 0 (the build then renders bare notebooks)",
     )
+    pub = sub.add_parser(
+        "publish-rehearsal",
+        help="publish the run folders a phase-2 rehearsal left (its outputs on the phase-2 pages)",
+        description="Publish, as rehearsal outputs, the run folders that `python -m helpers.rehearse phase2 "
+        "--runs 1 --no-operations --keep --workdir WORKDIR` left (WORKDIR/runs/rehearsal.json lists them): "
+        "the workspace and app paths as placeholders, checked free of the rehearsal's secrets. `make docs` "
+        "runs both.",
+    )
+    pub.add_argument("workdir", type=Path, help="the rehearsal's workspace (its --workdir)")
+    pub.add_argument("--out", type=Path, help=f"the reference folder (default {DEFAULT_REFERENCE_DIR})")
     sub.add_parser("fetch-mermaid", help=f"cache mermaid.min.js {MERMAID_VERSION} from the npm registry")
     sub.add_parser("status", help="how each task page would be rendered")
     return parser
@@ -80,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fetch-mermaid":
             print(ensure_mermaid())
+        elif args.command == "publish-rehearsal":
+            from helpers.docsite import reference
+
+            where = args.out or reference_dir() or DEFAULT_REFERENCE_DIR
+            for entry in reference.publish_rehearsal(args.workdir, where):
+                folder = where / entry["folder"]
+                print(f"rehearsal run {entry['name']} ({entry['status']}) published as {folder}")
         elif args.command == "status":
             for task_id, page in task_pages(reference_dir()).items():
                 print(f"{task_id:>5}  {page.state:<9}  {page.src_uri}  {page.reason}")

@@ -31,6 +31,7 @@ from helpers.docsite.errors import DocsiteError
 from helpers.runner.ledger import Ledger, LedgerError, TaskRecord
 
 DEFAULT_REFERENCE_DIR = WORK_DIR / "docs" / "reference"
+DEFAULT_REHEARSAL_DIR = WORK_DIR / "docs" / "rehearsal"  # the workspace of `make docs-rehearsal` (Makefile)
 MANIFEST = "manifest.json"
 SCHEMA = 2
 OFF = ("off", "0", "no", "none", "false")

@@ -15,17 +15,19 @@ What this module adds is the setting around the run and what happens after it:
   folder (temporary paths shown as placeholders, every file checked clean by the same redactor).
 
 Another reference run plugs in the same way. A :class:`Setting` is only data (the environment must
-be in place while :func:`run` runs): for the phase-2 rehearsal (issue 12), a setting whose
-environment is the rehearsal's (stand-ins started, throwaway tokens) with ``kind="rehearsal"``; or,
-since ``helpers.docsite`` may not import ``helpers.rehearse`` (import contract), run the rehearsal
-as it runs today (``python -m helpers.rehearse phase2 --runs 1 --keep --workdir W``) and publish
-each run folder it leaves (``W/runs/run-1``, ``W/runs/run-1-2.18``) with
-:func:`~helpers.docsite.publish.publish`, ``kind="rehearsal"`` and placeholders for ``W``.
+be in place while :func:`run` runs). Phase 2's is a rehearsal against the vendors' stand-ins (issue 12):
+``helpers.docsite`` may not import ``helpers.rehearse`` (import contract), so ``make docs`` runs the
+rehearsal as a learner does (``python -m helpers.rehearse phase2 --runs 1 --no-operations --keep
+--workdir W``) and then :func:`publish_rehearsal` publishes the run folders it left, as the record it
+wrote beside them lists them (``W/runs/rehearsal.json``: :data:`~helpers.core.paths.REHEARSAL_RECORD`), with
+``kind="rehearsal"``, the record's sentence on what was stood in for the page, the workspace and app
+paths as placeholders, and a redactor that also knows the rehearsal's own secrets (its secrets file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets as stdlib_secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers.app import gitrepo
-from helpers.core.paths import PROJECT_ROOT
+from helpers.core import secrets
+from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
 from helpers.core.secrets import generate
 from helpers.docsite.errors import DocsiteError
 from helpers.docsite.publish import Publication, publish
@@ -45,11 +48,12 @@ from helpers.runner import runs, sampleapp
 from helpers.runner.chain import Observer, Options
 from helpers.runner.ledger import Ledger
 from helpers.runner.plan import Selection
-from helpers.runner.redact import Redactor
+from helpers.runner.redact import Redactor, environment_secret_values
 
 PLACEHOLDER_APP = "/path/to/app"
 PLACEHOLDER_WORK = "/path/to/reference-run"
 PLACEHOLDER_ROOT = "/path/to/runbook"
+PLACEHOLDER_REHEARSAL = "/path/to/rehearsal"
 SAMPLE_APP_SETTING = (
     "on a temporary copy of the sample app and with a compose project of its own on free ports "
     "(so ports and names differ from the defaults)"
@@ -220,3 +224,53 @@ def reference_run(
     target = out_dir or reference_dir() or DEFAULT_REFERENCE_DIR
     with sample_app_setting(echo) as setting:
         return run(setting, target, "phase1", Selection(only=tuple(only)), timeout, progress)
+
+
+def publish_rehearsal(workdir: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Publish the run folders a phase-2 rehearsal left in ``workdir`` (see the module docstring).
+
+    The first folder replaces the earlier rehearsal runs of its phase; the next ones (2.18, after the
+    simulated push) are shown over it. Returns their manifest entries. Nothing is published when a folder
+    still holds a secret of the rehearsal or a path of its workspace
+    (:func:`~helpers.docsite.publish.publish` refuses it).
+    """
+    workdir = Path(workdir)
+    path = workdir / "runs" / REHEARSAL_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        folders = [workdir / "runs" / str(name) for name in record["runs"]]
+        paths, setting = record["paths"], str(record["setting"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DocsiteError(
+            f"{path} is missing or unreadable ({exc}): run `python -m helpers.rehearse phase2 --runs 1 "
+            f"--keep --workdir {workdir}` first"
+        ) from None
+    if not folders:
+        raise DocsiteError(f"{path} lists no run folder: the rehearsal did not run")
+    values = set(secrets.known_values()) | environment_secret_values()
+    secrets_file = Path(str(record.get("secrets_file") or ""))
+    if secrets_file.is_file():
+        from dotenv import dotenv_values
+
+        values |= {v for v in dotenv_values(secrets_file).values() if v}
+    redactor = Redactor(values)
+    placeholders = {
+        str(paths["app"]): PLACEHOLDER_APP,
+        str(paths["workspace"]): PLACEHOLDER_REHEARSAL,
+        str(PROJECT_ROOT): PLACEHOLDER_ROOT,
+    }
+    target = out_dir or reference_dir() or DEFAULT_REFERENCE_DIR
+    about = machine_versions()
+    entries = []
+    for number, folder in enumerate(folders):
+        suffix = folder.name.split("-", 2)[2] if folder.name.count("-") >= 2 else ""
+        how = Publication(
+            name="rehearsal-phase2" + (f"-{suffix}" if suffix else ""),
+            kind="rehearsal",
+            setting=setting,
+            placeholders=placeholders,
+            about=about,
+            replaces_phase=number == 0,
+        )
+        entries.append(publish(folder, target, how, redactor))
+    return entries

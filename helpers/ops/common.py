@@ -8,13 +8,13 @@ file ``operations``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from helpers.clients import coolify, digitalocean
 from helpers.cloud import server, ssh
 from helpers.core import state
+from helpers.core.times import now, parse_time  # noqa: F401  (the operations' clock and times)
 
 PHASE2 = "phase2"
 STATE = "operations"
@@ -69,26 +69,6 @@ def connect_server(admin_user: str) -> server.Remote:
     """An SSH session on the droplet (as ``admin_user`` with sudo, as tasks 2.4 to 2.18 use it)."""
     target = ssh.droplet_target()
     return server.connect_admin(target.host, target.port, admin_user, target.key_path, target.ssh_dir)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def parse_time(text: str) -> dt.datetime | None:
-    """An API time: ``2026-12-02T10:25:16.000000Z``, ``...+00:00``, or Docker's ``... +0000 UTC``."""
-    if not text:
-        return None
-    raw = str(text).strip().replace("Z", "+00:00")
-    for candidate in (raw, raw.replace(" ", "T", 1)):
-        try:
-            value = dt.datetime.fromisoformat(
-                candidate.rsplit(" ", 1)[0] if candidate.endswith(" UTC") else candidate
-            )
-        except ValueError:
-            continue
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return None
 
 
 def age_text(seconds: float) -> str:

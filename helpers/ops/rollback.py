@@ -5,7 +5,7 @@ Coolify deploys a Docker-image application as ``<image name>:<tag>`` (``main``, 
 (its image-hash deployments). A rollback therefore:
 
 1. reads on the server which image each application runs, and which images of its repository the server
-   holds (:mod:`helpers.ops.images`: Coolify keeps the last ones for rollbacks);
+   holds (:mod:`helpers.cloud.images`: Coolify keeps the last ones for rollbacks);
 2. picks the **previous** one: the newest image built before the running one (``target="previous"``), or
    the one named by tag, digest or id; refuses when there is none;
 3. pins it (``PATCH /applications/{uuid}`` with ``docker_registry_image_tag=sha256-<hex>``), deploys it
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpers.clients.coolify import Client
-from helpers.cloud import coolify_apps
+from helpers.cloud import coolify_apps, images
+from helpers.cloud.images import Image
 from helpers.core import steps
 from helpers.core.poll import PollTimeout, poll
 from helpers.core.steps import StepResult
-from helpers.ops import common, images
-from helpers.ops.images import Image
+from helpers.ops import common
 
 PREVIOUS, FORWARD = "previous", "forward"
 KEY = "rollback"

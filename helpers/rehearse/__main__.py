@@ -19,15 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import tasks as registry
-from helpers.core.paths import PROJECT_ROOT
-from helpers.rehearse import contracts, outside
+from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
+from helpers.rehearse import contracts, faults, outside
+from helpers.rehearse.base import end_process
 from helpers.rehearse.session import Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
 PUSH_BEFORE = "2.18"  # the operator pushes the app repository (CI builds and deploys) before this task
+PUSHES_BEFORE = ("2.17", PUSH_BEFORE)  # and before 2.17 too: the images must exist for Coolify to pull
 PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
-WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json")  # removed after a clean rehearsal
+# removed after a clean rehearsal
+WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json", "registry")
+# What a rehearsal stands in, and what stays real: said once here, and on the site's rehearsal pages.
+STOOD_IN = (
+    "in a rehearsal on one machine: the DigitalOcean, Coolify and GitHub APIs were local stand-ins that "
+    "follow the vendors' API descriptions, the droplet a local Debian container (systemd, OpenSSH), the "
+    "operator's pushes before 2.17 and 2.18 simulated, GHCR a local OCI registry (Debian's docker-registry); "
+    "SSH, the server's setup, the Coolify installer's upload and run, the app's image builds and pushes, "
+    "the Docker containers and git were real"
+)
 
 DESCRIPTION = """\
 Rehearse phase 2 (Coolify on a DigitalOcean droplet) on this machine, without a cloud account:
@@ -66,6 +77,15 @@ What is skipped, and why: swap (swapon on the container's overlay filesystem fai
 file on the host would be the whole machine's swap), pulling images from GHCR or Docker Hub (no
 registry is reachable from the rehearsal). Each skip shows as a `skipped` step in the notebook.
 
+With --faults SEED (a fault run): the stand-ins answer some requests, at seeded random points within a
+fixed budget per run, with 429 (Retry-After), 500 or 503, answer slowly, or act and then drop the
+connection without answering (the droplet is created, the response lost); one SSH session on the
+droplet is cut while a command runs. A task that fails of it is resumed (`runbook resume`), up to
+--resumes times in all. At the end the vendors' APIs are read from outside: exactly one
+droplet, firewall, SSH key and project, every database, application, environment variable and
+repository secret once; the figures (faults by kind, retries, resumes, duplicates) are printed and
+kept in runs/faults.json.
+
 Nothing leaves this machine: tokens are throwaway values made for the stand-ins, kept in the
 rehearsal's own secrets file; DIGITALOCEAN_API_URL etc. pointing elsewhere stop the rehearsal.
 Stand-ins and containers are removed at the end, also after Ctrl-C.
@@ -76,6 +96,7 @@ examples:
   python -m helpers.rehearse phase2                 all of phase 2 that exists, twice
   python -m helpers.rehearse phase2 --to 2.8        the infrastructure tasks (2.1 to 2.8)
   python -m helpers.rehearse phase2 --runs 1 --keep one run; keep the workspace to look at
+  python -m helpers.rehearse phase2 --runs 1 --faults 7   one fault run (seed 7), resumed until done
   make rehearse-phase2 ARGS="--to 2.8"
 
 outputs: the workspace (default .work/rehearsal/<id>/) holds secrets.env (throwaway tokens,
@@ -151,6 +172,79 @@ def problems_of(folder: Path, selected: Sequence[str], quiet: bool) -> list[str]
     return problems
 
 
+def resume_once(rehearsal: Rehearsal, result: RunResult, attempt: int) -> None:
+    """``runbook resume <run folder>``: what an operator does after a failed task (fault runs)."""
+    cmd = [sys.executable, "-m", "helpers.runner.cli", "resume", str(result.folder)]
+    print(f"\n=== resume {attempt} of {result.folder.name}: runbook resume {result.folder}", flush=True)
+    began = time.monotonic()
+    proc = subprocess.Popen(cmd, env=rehearsal.env, cwd=PROJECT_ROOT)
+    try:
+        result.returncode = proc.wait()
+    except KeyboardInterrupt:
+        end_process(proc, signal.SIGINT)
+        raise
+    result.seconds = round(result.seconds + time.monotonic() - began, 1)
+
+
+@dataclass
+class FaultRun:
+    """A fault run's injector, its resumes and its closing figures (``--faults``)."""
+
+    plan: faults.Plan
+    injector: faults.Injector | None = None
+    resumes: list[str] = field(default_factory=list)  # "run-1: 2.2 failed (...)"
+    found: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, rehearsal: Rehearsal) -> None:
+        forwards = dict(pair.split("=", 1) for pair in rehearsal.address_map.split(",") if "=" in pair)
+        dashboard = forwards.get("127.0.0.1:8000", "")
+
+        def urls() -> dict[str, str]:
+            found = rehearsal.standin_urls()
+            if "coolify" not in found and dashboard:  # before 2.5 records it: where it will answer
+                found["coolify"] = f"http://{dashboard}"
+            return found
+
+        self.injector = faults.Injector(self.plan, urls, rehearsal.droplet_container).start()
+
+    def finish(self, rehearsal: Rehearsal, entries: list[Any]) -> tuple[list[str], list[str]]:
+        """Stop injecting, count from outside; the problems (duplicates) and the figures' lines."""
+        assert self.injector is not None
+        self.injector.stop()
+        figures = faults.figures(entries, self.injector.ssh_drops())
+        problems: list[str] = []
+        try:
+            urls, tokens = rehearsal.standin_urls(), rehearsal.secret_values()
+            self.found = faults.inventory(urls, tokens, rehearsal.repository)
+        except Exception as exc:  # the count is the point of the run: not reading it fails it
+            problems.append(f"could not count the vendors' resources from outside: {exc}")
+        dups = faults.duplicates(self.found)
+        problems += [f"duplicate after faults: {d}" for d in dups]
+        lines = [
+            f"faults (seed {self.plan.seed}, budget {self.plan.budget()} per run): {figures.total} injected: "
+            + faults.describe_kinds(figures.injected),
+            f"  retries by the clients (a faulted request repeated at once): {figures.retries}",
+            f"  lost responses (the stand-in acted, the answer dropped): {', '.join(figures.lost) or 'none'}",
+            f"  resumes: {len(self.resumes)}" + "".join(f"\n    - {r}" for r in self.resumes),
+            f"  counted from outside: {faults.describe_inventory(self.found)}",
+            f"  duplicates: {len(dups)}",
+        ]
+        record = {
+            "seed": self.plan.seed,
+            "budget": self.plan.budget(),
+            "injected": figures.injected,
+            "retries": figures.retries,
+            "lost_responses": figures.lost,
+            "resumes": self.resumes,
+            "inventory": {kind: dict(names) for kind, names in self.found.items()},
+            "duplicates": dups,
+            "ssh": self.injector.ssh_lines(),
+        }
+        rehearsal.runs_dir.mkdir(parents=True, exist_ok=True)
+        (rehearsal.runs_dir / "faults.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        return problems, lines
+
+
 @dataclass
 class Audit:
     """What each run did, read from outside (:mod:`helpers.rehearse.outside`): its exchanges with the
@@ -162,6 +256,7 @@ class Audit:
     report: contracts.Report = field(default_factory=contracts.Report)
     state: dict[str, list[str]] | None = None
     mutating: dict[int, int] = field(default_factory=dict)
+    entries: list[Any] = field(default_factory=list)  # every exchange read so far
 
     def read(self, rehearsal: Rehearsal) -> tuple[list[Any], list[str]]:
         """The exchanges since the last reading, and the contract problems among them."""
@@ -170,6 +265,7 @@ class Audit:
             entries = self.reader.new()
         except RuntimeError as exc:
             return [], [str(exc)]
+        self.entries += entries
         if not self.validate:
             return entries, []
         report = contracts.check(entries, strict_requests=True)
@@ -268,36 +364,44 @@ def run_once(
     except KeyboardInterrupt:
         # let the runner stop as on Ctrl-C (a consistent ledger that `runbook resume` accepts), then go on
         # with the teardown
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, signal.SIGINT)
         raise
     return RunResult(number, folder, returncode, round(time.monotonic() - began, 1))
 
 
 def segments(selection: list[str], selected: list[str]) -> list[tuple[list[str], list[str]]]:
-    """The runner invocations of one run: the whole selection, or, when it goes from before 2.18 to 2.18,
-    up to 2.17 and then 2.18 (the operator's `git push` happens between them, :func:`push`)."""
-    if PUSH_BEFORE not in selected or selected[0] == PUSH_BEFORE or selection[0] == "--only":
+    """The runner invocations of one run: the whole selection, or, when it goes from before a push point
+    (:data:`PUSHES_BEFORE`) to it, one invocation up to each push point and from it on (the operator's
+    `git push` happens between them, :func:`push`)."""
+    if selection[0] == "--only":
         return [(selection, selected)]
-    before = selected[: selected.index(PUSH_BEFORE)]
-    return [
-        (["--from", before[0], "--to", before[-1]], before),
-        (["--only", PUSH_BEFORE], [PUSH_BEFORE]),
-    ]
+    cuts = [i for i, task in enumerate(selected) if task in PUSHES_BEFORE and i > 0]
+    if not cuts:
+        return [(selection, selected)]
+    parts = [selected[i:j] for i, j in zip([0, *cuts], [*cuts, len(selected)], strict=True)]
+    return [(["--from", part[0], "--to", part[-1]], part) for part in parts]
 
 
-def push(rehearsal: Rehearsal, first: bool) -> None:
-    """Simulate the operator's push on the first run; a repeated run pushes nothing new (no change)."""
+def push(rehearsal: Rehearsal, first: bool, before: str = PUSH_BEFORE) -> None:
+    """Simulate the operator's push on the first run; a repeated run pushes nothing new (no change).
+
+    Before 2.17 the images must exist for Coolify to pull: the operator commits what 2.9 to 2.12 wrote and
+    pushes; the workflow's build job builds and pushes the images, its deploy job fails (the app UUID
+    secrets are still pending: task 2.17 sets them). Before 2.18 the operator pushes again, and the whole
+    workflow runs: build (cached), push, deploy through the webhooks."""
     if not first:
-        print("\n=== no new push on a repeated run: 2.18 reads the last run on main", flush=True)
+        print(
+            f"\n=== no new push before {before} on a repeated run: 2.18 reads the last run on main",
+            flush=True,
+        )
         return
-    print("\n=== git push of the app repository (simulated on the GitHub stand-in)", flush=True)
-    for run in rehearsal.push():
+    print(
+        f"\n=== git push of the app repository before {before} (simulated on the GitHub stand-in)", flush=True
+    )
+    for run in rehearsal.push(message=f"Deploy to production (before task {before})"):
         print(f"  workflow run #{run.get('id')} {run.get('name')}: {run.get('conclusion')}", flush=True)
+        for line in (run.get("x_rehearsal") or {}).get("log") or []:  # the images built and pushed
+            print(f"    {line}", flush=True)
 
 
 def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit: Audit) -> list[Any]:
@@ -353,6 +457,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workdir", type=Path, help="the workspace (default .work/rehearsal/<id>)")
     parser.add_argument(
+        "--faults",
+        type=int,
+        metavar="SEED",
+        help="a fault run: vendor faults and a cut SSH session at points drawn with SEED, resumed until done",
+    )
+    parser.add_argument(
+        "--resumes",
+        type=int,
+        default=8,
+        metavar="N",
+        help="with --faults: at most N `runbook resume` in all (default 8)",
+    )
+    parser.add_argument(
         "--runner-arg",
         action="append",
         default=[],
@@ -382,19 +499,31 @@ def rehearse(args: argparse.Namespace) -> int:
     needs_github = any(t not in infrastructure for t in selected)
     production = any(t in PRODUCTION_TASKS for t in selected)
     rehearsal = Rehearsal(args.workdir, github=needs_github, docker_socket=production, keep=True)
+    fault_run: FaultRun | None = None
+    fault_lines: list[str] = []
+    if args.faults is not None:
+        fault_run = FaultRun(faults.Plan(args.faults))
     try:
         with rehearsal:
             print(f"rehearsal {rehearsal.id}: workspace {rehearsal.workdir}", flush=True)
             print(f"  DigitalOcean stand-in {rehearsal.digitalocean_url}", flush=True)
             if rehearsal.github_url:
                 print(f"  GitHub stand-in {rehearsal.github_url}", flush=True)
+            if fault_run is not None:
+                fault_run.start(rehearsal)
             for number in range(1, args.runs + 1):
+                if fault_run is not None and fault_run.injector is not None and number > 1:
+                    fault_run.injector.new_run()  # a fixed budget per run
                 for segment, (options, tasks) in enumerate(segments(selection, selected)):
-                    if segment:  # between 2.17 and 2.18: the operator pushes the app repository
-                        push(rehearsal, first=number == 1)
+                    if segment:  # before 2.17 and 2.18: the operator pushes the app repository
+                        push(rehearsal, first=number == 1, before=tasks[0])
                     name = f"run-{number}" + (f"-{tasks[0]}" if segment else "")
                     result = run_once(rehearsal, number, options, args.runner_arg, name)
                     result.problems = problems_of(result.folder, tasks, quiet=number > 1)
+                    while fault_run is not None and result.problems and len(fault_run.resumes) < args.resumes:
+                        fault_run.resumes.append(f"{name}: {result.problems[0].splitlines()[0][:240]}")
+                        resume_once(rehearsal, result, len(fault_run.resumes))
+                        result.problems = problems_of(result.folder, tasks, quiet=number > 1)
                     if result.returncode != 0 and not result.problems:
                         result.problems = [f"`runbook run` exited {result.returncode}"]
                     results.append(result)
@@ -403,6 +532,9 @@ def rehearse(args: argparse.Namespace) -> int:
                 results[-1].problems += audit.after_run(rehearsal, number)
                 if results[-1].problems:
                     break
+            if fault_run is not None:
+                faults_problems, fault_lines = fault_run.finish(rehearsal, audit.entries)
+                results[-1].problems += faults_problems
             if args.operations and PUSH_BEFORE in selected and not any(r.problems for r in results):
                 operations = rehearse_operations(rehearsal, args.runner_arg, audit)
     except RehearsalError as exc:
@@ -416,6 +548,7 @@ def rehearse(args: argparse.Namespace) -> int:
         )
         return 130
     failed = any(r.problems for r in [*results, *operations])
+    write_record(rehearsal, results, passed=not failed)
     print(f"\nrehearsal {rehearsal.id}: {len(results)} run(s) of {', '.join(selected)} in "
           f"{time.monotonic() - began:.0f} s")  # fmt: skip
     for result in results:
@@ -435,6 +568,8 @@ def rehearse(args: argparse.Namespace) -> int:
             print(f"      - {problem}")
     for line in audit.summary(refs):
         print(line)
+    for line in fault_lines:
+        print(line)
     if failed or args.keep:
         print(f"workspace kept: {rehearsal.workdir}")
     else:
@@ -445,6 +580,22 @@ def rehearse(args: argparse.Namespace) -> int:
             f"run folders kept in {rehearsal.runs_dir}; the rest of the workspace removed (--keep keeps it)"
         )
     return 1 if failed else 0
+
+
+def write_record(rehearsal: Rehearsal, results: Sequence[RunResult], passed: bool) -> Path:
+    """``runs/rehearsal.json``: what the site needs to publish this rehearsal's outputs (see
+    :data:`helpers.core.paths.REHEARSAL_RECORD`); the secrets file is named, never copied."""
+    record = {
+        "id": rehearsal.id,
+        "setting": STOOD_IN,
+        "runs": [r.folder.name for r in results if r.number == 1],  # the first run's folders, in order
+        "passed": passed,
+        "paths": {"workspace": str(rehearsal.workdir), "app": str(rehearsal.app_dir)},
+        "secrets_file": str(rehearsal.secrets_file),
+    }
+    path = rehearsal.runs_dir / REHEARSAL_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def add_subcommand(subparsers: Any) -> None:

@@ -15,7 +15,10 @@ machinery:
 * a bearer-token check (:meth:`StandIn.bearer_token`);
 * fault injection: the next N requests to a route answer an error, before or
   *after* the route did its work (a lost response: the resource exists but the
-  client saw a 500) (:meth:`StandIn.inject`);
+  client saw a 500, or no answer at all: the connection dropped), or answer late
+  (:meth:`StandIn.inject`); and a fault mode (:class:`Chaos`) that puts 429s, 500s,
+  503s, lost responses and slow answers at seeded random points, within a fixed
+  budget (a rehearsal's ``--faults``);
 * a request log (method, path, query, JSON body with secret-named fields redacted, status;
   never headers, so never a token) for tests that prove what was (not) sent;
 * a small control API under ``/_standin/`` (faults, log) for stand-ins that run
@@ -32,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -60,6 +65,9 @@ if TYPE_CHECKING:  # imported where used: the Coolify stand-in also runs on a dr
 
 CONTROL_PREFIX = "/_standin"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The User-Agent prefix of requests the stand-ins and the rehearsal send themselves (the GitHub stand-in's
+# deploy job calling Coolify's webhook, the rehearsal's own reads): the fault mode spares them.
+STANDIN_AGENT = "runbook-standin"
 
 
 # --------------------------------------------------------------------------- requests and responses
@@ -108,6 +116,7 @@ class Response:
     status: int = 200
     body: Any = None  # JSON-serialisable, or bytes, or None for an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection instead of answering (the client gets no response)
 
     def encode(self) -> bytes:
         if self.body is None:
@@ -119,6 +128,19 @@ class Response:
     @property
     def json_body(self) -> bool:
         return self.body is not None and not isinstance(self.body, bytes)
+
+
+def end_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    """Ask ``proc`` to stop with ``sig`` (SIGTERM; SIGINT lets the runner end as on Ctrl-C), wait up to
+    ``timeout`` seconds, then kill it. Its exit code; nothing happens when it has already ended."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -199,6 +221,10 @@ class Fault:
     ``"after"`` runs the route, then answers the error instead of its response
     (something happened, the client cannot know: the classic lost response).
     ``body`` ``None`` means the stand-in's own error body for ``status``.
+    ``action``: ``"answer"`` answers ``status`` (after ``delay`` seconds); ``"drop"`` closes the
+    connection without any answer (with ``when="after"``: the server acted, the response was lost);
+    ``"slow"`` waits ``delay`` seconds, then runs the route and answers normally (``status`` unused).
+    ``kind`` names the fault in the request log (the fault mode's kinds, :data:`FAULT_KINDS`).
     """
 
     path: str
@@ -210,11 +236,90 @@ class Fault:
     body: Any = None
     message: str | None = None
     delay: float = 0.0
+    action: Literal["answer", "drop", "slow"] = "answer"
+    kind: str = ""
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
             return False
         return self.path in ("*", request.path, request.route)
+
+
+# The fault mode's kinds (issue 12): what a vendor's API does on a bad day.
+FAULT_KINDS = ("rate_limited", "server_error", "unavailable", "lost_response", "slow")
+
+
+@dataclass
+class Chaos:
+    """Faults at seeded random points within a fixed budget: a stand-in's fault mode.
+
+    ``writes`` and ``reads`` map a kind of :data:`FAULT_KINDS` to how many of it this stand-in may inject
+    into requests that change something (POST, PUT, PATCH, DELETE) and into the others:
+    ``rate_limited`` (429 with ``Retry-After``), ``server_error`` (500) and ``unavailable`` (503 with
+    ``Retry-After``) answer before the route runs; ``lost_response`` runs the route, then drops the
+    connection without an answer (the droplet was created, the client never heard); ``slow`` answers
+    normally after ``slow_seconds``. A write gets a fault with chance ``write_rate``, a read with ``rate``.
+    Writes and reads draw from two generators seeded with ``seed`` and the stand-in's name, from two
+    budgets, so the runbook's (fixed) sequence of changes meets the same faults for the same seed whatever
+    the number of reads (polls) in between. Requests whose User-Agent starts with :data:`STANDIN_AGENT`
+    are spared (the stand-ins' and the rehearsal's own calls).
+    """
+
+    seed: int
+    writes: dict[str, int] = field(default_factory=dict)
+    reads: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.04
+    write_rate: float = 0.3
+    slow_seconds: float = 2.0
+    retry_after: int = 1
+    standin: str = ""
+    injected: dict[str, dict[str, int]] = field(default_factory=lambda: {"writes": {}, "reads": {}})
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.writes) | set(self.reads)) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)} (the kinds: {', '.join(FAULT_KINDS)})")
+        self._rng = {
+            pool: random.Random(f"{self.seed}/{self.standin}/{pool}") for pool in ("writes", "reads")
+        }
+
+    def remaining(self, pool: str) -> dict[str, int]:
+        budget, spent = getattr(self, pool), self.injected[pool]
+        return {k: n - spent.get(k, 0) for k, n in budget.items() if n > spent.get(k, 0)}
+
+    def draw(self, request: Request) -> Fault | None:
+        """The fault for this request, or None (most requests)."""
+        if (request.header("User-Agent") or "").startswith(STANDIN_AGENT):
+            return None
+        pool = "writes" if request.method in MUTATING_METHODS else "reads"
+        rng = self._rng[pool]
+        if rng.random() >= (self.write_rate if pool == "writes" else self.rate):
+            return None
+        kinds = sorted(self.remaining(pool))
+        if not kinds:
+            return None
+        kind = rng.choice(kinds)
+        self.injected[pool][kind] = self.injected[pool].get(kind, 0) + 1
+        wait = {"Retry-After": str(self.retry_after)}
+        return {
+            "rate_limited": Fault("*", 429, headers=wait, kind=kind),
+            "server_error": Fault("*", 500, kind=kind),
+            "unavailable": Fault("*", 503, headers=wait, kind=kind),
+            "lost_response": Fault("*", 0, when="after", action="drop", kind=kind),
+            "slow": Fault("*", 0, action="slow", delay=self.slow_seconds, kind=kind),
+        }[kind]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "writes": dict(self.writes),
+            "reads": dict(self.reads),
+            "rate": self.rate,
+            "write_rate": self.write_rate,
+            "slow_seconds": self.slow_seconds,
+            "retry_after": self.retry_after,
+            "injected": {pool: dict(n) for pool, n in self.injected.items()},
+        }
 
 
 @dataclass
@@ -242,6 +347,8 @@ class LoggedRequest:
     response_json: bool = True
     response_headers: dict[str, str] = field(default_factory=dict)  # the stand-in's own (no token in them)
     standin: str = ""  # the stand-in's name: digitalocean, coolify, github
+    fault_kind: str = ""  # the injected fault's kind (FAULT_KINDS), when it had one
+    dropped: bool = False  # the connection was closed without an answer (the response logged was not sent)
 
     @property
     def mutating(self) -> bool:
@@ -301,6 +408,7 @@ class StandIn:
         self.port = port
         self.routes: list[Route] = []
         self.faults: list[Fault] = []
+        self.chaos: Chaos | None = None
         self.log: list[LoggedRequest] = []
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -374,6 +482,18 @@ class StandIn:
         with self.lock:
             self.faults.clear()
 
+    def set_chaos(self, seed: int, **options: Any) -> Chaos:
+        """Switch the fault mode on (:class:`Chaos`: ``writes``, ``reads``...), replacing an earlier one."""
+        options.pop("injected", None)
+        chaos = Chaos(seed=int(seed), standin=self.name, **options)
+        with self.lock:
+            self.chaos = chaos
+        return chaos
+
+    def _draw_chaos(self, request: Request) -> Fault | None:
+        with self.lock:
+            return self.chaos.draw(request) if self.chaos is not None else None
+
     def _take_fault(self, request: Request, when: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
@@ -429,7 +549,7 @@ class StandIn:
         if route is not None:
             request.params = params
             request.route = route.template
-        fault_hit = False
+        fault_hit: Fault | None = None
         try:
             if route is None:
                 status = 405 if known else 404
@@ -438,17 +558,21 @@ class StandIn:
             if route.auth:
                 self.authenticate(request)
             self.before(request)
-            fault = self._take_fault(request, "before")
-            if fault is not None:
-                fault_hit = True
+            fault = self._take_fault(request, "before") or self._draw_chaos(request)
+            if fault is not None and fault.when == "before" and fault.action != "slow":
+                fault_hit = fault
                 response = self._fault_response(request, fault)
             else:
+                if fault is not None and fault.action == "slow":
+                    fault_hit = fault
+                    time.sleep(fault.delay)
                 with self.lock:
                     response = route.handler(request)
-                fault = self._take_fault(request, "after")
-                if fault is not None:
-                    fault_hit = True
-                    response = self._fault_response(request, fault)
+                after = fault if fault is not None and fault.when == "after" else None
+                after = after or self._take_fault(request, "after")
+                if after is not None:
+                    fault_hit = after
+                    response = self._fault_response(request, after, response)
         except HTTPError as exc:
             response = self._error(request, exc.status, exc.message, exc.code, exc.headers, exc.extra)
         except Exception as exc:  # a bug in the stand-in: answer like a server error, keep serving
@@ -458,7 +582,12 @@ class StandIn:
         self._record(request, response, fault_hit)
         return response
 
-    def _fault_response(self, request: Request, fault: Fault) -> Response:
+    def _fault_response(self, request: Request, fault: Fault, done: Response | None = None) -> Response:
+        """The answer ``fault`` gives instead of the route's (``done``, when the route ran)."""
+        if fault.action == "drop":
+            if done is not None:  # what the route answered is logged; the client never sees it
+                return dataclasses.replace(done, drop=True)
+            return Response(status=0, body=None, drop=True)
         if fault.delay:
             time.sleep(fault.delay)
         if fault.body is not None:
@@ -468,7 +597,7 @@ class StandIn:
 
     secret_fields: frozenset[str] = frozenset()  # more field names whose strings the log redacts
 
-    def _record(self, request: Request, response: Response, fault: bool) -> None:
+    def _record(self, request: Request, response: Response, fault: Fault | None) -> None:
         body_json = True
         try:
             body = redact_secret_fields(request.json(), self.secret_fields)
@@ -491,7 +620,7 @@ class StandIn:
             body,
             response.status,
             request.route,
-            fault,
+            fault is not None,
             content_type=request.header("Content-Type") or "",
             body_json=body_json,
             response_type=response_type,
@@ -499,6 +628,8 @@ class StandIn:
             response_json=answer_json,
             response_headers=headers,
             standin=self.name,
+            fault_kind=fault.kind if fault is not None else "",
+            dropped=response.drop,
         )
         with self.lock:
             self.log.append(entry)
@@ -520,6 +651,20 @@ class StandIn:
         if what == "faults" and request.method == "GET":
             with self.lock:
                 return json_response({"faults": [asdict(f) for f in self.faults]})
+        if what == "chaos" and request.method == "POST":
+            try:
+                spec = request.json() or {}
+                chaos = self.set_chaos(**spec)
+            except (TypeError, ValueError) as exc:
+                return json_response({"message": f"bad fault mode: {exc}"}, 400)
+            return json_response({"chaos": chaos.as_dict()}, 201)
+        if what == "chaos" and request.method == "GET":
+            with self.lock:
+                return json_response({"chaos": self.chaos.as_dict() if self.chaos else None})
+        if what == "chaos" and request.method == "DELETE":
+            with self.lock:
+                self.chaos = None
+            return empty_response()
         if what == "requests" and request.method == "GET":
             return json_response({"requests": [asdict(e) for e in self.requests()]})
         if what == "requests" and request.method == "DELETE":
@@ -550,6 +695,10 @@ class StandIn:
                 base_url=base,
             )
             response = self.dispatch(request)
+            if response.drop:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=req
+                )
             out_headers = dict(response.headers)
             if response.json_body:
                 out_headers.setdefault("content-type", "application/json; charset=utf-8")
@@ -640,6 +789,9 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 base_url=f"http://{host}",
             )
             response = standin.dispatch(request)
+            if response.drop:  # a lost response: close the connection, answer nothing
+                self.close_connection = True
+                return
             payload = response.encode() if self.command != "HEAD" else b""
             self.send_response(response.status)
             headers = {k.lower(): v for k, v in response.headers.items()}
@@ -743,12 +895,7 @@ class StandInProcess:
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             self.final_log = self.read_log()
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_process(proc, timeout=timeout)
         return self.output()
 
     def read_log(self) -> list[dict[str, Any]]:
@@ -824,6 +971,9 @@ def int_arg(request: Request, name: str, default: int, minimum: int = 1, maximum
 
 __all__ = [
     "CONTROL_PREFIX",
+    "FAULT_KINDS",
+    "STANDIN_AGENT",
+    "Chaos",
     "Fault",
     "HTTPError",
     "LoggedRequest",

@@ -1440,10 +1440,10 @@ class CoolifyStandIn(CoolifyOperations, StandIn):
 
 
 STANDIN_IMAGES = {"postgres": "runbook-standin/postgres:15", "redis": "runbook-standin/redis:7"}
-APP_IMAGE = "runbook-standin/app:latest"
 RESOURCE_LABEL = "runbook.coolify.resource"  # teardown removes every container carrying it
 # helpers.rehearse.droplet.FORWARDS_LABEL (not imported: this module runs on the droplet without helpers.core)
 FORWARDS_LABEL = "runbook.droplet.forwards"
+SECOND = 1_000_000_000  # Docker's durations are nanoseconds
 
 
 class Runtime:
@@ -1453,14 +1453,21 @@ class Runtime:
     so the containers are the host engine's: named by the resource's uuid (as Coolify names them), on a
     user-defined network ``coolify-<droplet>`` so that applications reach databases by uuid, as Coolify's
     internal URLs say; the droplet container joins it too (SSH tunnels to Redis go through the "server").
-    No registry is reachable on the project's machines: an image that is not present is mapped to a
-    stand-in (``postgres:*`` → ``runbook-standin/postgres:15``, ``redis:*`` → ``runbook-standin/redis:7``,
-    anything else, e.g. ``ghcr.io/<owner>/<repo>-web``, → ``runbook-standin/app:latest`` with ``web`` or
-    ``worker`` as its command, chosen by the image name's ``-worker`` suffix). A web application's exposed
-    port is published on 127.0.0.1: at the local port the droplet's :data:`FORWARDS_LABEL` gives for the
-    application's mapped port (``ports_mappings`` ``3000:3000``: the droplet's port 3000; the rehearsal chose
-    it and wrote it into ``RUNBOOK_ADDRESS_MAP``), else at one Docker picks. Every container carries
-    :data:`RESOURCE_LABEL` = the droplet's name.
+
+    An application is deployed as Coolify deploys a Docker-image application: ``docker pull`` of its image
+    (``<name>:<tag>``, or ``<name>@sha256:<hex>`` for a tag ``sha256-<hex>``) from its registry, then the
+    container replaced. A pull that fails fails the deployment with the registry's answer; nothing is mapped
+    to another image. The database images ``postgres:*`` and ``redis:*`` are not pulled (no registry is
+    reachable for them here): an image the engine lacks runs as its local stand-in
+    (``runbook-standin/postgres:15``, ``runbook-standin/redis:7``).
+
+    The health check of an HTTP application is the image's own ``HEALTHCHECK`` when it has one (probed every
+    second), else Coolify's: ``curl`` or ``wget`` of the health path inside the container. A web
+    application's port is published on 127.0.0.1 when the application maps it (``ports_mappings``
+    ``3000:3000``: the droplet's port 3000) or has a domain: at the local port the droplet's
+    :data:`FORWARDS_LABEL` gives for the droplet's port (the rehearsal chose it and wrote it into
+    ``RUNBOOK_ADDRESS_MAP``), else at one Docker picks. Every container carries :data:`RESOURCE_LABEL` = the
+    droplet's name.
     """
 
     def __init__(self, docker: Any, server: str, deploy_timeout: float = 90.0):
@@ -1510,29 +1517,14 @@ class Runtime:
                 return {int(port): int(local) for port, _, local in pairs}
         return {}
 
-    def map_image(self, image: str) -> tuple[str, list[str]]:
-        """(image to run, command) for ``image`` (see the class docstring).
-
-        A digest pin ``name@sha256:<hex>`` runs the local image with that digest, or with that image id
-        (images built here have no registry digest); there is no registry to pull it from otherwise.
-        """
+    def database_image(self, image: str) -> str:
+        """The image a database runs: ``image`` when the engine has it, else its stand-in."""
         if self.docker.image_exists(image):
-            return image, self._command_of(image)
-        if "@sha256:" in image:
-            digest = "sha256:" + image.split("@sha256:", 1)[1]
-            if self.docker.image_exists(digest):
-                return digest, self._command_of(image)
-            raise RuntimeError(f"manifest for {image} not found: no local image has that digest")
+            return image
         name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
         if name in STANDIN_IMAGES:
-            return STANDIN_IMAGES[name], []
-        return APP_IMAGE, ["worker" if name.endswith("-worker") else "web"]
-
-    @staticmethod
-    def _command_of(image: str) -> list[str]:
-        """The app stand-in image serves web and worker: an ``-worker`` image runs its worker."""
-        name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-        return ["worker"] if name.endswith("-worker") else []
+            return STANDIN_IMAGES[name]
+        raise RuntimeError(f"no image {image} on this engine, and no stand-in for {name}")
 
     @staticmethod
     def image_reference(app: Mapping[str, Any]) -> str:
@@ -1541,6 +1533,29 @@ class Runtime:
         tag = str(app.get("docker_registry_image_tag") or "latest")
         name = app["docker_registry_image_name"]
         return f"{name}@sha256:{tag[len('sha256-') :]}" if tag.startswith("sha256-") else f"{name}:{tag}"
+
+    def pull(self, image: str) -> str:
+        """``docker pull`` from the image's registry; the engine's last status line, or a clear error."""
+        from helpers.rehearse.dockerapi import DockerAPIError
+
+        try:
+            return self.docker.pull(image)
+        except DockerAPIError as exc:
+            raise RuntimeError(f"docker pull {image} failed: {exc}") from None
+
+    @staticmethod
+    def health_check(app: Mapping[str, Any], image: Mapping[str, Any], port: str) -> dict[str, Any] | None:
+        """The container's health check (see the class docstring), or None without one."""
+        timing = {"Interval": SECOND, "Timeout": 5 * SECOND, "Retries": 60}
+        if not app.get("health_check_enabled"):
+            return None
+        if app.get("health_check_type") == "cmd":
+            return {"Test": ["CMD-SHELL", str(app.get("health_check_command") or "true")], **timing}
+        if ((image.get("Config") or {}).get("Healthcheck") or {}).get("Test"):
+            return {"Test": [], **timing}  # the image's own test, at Coolify's pace
+        url = f"http://localhost:{app.get('health_check_port') or port}{app.get('health_check_path') or '/'}"
+        probe = f"curl -s -X GET -f {url} > /dev/null || wget -q -O- {url} > /dev/null || exit 1"
+        return {"Test": ["CMD-SHELL", probe], **timing}
 
     def _replace(self, name: str, config: dict[str, Any]) -> None:
         self.ensure_network()
@@ -1561,7 +1576,7 @@ class Runtime:
         if info:
             self.docker.start(db["uuid"])
             return
-        image, _ = self.map_image(str(db["image"]))
+        image = self.database_image(str(db["image"]))
         if db["kind"] == "postgresql":
             env = [
                 f"POSTGRES_USER={db['postgres_user']}",
@@ -1586,48 +1601,33 @@ class Runtime:
         self._replace(db["uuid"], config)
 
     def deploy_application(self, app: Mapping[str, Any], envs: Mapping[str, str]) -> str:
-        """Replace the app's container (a rolling update without the overlap) and wait until it is up."""
+        """Pull the app's image, replace its container (rolling update without the overlap), wait until up."""
         image_ref = self.image_reference(app)
-        image, cmd = self.map_image(image_ref)
+        pulled = self.pull(image_ref)
+        image = self.docker.image(image_ref) or {}
         port = str(app.get("ports_exposes") or "").split(",")[0].strip()
         config: dict[str, Any] = {
-            "Image": image,
+            "Image": image_ref,
             "Env": [f"{k}={v}" for k, v in envs.items()],
             "Labels": self.labels(app["uuid"], "application"),
         }
-        if cmd:
-            config["Cmd"] = cmd
         host_config: dict[str, Any] = {}
-        if port and cmd != ["worker"]:
-            mapping = str(app.get("ports_mappings") or "").split(",")[0]  # "3000:3000": the droplet's 3000
+        mapping = str(app.get("ports_mappings") or "").split(",")[0]  # "3000:3000": the droplet's 3000
+        if port and (mapping or app.get("domains")):
             public = mapping.split(":")[0].strip()
             local = self.forwards().get(int(public)) if public.isdigit() else None
             config["ExposedPorts"] = {f"{port}/tcp": {}}
             # the droplet's forward of the app's port when it has one, else the port it was published on
             kept = str(local or self._published(app["uuid"], port))
             host_config["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": kept}]}
-        if app.get("health_check_enabled") and app.get("health_check_type") == "cmd":
-            config["Healthcheck"] = {
-                "Test": ["CMD-SHELL", str(app.get("health_check_command") or "true")],
-                "Interval": 1_000_000_000,
-                "Timeout": 5_000_000_000,
-                "Retries": 60,
-            }
-        elif app.get("health_check_enabled"):
-            check_port = app.get("health_check_port") or port
-            url = f"http://127.0.0.1:{check_port}{app.get('health_check_path') or '/'}"
-            probe = f"import urllib.request,sys; urllib.request.urlopen({url!r}, timeout=3)"
-            config["Healthcheck"] = {
-                "Test": ["CMD", "python3", "-c", probe],
-                "Interval": 1_000_000_000,
-                "Timeout": 5_000_000_000,
-                "Retries": 60,
-            }
+        check = self.health_check(app, image, port)
+        if check is not None:
+            config["Healthcheck"] = check
         if host_config:
             config["HostConfig"] = host_config
         self._replace(app["uuid"], config)
         deadline = time.monotonic() + self.deploy_timeout
-        want = "running:healthy" if app.get("health_check_enabled") else "running:unknown"
+        want = "running:healthy" if check is not None else "running:unknown"
         while True:
             status = self.status(app["uuid"])
             if status == want:
@@ -1636,8 +1636,8 @@ class Runtime:
                 logs = self.docker.logs(app["uuid"], tail=15)
                 raise RuntimeError(f"container {app['uuid']} is {status}:\n{logs}")
             time.sleep(0.5)
-        shown = image_ref if image == image_ref else f"{image_ref} (rehearsal: {image} {' '.join(cmd)})"
-        return f"Image {shown} started as {app['uuid']}; {want}."
+        digests = ", ".join(image.get("RepoDigests") or []) or "no registry digest"
+        return f"Pulled {image_ref} ({pulled}; {digests}); started as {app['uuid']}; {want}."
 
     def _published(self, container: str, port: str) -> str:
         """The host port ``container`` publishes ``port`` on now ("" when none: Docker picks one)."""

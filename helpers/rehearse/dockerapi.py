@@ -88,9 +88,38 @@ class Docker:
 
     # ---------------------------------------------------------------- images
 
-    def image_exists(self, ref: str) -> bool:
+    def image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect``: the image, or None when the engine has none of that name."""
         found = self.request("GET", f"/images/{urllib.parse.quote(ref, safe='')}/json", ok=(404,))
-        return isinstance(found, dict) and bool(found.get("Id"))  # a 404 answers {"message": ...}
+        return found if isinstance(found, dict) and found.get("Id") else None  # a 404 answers {"message"}
+
+    def image_exists(self, ref: str) -> bool:
+        return self.image(ref) is not None
+
+    def pull(self, ref: str, timeout: float = 600.0) -> str:
+        """``docker pull ref`` (``name:tag`` or ``name@sha256:...``) from its registry; the last status line.
+
+        The engine answers 200 with a stream of JSON progress lines; a failed pull says so in an ``error``
+        line, raised here as :class:`DockerAPIError`."""
+        name, at, digest = ref.partition("@")
+        if not at:
+            last = name.rsplit("/", 1)[-1]
+            name, _, tag = name.rpartition(":") if ":" in last else (name, "", "latest")
+        else:
+            tag = digest
+        data = Docker(self.path, timeout=timeout).request(
+            "POST", "/images/create", params={"fromImage": name, "tag": tag}, raw=True
+        )
+        status = ""
+        for line in data.decode(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("error"):
+                raise DockerAPIError(500, f"pull {ref}: {event['error']}")
+            status = str(event.get("status") or status)
+        return status
 
     # ---------------------------------------------------------------- networks
 

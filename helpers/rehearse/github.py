@@ -35,7 +35,11 @@ branch. A run is ``queued``, then ``in_progress``, then ``completed`` after ``ru
 Completing a run of the runbook's deploy workflow *emulates its deploy job*: the stand-in decrypts the
 repository's ``COOLIFY_*`` secrets and calls ``POST <COOLIFY_URL>/api/v1/deploy?uuid=<app>`` with the token,
 exactly like the workflow's curl (loopback addresses only); the run fails when a secret is missing or a call
-fails, like on GitHub. The image builds themselves are not emulated (no registry here): those jobs succeed.
+fails, like on GitHub. With ``--build`` (``build=``) the *build job* runs too, first, in a thread
+(:mod:`helpers.rehearse.builder`): the images the workflow names are built from the pushed commit and pushed
+to the registry it names (the rehearsal's local one); the run stays ``in_progress`` until they are, the deploy
+job runs only after it succeeded, and the run's ``x_rehearsal.images`` lists what was pushed (reference,
+digest). Without it, the build jobs succeed unexecuted.
 ``POST /_standin/outcome {"conclusion": "failure"}`` forces the next completions (tests).
 
 Run it: ``GITHUB_TOKEN=... python -m helpers.rehearse.github --port 8091 --repository team/demo-app``; point
@@ -52,6 +56,7 @@ import json
 import os
 import re
 import secrets as stdlib_secrets
+import threading
 import time
 import urllib.parse
 import zlib
@@ -69,6 +74,7 @@ from nacl.public import PrivateKey, SealedBox
 from helpers.app import workflow as deploy_workflow
 from helpers.core.settings import env
 from helpers.rehearse.base import (
+    STANDIN_AGENT,
     HTTPError,
     Request,
     Response,
@@ -171,6 +177,9 @@ class Run:
     completed_at: float | None = None
     jobs: list[dict[str, Any]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # what the emulated jobs did (never a secret)
+    building: bool = False  # the emulated build job is still running (a thread)
+    build_ok: bool | None = None  # its outcome, None before it ran
+    images: list[dict[str, Any]] = field(default_factory=list)  # what it pushed: reference, digest, ...
 
 
 @dataclass
@@ -242,6 +251,7 @@ class GitHubStandIn(StandIn):
         run_after_polls: int = 1,
         rate_limit_per_hour: int = 5000,
         emulate_deploy: bool = True,
+        build: Mapping[str, Mapping[str, str]] | None = None,
         login: str = "rehearsal-bot",
         state_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -259,6 +269,9 @@ class GitHubStandIn(StandIn):
         self.run_after_polls = max(0, run_after_polls)
         self.rate_limit_per_hour = rate_limit_per_hour
         self.emulate_deploy = emulate_deploy
+        # None: build jobs are not executed (they succeed); else the emulated build job runs with these
+        # extra "build_args" and "labels" (helpers.rehearse.builder)
+        self.build = dict(build) if build is not None else None
         self.login = login
         self.clock = clock
         self.state_file = Path(state_file) if state_file else None
@@ -782,8 +795,32 @@ class GitHubStandIn(StandIn):
         run = Run(next(self._ids), wf.id, number, event, branch, sha, self.login, now, now)
         run.jobs = self._plan_jobs(wf)
         repo.runs[run.id] = run
+        if self.build is not None and any(j.get("build") for j in run.jobs):
+            run.building = True
+            threading.Thread(target=self._emulate_build, args=(repo, run, wf.text), daemon=True).start()
         self._advance(repo, run, poll=False)
         return run
+
+    def _emulate_build(self, repo: Repo, run: Run, text: str) -> None:
+        """The build job (a thread): build and push the images as the workflow says; then the run goes on."""
+        from helpers.rehearse import builder
+
+        assert self.build is not None and self.repo_dir is not None
+        lines: list[str] = []
+        ok = True
+        try:
+            pushed = builder.run_build_job(
+                self.repo_dir, text, repo.full_name, run.head_sha, run.head_branch,
+                build_args=self.build.get("build_args"), labels=self.build.get("labels"), log=lines.append,
+            )  # fmt: skip
+        except Exception as exc:  # the job fails, and says why
+            lines.append(f"build: ::error::{exc}")
+            pushed, ok = [], False
+        with self.lock:
+            run.log.extend(lines)
+            run.images = [vars(p) for p in pushed]
+            run.build_ok, run.building = ok, False
+        self._save()
 
     @staticmethod
     def _plan_jobs(wf: Workflow) -> list[dict[str, Any]]:
@@ -808,6 +845,10 @@ class GitHubStandIn(StandIn):
                             str(s.get("name") or s.get("uses") or "run") for s in job.get("steps") or []
                         ],
                         "deploy": set(deploy_workflow.DEPLOY_SECRETS) <= env,
+                        "build": any(
+                            str(s.get("uses", "")).startswith("docker/build-push-action@")
+                            for s in job.get("steps") or []
+                        ),
                     }
                 )
         return jobs
@@ -820,17 +861,19 @@ class GitHubStandIn(StandIn):
         now = self.clock()
         if run.status == "queued" and run.polls >= self.run_after_polls:
             run.status, run.started_at, run.updated_at = "in_progress", now, now
-        if run.status == "in_progress" and run.polls >= 2 * self.run_after_polls:
+        if run.status == "in_progress" and run.polls >= 2 * self.run_after_polls and not run.building:
             self._complete(repo, run)
 
     def _complete(self, repo: Repo, run: Run) -> None:
         ok = True
         for job in run.jobs:
             job_ok = True
-            if self.forced_conclusion is None and job["deploy"] and self.emulate_deploy:
-                job_ok = self._emulate_deploy(repo, run)
+            if self.forced_conclusion is None and job.get("build") and run.build_ok is not None:
+                job_ok = run.build_ok
+            elif self.forced_conclusion is None and job["deploy"] and self.emulate_deploy:
+                job_ok = ok and self._emulate_deploy(repo, run)  # needs: build
             elif self.forced_conclusion is None:
-                run.log.append(f"{job['name']}: not executed in rehearsal (no runner, no registry): success")
+                run.log.append(f"{job['name']}: not executed in rehearsal (no runner for this job): success")
             job["conclusion"] = "success" if job_ok else "failure"
             ok = ok and job_ok
         conclusion = self.forced_conclusion or ("success" if ok else "failure")
@@ -858,7 +901,9 @@ class GitHubStandIn(StandIn):
                 )
                 return False
             try:
-                answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                # the deploy job's own call: the fault mode of the Coolify stand-in spares it (STANDIN_AGENT)
+                headers = {"Authorization": f"Bearer {token}", "User-Agent": f"{STANDIN_AGENT} (deploy job)"}
+                answer = httpx.post(url, headers=headers, timeout=30)
             except httpx.HTTPError as exc:
                 run.log.append(f"deploy {app}: POST {url} failed: {type(exc).__name__}")
                 return False
@@ -911,7 +956,8 @@ class GitHubStandIn(StandIn):
             },
             "repository": minimal,
             "head_repository": minimal,
-            "x_rehearsal": {"log": list(run.log)},  # not in GitHub's API: what the emulated jobs did
+            # not in GitHub's API: what the emulated jobs did, and the images the build job pushed
+            "x_rehearsal": {"log": list(run.log), "images": list(run.images)},
         }
 
     def _run_or_404(self, request: Request, repo: Repo) -> Run:
@@ -1126,6 +1172,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--state-file", default=None, help="keep the state (keys, secrets, runs) in this file"
     )
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="run the build jobs: build the images from the app repository as the workflow says and push "
+        "them to the registry it names (helpers.rehearse.builder); without it they succeed unexecuted",
+    )
+    parser.add_argument(
+        "--build-arg", action="append", default=[], metavar="NAME=VALUE", help="added to every build"
+    )
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="NAME=VALUE", help="put on every image built"
+    )
     args = parser.parse_args(argv)
     token = os.environ.get("GITHUB_TOKEN", "")
     if not token:
@@ -1144,6 +1202,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         rate_limit_per_hour=args.rate_limit_per_hour,
         emulate_deploy=not args.no_emulate_deploy,
         state_file=args.state_file,
+        build={
+            "build_args": dict(a.split("=", 1) for a in args.build_arg if "=" in a),
+            "labels": dict(a.split("=", 1) for a in args.label if "=" in a),
+        }
+        if args.build
+        else None,
     )
     serve(standin, args.ready_file)
 

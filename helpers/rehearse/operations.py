@@ -6,14 +6,15 @@ container, the Coolify stand-in's real containers, the DigitalOcean stand-in). E
 the runner as a person would (``runbook run operations --only ID``, its own run folder ``ops-NN-<id>``), and
 the rehearsal reads the effect from outside as well:
 
-1. ``runbook doctor phase2`` finds nothing wrong;
+1. the first push's images run: for web and worker, the digest the rehearsal's registry serves for the
+   deployed tag equals the registry digest of the running container's image (read on the engine);
+   ``runbook doctor phase2`` finds nothing wrong;
 2. **backup** (a backup now), then the **restore drill**: every table's rows and checksum equal;
-3. a **release**: an app image built here (``FROM`` the running one, so the app is the same but the
-   image is new) is pushed to the rehearsal's registry, which is this engine's image store under the
-   rehearsal's own repository name (``ghcr.io/team/demo-app-<id>-web``: :meth:`Rehearsal.repository`),
-   tagged ``main`` and ``sha-<commit>`` as the workflow of task 2.9 tags them; the image that ran keeps its
-   own ``sha-`` tag, as GHCR keeps every push. Then the operator's push: the GitHub stand-in's workflow
-   calls the deploy webhooks and the apps run the new image;
+3. a **release**: a code change (a comment in the web app's health route, found in the app as task 2.12
+   finds it) committed and pushed: the workflow's build job builds both images from that commit and pushes
+   them to the rehearsal's registry (``sha-<commit>`` and ``main``), its deploy job calls the webhooks,
+   and the apps run the new images: their digests are the pushed ones, read from the registry and from
+   the running containers;
 4. **rollback** to the previous digest, then **roll forward** (``-p target forward``), each checked on the
    engine (the image the app containers run);
 5. **monitoring** with the restart drill, then again: the second run changes nothing;
@@ -32,7 +33,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.paths import PROJECT_ROOT
-from helpers.rehearse.session import REHEARSAL_LABEL, Rehearsal
+from helpers.rehearse.session import Rehearsal
 
 ROLES = ("web", "worker")
 
@@ -169,37 +169,71 @@ class Operations:
 
     # ---------------------------------------------------------------- a release
 
+    def delivered(self) -> dict[str, dict[str, str]]:
+        """Per app: the image it deploys, the digest the registry serves for it, the registry digest of the
+        running container's image and that image's id; read from the registry's API and the engine."""
+        from helpers.clients import errors, registry
+
+        found: dict[str, dict[str, str]] = {}
+        for role, uuid in self.apps().items():
+            app = self.coolify("GET", f"/applications/{uuid}")
+            name, tag = str(app["docker_registry_image_name"]), str(app["docker_registry_image_tag"])
+            ref = f"{name}@sha256:{tag[7:]}" if tag.startswith("sha256-") else f"{name}:{tag}"
+            try:
+                pushed = registry.manifest_digest(ref)
+            except errors.ApiError as exc:
+                pushed = f"({exc})"
+            image = running_image(uuid)
+            digests = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", image).stdout
+            repo_digests = json.loads(digests or "[]") or []
+            running = next((d.split("@", 1)[1] for d in repo_digests if d.startswith(f"{name}@")), "")
+            found[role] = {"image": ref, "registry": pushed, "running": running, "image_id": image}
+        return found
+
+    def check_delivered(self, label: str, wanted: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+        """The apps run the images their registry serves (and, with ``wanted``, these digests)."""
+        seen = self.delivered()
+        for role, entry in seen.items():
+            self.check(
+                f"{label}: {role} runs the pushed image",
+                entry["registry"] == entry["running"] and entry["running"].startswith("sha256:"),
+                f"{entry}",
+            )
+            if wanted is not None:
+                self.check(
+                    f"{label}: {role} runs the digest just pushed",
+                    entry["running"] == wanted.get(role),
+                    f"{entry['running']}, not {wanted.get(role)}",
+                )
+        return seen
+
     def release(self) -> dict[str, str]:
-        """Build a new app image from the running one, push it (tag it) as ``main`` and ``sha-<new>`` of both
-        repositories; the running image keeps a ``sha-<old>`` tag. Returns the new image id."""
-        before = self.app_images()
-        names = {
-            r: self.coolify("GET", f"/applications/{u}")["docker_registry_image_name"]
-            for r, u in self.apps().items()
+        """A code change committed and pushed (the workflow builds, pushes and deploys); the digests pushed as
+        the deployed tag, by app."""
+        from helpers.app import appfiles, appprod
+
+        route = appprod.route_file(appfiles.Tree(self.rehearsal.app_dir), "/api/health")
+        changed = self.rehearsal.app_dir / (route or "README.md")
+        with changed.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n// release {self.rehearsal.id}: a code change, rebuilt and deployed\n")
+        runs = self.rehearsal.push(message=f"Release {self.rehearsal.id}: {changed.name}")
+        pushed = [image for run in runs for image in (run.get("x_rehearsal") or {}).get("images") or []]
+        tag = str(self.coolify("GET", f"/applications/{self.apps()['web']}")["docker_registry_image_tag"])
+        digests = {p["app"]: p["digest"] for p in pushed if p["reference"].endswith(f":{tag}")}
+        self.seen["release"] = {
+            "changed": str(changed.relative_to(self.rehearsal.app_dir)),
+            "workflow_runs": [r.get("conclusion") for r in runs],
+            "log": [line for run in runs for line in (run.get("x_rehearsal") or {}).get("log") or []],
+            "pushed": pushed,
+            "digests": digests,
         }
-        commit = self.rehearsal.id + "0"
-        with tempfile.TemporaryDirectory() as context:
-            dockerfile = Path(context) / "Dockerfile"
-            dockerfile.write_text(
-                f"FROM {before['web']}\nLABEL org.opencontainers.image.revision={commit}\n", encoding="utf-8"
-            )
-            built = _docker(
-                "build", "-q", "--label", f"{REHEARSAL_LABEL}={self.rehearsal.id}", context, timeout=300
-            )
-        new = built.stdout.strip().splitlines()[-1] if built.returncode == 0 and built.stdout.strip() else ""
-        failed = "" if new else built.stderr[-500:]  # docker build also warns on stderr when it succeeds
-        self.seen["release"] = {"before": before, "image": new, "error": failed}
-        for role in ROLES:
-            repository = str(names[role])
-            _docker("tag", before[role], f"{repository}:sha-{self.rehearsal.id}1")  # the earlier push's tag
-            if new:
-                _docker("tag", new, f"{repository}:main")
-                _docker("tag", new, f"{repository}:sha-{commit}")
-        return {role: new for role in ROLES}
+        return digests
 
     # ---------------------------------------------------------------- the sequence
 
     def run(self) -> list[OpResult]:
+        self.results.append(OpResult("the first push's images run (registry and engine)", None, 0.0))
+        self.seen["first_push"] = self.check_delivered("first push")
         code, report = self.doctor("doctor phase2 (healthy)")
         self.check("doctor", code == 0, f"exit {code}, first cause {_first(report)}")
 
@@ -211,16 +245,23 @@ class Operations:
         if result.problems:
             return self.results
 
-        wanted = self.release()
-        self.results.append(OpResult("release (push of a new image)", None, 0.0))
-        self.check("release", all(wanted.values()), f"no image was built: {self.seen['release']['error']}")
+        before = self.app_images()
+        self.seen["release_before"] = before
         began = time.monotonic()
-        runs = self.rehearsal.push()
-        deployed = _wait("the apps to run the new image", lambda: self.app_images() == wanted)
+        self.results.append(OpResult("release (a code change pushed, built, deployed)", None, 0.0))
+        digests = self.release()
+        self.check("release pushed", set(digests) == set(ROLES), f"pushed {self.seen['release']['pushed']}")
+        deployed = _wait(
+            "the apps to run the new images",
+            lambda: {r: self.delivered()[r]["running"] for r in ROLES} == digests,
+            timeout=600,
+        )
         self.results[-1].seconds = round(time.monotonic() - began, 1)
-        self.seen["release"]["workflow_runs"] = [r.get("conclusion") for r in runs]
-        self.check("release deployed", deployed, f"the apps run {self.app_images()}, not {wanted}")
-        before = self.seen["release"]["before"]
+        self.check("release deployed", deployed, f"the apps run {self.delivered()}, not {digests}")
+        self.seen["release"]["delivered"] = self.check_delivered("release", digests)
+        wanted = self.app_images()
+        self.seen["release"]["images"] = wanted
+        self.check("release changed the images", all(wanted[r] != before[r] for r in ROLES), f"{wanted}")
 
         self.operation("rollback")
         self.seen["after_rollback"] = self.app_images()

@@ -108,7 +108,7 @@ STATE_COMMANDS: dict[str, str] = {
         "find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum"
     ),
     "users": "getent passwd | sort; getent group | sort",
-    "ufw": "ufw status verbose",
+    "ufw": "if command -v ufw >/dev/null; then ufw status verbose; else echo 'ufw: not installed'; fi",
 }
 
 

@@ -10,13 +10,16 @@
 * generates throwaway tokens (DigitalOcean, Coolify, GitHub, Coolify's root password) that only the
   stand-ins accept, and keeps them in the workspace's secrets file, never in a real ``.env``;
 * starts the DigitalOcean stand-in (each droplet a real systemd + sshd container) and the GitHub stand-in
-  as processes on free ports of 127.0.0.1.
+  as processes on free ports of 127.0.0.1, and, with the GitHub stand-in, a local container registry
+  (Debian's ``docker-registry``, :mod:`helpers.rehearse.registry`; storage in ``registry/``) standing in for
+  GHCR: the GitHub stand-in's build job pushes the app's images there, the Coolify stand-in pulls them.
 
 :attr:`Rehearsal.env` is the environment a phase-2 run needs (``runbook run phase2`` reads it). A rehearsal
 differs from a real run only by that configuration, never by a switch in the runbook's code: the stand-ins'
 URLs and throwaway tokens, its own SSH folder (``RUNBOOK_SSH_DIR``), state and secrets files, its installer
 (``RUNBOOK_COOLIFY_INSTALLER``), no swap (``RUNBOOK_SWAP_SIZE=0``: the container's overlay root takes none),
-public images (``RUNBOOK_PRIVATE_IMAGES=0``: no registry is reachable), and where the droplet's ports 8000
+the registry (``RUNBOOK_IMAGE_REGISTRY=127.0.0.1:<port>``, the local one), public images
+(``RUNBOOK_PRIVATE_IMAGES=0``: the local registry needs no login), and where the droplet's ports 8000
 and 3000 are reached (``RUNBOOK_ADDRESS_MAP``: local ports chosen here, which the droplet container and the
 Coolify stand-in publish). On exit,
 even after Ctrl-C, the stand-in processes stop and every container labelled with the rehearsal's droplet
@@ -57,6 +60,7 @@ CLEARED = (
     "RUNBOOK_COOLIFY_VERSION", "RUNBOOK_ROOT_LOGIN_FROM", "RUNBOOK_REGISTRY",
     "PROD_POSTGRES_PASSWORD", "PROD_REDIS_PASSWORD", "PROD_DATABASE_URL", "PROD_REDIS_URL",
     "GHCR_TOKEN", "APP_SECRET", "RUNBOOK_ADDRESS_MAP", "RUNBOOK_SWAP_SIZE", "RUNBOOK_PRIVATE_IMAGES",
+    "RUNBOOK_IMAGE_REGISTRY",
 )  # fmt: skip
 
 
@@ -130,6 +134,7 @@ class Rehearsal:
         self.address_map = ""  # RUNBOOK_ADDRESS_MAP: chosen on entry
         self.env: dict[str, str] = {}
         self.processes: list = []  # helpers.rehearse.base.StandInProcess
+        self.registry: Any = None  # helpers.rehearse.registry.LocalRegistry, with the GitHub stand-in
         self._previous_sigterm: object = None
 
     # ---------------------------------------------------------------- paths
@@ -153,6 +158,10 @@ class Rehearsal:
     @property
     def runs_dir(self) -> Path:
         return self.workdir / "runs"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.workdir / "registry"
 
     # ---------------------------------------------------------------- life cycle
 
@@ -239,9 +248,27 @@ class Rehearsal:
         self.digitalocean_url = do.url
         self.github_url = ""
         if self.github:
+            from helpers.rehearse.registry import LocalRegistry, RegistryError
+            from helpers.runner import sampleapp
+
+            try:
+                self.registry = LocalRegistry(self.registry_dir).start()
+                base = sampleapp.node_image()  # what the Dockerfiles' NODE_IMAGE argument is for
+            except (RegistryError, sampleapp.SampleAppError) as exc:
+                raise RehearsalError(str(exc)) from None
+            build = [
+                "--build",
+                "--build-arg",
+                f"NODE_IMAGE={base}",
+                "--label",
+                f"{REHEARSAL_LABEL}={self.id}",
+            ]
             gh = StandInProcess(
                 "helpers.rehearse.github",
-                args=["--repository", self.repository, "--state-file", str(self.workdir / "github.json")],
+                args=[
+                    *("--repository", self.repository, "--state-file", str(self.workdir / "github.json")),
+                    *build,
+                ],
                 env=standin_env,
                 cwd=PROJECT_ROOT,
                 timeout=30,
@@ -272,7 +299,7 @@ class Rehearsal:
                 "RUNBOOK_INSTALLER_ENV": "ROOT_USERNAME,ROOT_USER_EMAIL,ROOT_USER_PASSWORD,COOLIFY_API_TOKEN",
                 "RUNBOOK_COOLIFY_INSTALLER": str(COOLIFY_INSTALLER),  # installs the Coolify stand-in
                 "RUNBOOK_SWAP_SIZE": "0",  # the droplet container's overlay root takes no swap file
-                "RUNBOOK_PRIVATE_IMAGES": "0",  # no registry to log in to: the stand-in runs its own image
+                "RUNBOOK_PRIVATE_IMAGES": "0",  # the local registry standing in for GHCR takes no login
                 "RUNBOOK_ADDRESS_MAP": self.address_map,
                 "ROOT_USERNAME": "admin",
                 "ROOT_USER_EMAIL": "admin@example.invalid",
@@ -284,29 +311,48 @@ class Rehearsal:
             env["GITHUB_API_URL"] = self.github_url
         else:
             env.pop("GITHUB_API_URL", None)
+        if self.registry is not None:
+            env["RUNBOOK_IMAGE_REGISTRY"] = self.registry.host  # the images' registry: the local one
         return env
 
-    def push(self, branch: str = "main", timeout: float = 60) -> list[dict[str, Any]]:
-        """The developer's ``git push`` of the app repository to GitHub, simulated; the finished runs.
+    def commit(self, message: str = "Deploy to production (files of tasks 2.9 to 2.12)") -> str:
+        """The operator's ``git add -A && git commit`` in the app copy (when anything changed); HEAD."""
+        git = ["git", "-C", str(self.app_dir)]
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True)
+        if status.stdout.strip():
+            subprocess.run([*git, "add", "-A"], capture_output=True, check=True)
+            subprocess.run([*git, "commit", "-q", "-m", message], capture_output=True, check=True)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return head.stdout.strip()
+
+    def push(self, branch: str = "main", timeout: float = 1800, message: str = "") -> list[dict[str, Any]]:
+        """The developer's commit and ``git push`` of the app repository to GitHub, simulated; the finished
+        runs.
 
         No notebook pushes: between tasks 2.17 and 2.18 the operator commits what 2.9 to 2.12 wrote and
         pushes, and GitHub Actions builds and deploys. The GitHub stand-in reads the workflow files from
-        the rehearsal's app copy, starts the runs a push starts (its deploy job calls the Coolify stand-in's
-        webhooks with the sealed secrets) and moves them on as they are read; this waits until they finish.
+        the rehearsal's app copy, starts the runs a push of the commit starts (its build job builds the
+        images from that commit and pushes them to the local registry; its deploy job then calls the
+        Coolify stand-in's webhooks with the sealed secrets) and moves them on as they are read; this waits
+        until they finish (the first build of the images takes minutes).
         """
         import httpx
 
+        from helpers.rehearse.base import STANDIN_AGENT
+
         if not self.github_url:
             raise RehearsalError("the GitHub stand-in is not running (Rehearsal(github=True))")
+        sha = self.commit(*([message] if message else []))
         control = httpx.post(
             f"{self.github_url}/_standin/push",
-            json={"repository": self.repository, "branch": branch},
+            json={"repository": self.repository, "branch": branch, "sha": sha},
             timeout=30,
         )
         control.raise_for_status()
         headers = {
             "Authorization": f"Bearer {self.tokens['GITHUB_TOKEN']}",
             "Accept": "application/vnd.github+json",
+            "User-Agent": f"{STANDIN_AGENT} (rehearsal)",  # the rehearsal's own reads: no fault injected
         }
         finished: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
@@ -321,23 +367,26 @@ class Rehearsal:
                         raise RehearsalError(
                             f"workflow run {run_id} is still {run.get('status')} after {timeout:g} s"
                         )
-                    time.sleep(0.2)
+                    time.sleep(1.0)
         return finished
 
     def remove_images(self) -> list[str]:
-        """The images of this rehearsal: its app images' tags (``ghcr.io/<repository>-*``, a release the
-        operations step made) and the images it built (label ``runbook.rehearsal=<id>``)."""
+        """The images of this rehearsal: those of its repository in its registry (what the Coolify stand-in
+        pulled) and the images it built (label ``runbook.rehearsal=<id>``); ``--no-prune``: the layers
+        under them stay, the next rehearsal's build cache."""
         removed = []
-        tags = _docker(
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            "--filter",
-            f"reference=ghcr.io/{self.repository}-*",
-        ).stdout.split()
-        built = _docker("images", "-q", "--filter", f"label={REHEARSAL_LABEL}={self.id}").stdout.split()
-        for ref in [*tags, *dict.fromkeys(built)]:
-            if _docker("rmi", "-f", ref).returncode == 0:
+        pulled: list[str] = []
+        if self.registry is not None:
+            pulled = _docker(
+                "images",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                f"reference={self.registry.host}/{self.repository}-*",
+            ).stdout.split()
+        built = _docker("images", "-q", "--no-trunc", "--filter", f"label={REHEARSAL_LABEL}={self.id}").stdout
+        for ref in dict.fromkeys([*pulled, *built.split()]):
+            if _docker("rmi", "-f", "--no-prune", ref).returncode == 0:
                 removed.append(ref)
         return removed
 
@@ -399,6 +448,8 @@ class Rehearsal:
                 if _docker("rm", "-f", "-v", container).returncode == 0:
                     removed.append(container)
         removed += self.remove_images()
+        if self.registry is not None:
+            self.registry.stop()  # its storage stays in the workspace (removed with it)
         if not self.keep and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self._previous_sigterm is not None:

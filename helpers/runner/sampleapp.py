@@ -1,8 +1,9 @@
 """A working copy of the sample app, for running phase 1 without the team's real repository.
 
-``tests/fixtures/sample-app`` looks like the team's Implementation-2 repository (before the
-migration) and carries a runnable stand-in of its web process and worker (``stub/``). Phase 1
-changes the app repository it is pointed at, so it never runs on the fixture itself:
+``tests/fixtures/sample-app`` is an Implementation-2 repository (before the migration): a pnpm
+workspace with a Next.js web app, a BullMQ worker in Node and Drizzle migrations, which task 1.15
+installs, migrates and starts with its own scripts. Phase 1 changes the app repository it is
+pointed at, so it never runs on the fixture itself:
 :func:`prepare` copies it once to ``.work/sample-app`` (git-initialised, with a baseline commit)
 and leaves an existing copy alone, so a second run of phase 1 continues on the same copy.
 
@@ -10,10 +11,11 @@ Command line (for the Makefile and the runner)::
 
     python -m helpers.runner.sampleapp prepare [--dest DIR] [--port N] [--allow-commit] [--export]
 
-prints ``RUNBOOK_APP_DIR=...``, ``RUNBOOK_APP_COMMANDS=...`` and ``RUNBOOK_HEALTH_URL=...`` (and
-``RUNBOOK_ALLOW_COMMIT=1`` with ``--allow-commit``), shell-quoted; with ``--export`` as ``export``
-lines, for ``eval "$(...)"``. It also writes the copy's git-ignored ``.env`` (localhost URLs, from
-POSTGRES_PORT/REDIS_PORT and the other POSTGRES_* variables) unless ``--no-env``.
+prints ``RUNBOOK_APP_DIR=...``, ``RUNBOOK_HEALTH_URL=...`` and ``npm_config_store_dir=...`` (pnpm's
+store, kept in ``.work/pnpm-store`` so that every copy installs from it), and ``RUNBOOK_ALLOW_COMMIT=1``
+with ``--allow-commit``, shell-quoted; with ``--export`` as ``export`` lines, for ``eval "$(...)"``.
+It also writes the copy's git-ignored ``.env`` (localhost URLs, from POSTGRES_PORT/REDIS_PORT and the
+other POSTGRES_* variables) unless ``--no-env``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from dotenv import dotenv_values, set_key
@@ -37,7 +41,8 @@ from helpers.services import apprun
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
 DEFAULT_DEST = WORK_DIR / "sample-app"
-IGNORE = shutil.ignore_patterns("__pycache__", "node_modules", ".next", ".env", ".env.local")
+IGNORE = shutil.ignore_patterns("node_modules", ".next", ".env", ".env.local", "*.tsbuildinfo")
+PNPM_STORE = WORK_DIR / "pnpm-store"  # pnpm's content-addressed store, shared by every copy
 IDENTITY = {"user.name": "Runbook sample app", "user.email": "sample-app@runbook.invalid"}
 IMAGES_ENV = WORK_DIR / "images.env"
 STANDIN_IMAGES = {"POSTGRES_IMAGE": "runbook-standin/postgres:15", "REDIS_IMAGE": "runbook-standin/redis:7"}
@@ -50,10 +55,12 @@ SANDBOX_CLEARED = (
     "DATABASE_URL",
     "REDIS_URL",
     "QUEUE_NAME",
+    apprun.ENV_COMMANDS,
+    "RUNBOOK_INSTALL_DEPENDENCIES",
 )
 DB_DEFAULTS = (("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "postgres"), ("POSTGRES_DB", "app"))
 LOCAL_ENV_HEADER = "# Local settings of this working copy (git-ignored): the docker-compose services.\n"
-BASELINE_MESSAGE = "Implementation 2 baseline (copy of tests/fixtures/sample-app)"
+BASELINE_MESSAGE = "Implementation 2 baseline (copy of {source})"
 
 
 class SampleAppError(RuntimeError):
@@ -91,7 +98,12 @@ def prepare(
     for key, value in IDENTITY.items():
         _git(target, "config", key, value)
     _git(target, "add", "-A")
-    _git(target, "commit", "-q", "-m", BASELINE_MESSAGE)
+    shown = (
+        origin.resolve().relative_to(PROJECT_ROOT)
+        if origin.resolve().is_relative_to(PROJECT_ROOT)
+        else origin
+    )
+    _git(target, "commit", "-q", "-m", BASELINE_MESSAGE.format(source=shown))
     return target, True
 
 
@@ -128,21 +140,15 @@ def write_local_env(
     return target
 
 
-def commands(python: str = sys.executable, port: int | None = None) -> list[str]:
-    """The commands that start the stand-in web process and worker, run from the app directory."""
-    py = shlex.quote(python)
-    web = f"{py} stub/web.py" + (f" --port {int(port)}" if port else "")
-    return [web, f"{py} stub/worker.py"]
+def environment(app_dir: Path, port: int | None = None, allow_commit: bool = False) -> dict[str, str]:
+    """The variables phase 1 needs to run against this copy (``RUNBOOK_ALLOW_COMMIT`` only when asked).
 
-
-def environment(
-    app_dir: Path, python: str = sys.executable, port: int | None = None, allow_commit: bool = False
-) -> dict[str, str]:
-    """The variables phase 1 needs to run against this copy (``RUNBOOK_ALLOW_COMMIT`` only when asked)."""
+    Task 1.15 starts the copy's own ``dev`` and ``worker`` scripts, with ``PORT`` from the health URL.
+    """
     env = {
         "RUNBOOK_APP_DIR": str(app_dir),
-        apprun.ENV_COMMANDS: "; ".join(commands(python, port)),
         "RUNBOOK_HEALTH_URL": f"http://localhost:{int(port or 3000)}/api/health",
+        "npm_config_store_dir": str(PNPM_STORE),
     }
     if allow_commit:
         env["RUNBOOK_ALLOW_COMMIT"] = "1"
@@ -175,8 +181,9 @@ class Sandbox:
     """A disposable world for running phase 1 unattended (tests, the nbval harness).
 
     A git copy of the sample app in a temporary folder, a compose project of its own on free ports,
-    the stand-in app on a free port, and the environment variables that point every notebook at
-    them (``RUNBOOK_ALLOW_COMMIT=1``: the copy is disposable). :meth:`apply` puts them into
+    a free port for the app's web process (task 1.15 starts its own scripts there, installing its
+    dependencies from the shared pnpm store), and the environment variables that point every notebook
+    at them (``RUNBOOK_ALLOW_COMMIT=1``: the copy is disposable). :meth:`apply` puts them into
     ``os.environ`` (kernels inherit it) and clears a developer's variables that would steer the
     run elsewhere; :meth:`teardown` stops the app, removes this project's containers and volumes
     (``down -v`` of this project only), restores the environment and deletes the folder.
@@ -189,7 +196,7 @@ class Sandbox:
     saved: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, project: str, python: str = sys.executable) -> Sandbox:
+    def create(cls, project: str) -> Sandbox:
         work = Path(tempfile.mkdtemp(prefix=f"{project}-"))
         app_dir, _ = prepare(work / "app")
         postgres_port, redis_port, web_port = free_port(), free_port(), free_port()
@@ -198,9 +205,7 @@ class Sandbox:
             "COMPOSE_PROJECT_NAME": project,
             "POSTGRES_PORT": str(postgres_port),
             "REDIS_PORT": str(redis_port),
-            apprun.ENV_COMMANDS: "; ".join(commands(python, web_port)),
-            "RUNBOOK_HEALTH_URL": f"http://localhost:{web_port}/api/health",
-            "RUNBOOK_ALLOW_COMMIT": "1",
+            **environment(app_dir, web_port, allow_commit=True),
             apprun.ENV_LOG_DIR: str(work / "logs"),
             "RUNBOOK_STATE_DIR": str(work / "state"),
             **service_images(),
@@ -253,6 +258,132 @@ class Sandbox:
         return problems
 
 
+# --------------------------------------------------------------------------- the production images
+
+
+NODE_STANDIN = "runbook-standin/node:20"  # scripts/standins/node: this machine's Node.js
+
+
+def node_image() -> str:
+    """The base image to build FROM: the official one (what the Dockerfiles name) when it is here, else the
+    local stand-in (no registry is reachable in CI); raises with the next step when neither is."""
+    from helpers.app.appprod import NODE_VERSION
+
+    official = f"node:{NODE_VERSION}-alpine"
+    for image in (official, NODE_STANDIN):
+        if image_present(image):
+            return image
+    raise SampleAppError(
+        f"neither {official} nor {NODE_STANDIN} is in the local engine: pull {official}, or build the "
+        "stand-in with scripts/standins/build.sh node"
+    )
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    role: str  # web or worker
+    tag: str
+    dockerfile: str
+    image_id: str
+    size: int  # bytes, as `docker image inspect` reports it
+    seconds: float
+    cmd: list[str]
+    workdir: str
+
+    def summary(self) -> str:
+        size = f"{self.size / 1e6:.0f} MB"
+        return f"{self.role}: {self.tag} ({self.dockerfile}) {size}, built in {self.seconds:.0f} s"
+
+
+def image_context(dest: str | os.PathLike[str], source: str | os.PathLike[str] = FIXTURE) -> Path:
+    """A fresh copy of the app with what task 2.12 writes (Dockerfiles, .dockerignore, standalone output)."""
+    from helpers.app import appfiles, appprod
+
+    target = Path(dest)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=IGNORE)
+    changes, kept = appprod.plan_images(target)
+    failed = [k for k in kept if k.status == "failed"]
+    if failed:
+        raise SampleAppError(f"task 2.12 cannot plan the images: {failed[0].detail}")
+    appfiles.apply(target, changes)
+    return target
+
+
+def docker_build(
+    context: str | os.PathLike[str],
+    dockerfile: str,
+    tags: Sequence[str],
+    build_args: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``docker build`` as the project builds the app's images: the legacy builder (no buildx on these
+    machines; the Dockerfiles' ``# syntax`` line is a comment to it) on the host's network (pnpm reaches the
+    npm registry the way this machine does), in ``context`` with ``-f dockerfile``. Raises with the last
+    lines of the build's output when it fails."""
+    command = ["docker", "build", "--network", "host"]
+    for key, value in (build_args or {}).items():
+        command += ["--build-arg", f"{key}={value}"]
+    for key, value in (labels or {}).items():
+        command += ["--label", f"{key}={value}"]
+    command += ["-f", dockerfile]
+    for tag in tags:
+        command += ["-t", tag]
+    command.append(".")
+    proc = subprocess.run(
+        command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
+    return proc
+
+
+def inspect_image(ref: str) -> dict[str, Any]:
+    """``docker image inspect`` of one image, parsed."""
+    import json
+
+    out = subprocess.run(["docker", "image", "inspect", ref], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SampleAppError(f"no image {ref}: {out.stderr.strip()}")
+    return dict(json.loads(out.stdout)[0])
+
+
+def build_images(
+    dest: str | os.PathLike[str], prefix: str = "runbook-sample-", node: str | None = None
+) -> list[BuiltImage]:
+    """Build the web and worker images from a copy of the app in ``dest`` with task 2.12's Dockerfiles
+    (:func:`docker_build`), FROM ``node`` (default :func:`node_image`). Tags ``<prefix>web:latest`` and
+    ``<prefix>worker:latest``."""
+    import time
+
+    from helpers.app.workflow import DOCKERFILES
+
+    context = image_context(dest)
+    base = node or node_image()
+    built = []
+    for role, dockerfile in DOCKERFILES.items():
+        tag = f"{prefix}{role}:latest"
+        started = time.monotonic()
+        docker_build(context, dockerfile, [tag], {"NODE_IMAGE": base})
+        seconds = time.monotonic() - started
+        info = inspect_image(tag)
+        config = info.get("Config") or {}
+        built.append(
+            BuiltImage(
+                role,
+                tag,
+                dockerfile,
+                info["Id"],
+                int(info["Size"]),
+                seconds,
+                list(config.get("Cmd") or []),
+                str(config.get("WorkingDir") or "/"),
+            )
+        )
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.runner.sampleapp", description=__doc__.splitlines()[0]
@@ -262,10 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare", help="copy the sample app to a working copy (once) and print its variables"
     )
     prep.add_argument("--dest", default=str(DEFAULT_DEST), help=f"working copy (default {DEFAULT_DEST})")
-    prep.add_argument(
-        "--port", type=int, default=None, help="port of the stand-in web process (default 3000)"
-    )
-    prep.add_argument("--python", default=sys.executable, help="interpreter that runs the stand-ins")
+    prep.add_argument("--port", type=int, default=None, help="port of the app's web process (default 3000)")
     prep.add_argument(
         "--source", default=None, help="the fixture to copy (default tests/fixtures/sample-app)"
     )
@@ -278,7 +406,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also print RUNBOOK_ALLOW_COMMIT=1 (task 1.14 commits in this disposable copy)",
     )
     prep.add_argument("--export", action="store_true", help="print `export NAME=value` lines")
+    imgs = sub.add_parser("images", help="build the web and worker images with task 2.12's Dockerfiles")
+    imgs.add_argument(
+        "--dest", default=None, help="the build context, a fresh copy (default: a temporary folder)"
+    )
+    imgs.add_argument(
+        "--prefix", default="runbook-sample-", help="tags <prefix>web:latest, <prefix>worker:latest"
+    )
+    imgs.add_argument(
+        "--node-image", default=None, help="base image (default: node:20-alpine, else the stand-in)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "images":
+        return _images(args)
     try:
         path, created = prepare(args.dest, args.source)
         if not args.no_env:
@@ -288,8 +428,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"# {'created' if created else 'kept the existing'} working copy {path}", file=sys.stderr)
     prefix = "export " if args.export else ""
-    for key, value in environment(path, args.python, args.port, args.allow_commit).items():
+    for key, value in environment(path, args.port, args.allow_commit).items():
         print(f"{prefix}{key}={shlex.quote(value)}")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    # outside any git work tree: the app's files are read as git sees them (a parent repo ignores .work/)
+    dest = Path(args.dest) if args.dest else Path(tempfile.mkdtemp(prefix="rb-sample-images-")) / "app"
+    try:
+        built = build_images(dest, args.prefix, args.node_image)
+    except SampleAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if not args.dest:
+            shutil.rmtree(dest.parent, ignore_errors=True)
+    for image in built:
+        print(image.summary())
     return 0
 
 

@@ -1,15 +1,17 @@
-"""Start and stop the app's processes (web and worker) for the end-to-end test.
+"""Run the app's processes for the end-to-end test (task 1.15): its web process and its worker.
 
-Task 1.15 needs the app running. Either you started it yourself (``pnpm dev`` and ``pnpm worker``
-in the app directory; then ``commands`` is empty and nothing is started), or the notebook starts
-the given commands from ``app_dir``: each runs in a shell, in its own process group (so ``pnpm``'s
-children stop with it), with its output in a log file, and is stopped at the end (SIGTERM to the
-group, SIGKILL after a grace period). :func:`running` is the context manager; :func:`start`
-returns an :class:`AppRun` for notebooks, whose cells cannot share a ``with`` block: it stops on
-:meth:`AppRun.stop`, at interpreter exit, and leaves pid files that :func:`stop_recorded` reads
-(the test harness calls it at session end, whatever happened in the kernel).
+Which commands start them is the app's business: task 1.15 takes them from the app profile
+(:mod:`helpers.app.appscripts`), or from ``RUNBOOK_APP_COMMANDS``.
 
-``RUNBOOK_APP_COMMANDS`` holds the commands, separated by newlines or ``;`` (or a JSON list).
+The processes: each command runs in a shell from ``app_dir``, in its own process group (so ``pnpm``'s
+children stop with it), with ``PORT`` set to the health URL's port and its output in a log file, and is
+stopped at the end (SIGTERM to the group, SIGKILL after a grace period). :func:`running` is the context
+manager; :func:`start` returns an :class:`AppRun` for notebooks, whose cells cannot share a ``with``
+block: it stops on :meth:`AppRun.stop`, at interpreter exit, and leaves pid files that
+:func:`stop_recorded` reads (the test harness calls it at session end, whatever happened in the kernel).
+Nothing is started when the health URL already reports ok (the app is yours, running).
+
+``RUNBOOK_APP_COMMANDS`` overrides the commands, separated by newlines or ``;`` (or a JSON list).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -63,6 +66,12 @@ def parse_commands(text: str | None) -> list[str]:
 
 def default_commands() -> list[str]:
     return parse_commands(env.app_commands)
+
+
+def port_of(url: str) -> int:
+    """The port a URL points at (80/443 by default)."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def log_dir() -> Path:
@@ -185,7 +194,7 @@ def start(
     health.validate_url(health_url)
     run = AppRun(app_dir=app, health_url=health_url)
     if not commands:
-        run.note = "no commands given: the app is expected to be running already (pnpm dev, pnpm worker)"
+        run.note = "no commands given: the app is expected to be running already"
         return run
     if health.probe(health_url, timeout=3).ok:
         run.note = f"{health_url} already reports ok: the app is running, nothing started"
@@ -194,7 +203,7 @@ def start(
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     marker = uuid.uuid4().hex
-    full_env = {**os.environ, **(env or {}), ENV_MARKER: marker}
+    full_env = {**os.environ, "PORT": str(port_of(health_url)), **(env or {}), ENV_MARKER: marker}
     atexit.register(run.stop)
     for index, command in enumerate(commands, start=1):
         log = folder / f"app-{stamp}-{os.getpid()}-{index}.log"

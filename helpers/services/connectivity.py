@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 from helpers.core.checks import Checklist
 from helpers.core.errors import NextStepError
 from helpers.core.secrets import scrub
-from helpers.services import diagnose
+from helpers.services import appenv, diagnose
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 POSTGRES_MAJOR = 15
@@ -65,9 +65,11 @@ def find_env_file(app_dir: str | Path, env_file: str | Path = "") -> Path:
 
 
 def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
-    """The app's DATABASE_URL and REDIS_URL, from its env file."""
+    """The app's DATABASE_URL and REDIS_URL, from its env file; an app that keeps them in separate
+    keys (``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_DB``...) gets the URL those keys make."""
     path = find_env_file(app_dir, env_file)
     values = dotenv_values(path)
+    values = {**_urls_from_separate_keys(path), **{k: v for k, v in values.items() if v}}
     missing = [k for k in ("DATABASE_URL", "REDIS_URL") if not values.get(k)]
     if missing:
         raise EnvFileError(
@@ -77,6 +79,15 @@ def read_urls(app_dir: str | Path, env_file: str | Path = "") -> AppUrls:
     return AppUrls(
         env_file=path, database_url=str(values["DATABASE_URL"]), redis_url=str(values["REDIS_URL"])
     )
+
+
+def _urls_from_separate_keys(path: Path) -> dict[str, str]:
+    env = appenv.environment_of(path.read_text(encoding="utf-8"), path.name)
+    urls = {}
+    for key, ep in (("DATABASE_URL", env.database), ("REDIS_URL", env.redis)):
+        if ep is not None and not ep.url_key and ep.host:
+            urls[key] = appenv.url_of(ep)
+    return urls
 
 
 def redact(url: str) -> str:

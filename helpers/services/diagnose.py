@@ -312,7 +312,14 @@ def refused_hint(host: str, port: int, project: str = "", service: str = "") -> 
 
 
 def is_refused(error: str) -> bool:
+    """Nothing answered: the connection itself failed (not a server that answered with an error).
+
+    psycopg words a server's refusal as "connection failed: ... FATAL: password authentication failed":
+    the server answered, so that is the credentials' problem, not a missing engine or container.
+    """
     low = error.lower()
+    if "fatal:" in low or "authentication" in low or "does not exist" in low or "wrongpass" in low:
+        return False
     return any(w in low for w in ("refused", "could not connect", "connection failed", "connect call failed"))
 
 

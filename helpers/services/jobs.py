@@ -10,6 +10,7 @@ whether the job completed, failed (with the worker's reason) or was still waitin
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import time
 import uuid
@@ -101,6 +102,27 @@ class JobOutcome:
         )
 
 
+def worker_client_names(queue_name: str, prefix: str = "bull") -> tuple[str, ...]:
+    """The names BullMQ workers give their Redis connections for this queue.
+
+    Node BullMQ 5 names them ``<prefix>:<base64 of the queue name>`` (plus ``:w:<worker name>``); the Python
+    package names them ``<prefix>:<queue name>`` and only recognises its own spelling
+    (``Queue.get_workers_count`` sees no Node worker), so both are matched here.
+    """
+    encoded = base64.b64encode(queue_name.encode()).decode()
+    return (f"{prefix}:{encoded}", f"{prefix}:{queue_name}")
+
+
+async def _count_workers(queue: Any, queue_name: str, prefix: str) -> int:
+    names = worker_client_names(queue_name, prefix)
+    clients = await queue.client.client_list()
+    return sum(
+        1
+        for c in clients
+        if c.get("name") in names or str(c.get("name", "")).startswith(tuple(f"{n}:w:" for n in names))
+    )
+
+
 def _enqueue_and_wait(
     wait: Callable[[Awaitable[Any]], Any],
     redis_url: str,
@@ -115,7 +137,7 @@ def _enqueue_and_wait(
 
     queue = Queue(queue_name, {"connection": redis_url, "prefix": prefix})
     try:
-        workers = wait(queue.get_workers_count())
+        workers = wait(_count_workers(queue, queue_name, prefix))
         job = wait(queue.add(name, data, {"attempts": 1}))
         job_id = str(job.id)
         started = time.monotonic()
@@ -131,7 +153,7 @@ def _enqueue_and_wait(
             state = str(exc.last or "unknown")
         elapsed = time.monotonic() - started
         if state not in FINAL_STATES:
-            workers = max(workers, wait(queue.get_workers_count()))
+            workers = max(workers, wait(_count_workers(queue, queue_name, prefix)))
         stored = wait(Job.fromId(queue, job_id))
         outcome = JobOutcome(
             queue=queue_name,
@@ -179,7 +201,7 @@ async def _workers(redis_url: str, queue_name: str, prefix: str) -> int:
 
     queue = Queue(queue_name, {"connection": redis_url, "prefix": prefix})
     try:
-        return int(await queue.get_workers_count())
+        return await _count_workers(queue, queue_name, prefix)
     finally:
         await queue.close()
 
@@ -252,4 +274,29 @@ def check_read_back(check: Any, database_url: str, outcome: JobOutcome, table: s
         if row
         else f"no row with id {outcome.returnvalue.get('rowId')}",
         hint="the row is missing or belongs to another job: is the worker writing to the same database?",
+    )
+
+
+def table_exists(database_url: str, table: str) -> bool:
+    """The table is in the database (on the search path), read on a new connection."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+
+
+def check_table(check: Any, database_url: str, table: str = "job_results") -> bool:
+    """Task 1.15: the migrations created the table the worker writes into."""
+    try:
+        found = table_exists(database_url, table)
+        detail = "there" if found else "missing"
+    except Exception as exc:  # a row in the table, not a traceback
+        from helpers.core.secrets import scrub
+
+        found, detail = False, scrub(f"{type(exc).__name__}: {exc}")
+    return check(
+        f"table {table} exists (the app's migrations)",
+        found,
+        detail,
+        hint="apply the app's migrations (its db:migrate script); result_table must name the worker's table",
     )

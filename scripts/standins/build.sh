@@ -142,9 +142,18 @@ SOURCES
 }
 
 # 2. + 3. one stand-in image ------------------------------------------------------------
+declare -A DONE=()   # the stand-ins this run has built or found up to date
+
 build_one() {
     local name="$1" dir="$HERE/$1"
     [[ -f "$dir/Dockerfile" ]] || die "no stand-in named '$name' (expected $dir/Dockerfile; have: $(image_names | paste -sd' ' -))"
+    [[ -z "${DONE[$name]:-}" ]] || return 0
+    # <name>/needs: stand-ins this one builds FROM (one per line), built first
+    local need
+    if [[ -f "$dir/needs" ]]; then
+        for need in $(packages_of "$dir/needs"); do build_one "$need"; done
+    fi
+    DONE[$name]=1
     local tag image rootfs pkgs rootfs_hash want
     tag="$(tag_of "$name")"
     image="$PREFIX/$name:$tag"
@@ -153,10 +162,13 @@ build_one() {
     rootfs_hash="$( { image_label "$BASE_IMAGE"; echo "$pkgs"; } | sha)"
     # The build context: the folder itself, plus the project paths its `context` file lists
     # ("<path from the project root> <destination in the context>"), so nothing is kept twice.
+    # A folder's executable `prepare` then adds what comes from this machine (it gets the context folder).
     local ctx_dir="$dir" src dest
-    if [[ -f "$dir/context" ]]; then
+    if [[ -f "$dir/context" || -x "$dir/prepare" ]]; then
         ctx_dir="$(mktemp -d)"
         cp -a "$dir/." "$ctx_dir/"
+    fi
+    if [[ -f "$dir/context" ]]; then
         while read -r src dest; do
             [[ -z "$src" || "$src" == \#* ]] && continue
             [[ -e "$ROOT/$src" ]] || die "$dir/context: $src does not exist"
@@ -164,6 +176,10 @@ build_one() {
             cp -a "$ROOT/$src" "$ctx_dir/$dest"
             find "$ctx_dir/$dest" -name __pycache__ -prune -exec rm -rf {} +
         done < "$dir/context"
+    fi
+    if [[ -x "$dir/prepare" ]]; then
+        rm -f "$ctx_dir/prepare"
+        "$dir/prepare" "$ctx_dir" || { rm -rf "$ctx_dir"; die "$dir/prepare failed (its message is above)"; }
     fi
     want="$( { echo "$rootfs_hash"; folder_hash "$ctx_dir"; } | sha)"
     if [[ $FORCE == 0 && "$(image_label "$image")" == "$want" ]]; then

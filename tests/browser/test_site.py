@@ -15,9 +15,11 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
+from testsupport import unavailable
 
-from helpers.core import tasks
+from helpers.core import secrets, tasks
 from helpers.core.paths import PROJECT_ROOT
+from helpers.docsite.published import DEFAULT_REHEARSAL_DIR, load_manifest, reference_dir
 from helpers.docsite.taskpages import notebook_title
 
 TASK_LINK = re.compile(r"^(\d+\.\d+) ")
@@ -99,6 +101,44 @@ def test_a_notebook_page_shows_its_markdown_and_code(page, site_url, artifacts):
     )
     page.screenshot(path=str(artifacts / f"docs-task-{task.id}.png"), full_page=True)
     assert page.errors == []
+
+
+def rehearsal_secrets() -> dict[str, str]:
+    """The throwaway tokens and passwords of the rehearsal `make docs` published (its kept workspace)."""
+    path = DEFAULT_REHEARSAL_DIR / "secrets.env"
+    if not path.is_file():
+        return {}
+    pairs = (line.partition("=") for line in path.read_text(encoding="utf-8").splitlines())
+    return {name: value for name, _, value in pairs if value and len(value) >= 8 and not name.startswith("#")}
+
+
+@pytest.mark.browser
+def test_the_phase2_pages_show_a_rehearsal_run_marked_as_one_and_nothing_secret(
+    page, site_url, built_site, artifacts
+):
+    runs = [r for r in load_manifest(reference_dir())["runs"] if r.get("kind") == "rehearsal"]
+    if not runs:
+        unavailable(
+            "no rehearsal run is published: `make docs` rehearses phase 2 when a Docker engine answers"
+        )
+    task = tasks.get("2.2")
+    page.goto(urljoin(site_url, f"{task.phase}/{task.stem}/"))
+    box = page.locator(".runbook-outputs")
+    assert box.locator(".admonition-title").inner_text() == "Expected output (rehearsal)"
+    said = box.inner_text()
+    assert "a rehearsal run executed this notebook" in said and "were local stand-ins" in said
+    assert "/path/to/rehearsal" in said  # the paths of the machine that ran it are placeholders
+    outputs = page.locator(".jupyter-wrapper .jp-OutputArea-output")
+    assert outputs.count() > 0 and "droplet" in " ".join(outputs.all_inner_texts())
+    page.screenshot(path=str(artifacts / "docs-task-2.2-rehearsal.png"), full_page=True)
+    assert page.errors == []
+    known = rehearsal_secrets()
+    for html_file in (built_site / "phase2").rglob("*.html"):
+        text = html_file.read_text(encoding="utf-8")
+        leaked = [name for name, value in known.items() if value in text]
+        assert leaked == [], (html_file.relative_to(built_site), leaked)
+        assert secrets.scrub(text, values=[]) == text, html_file  # no token-shaped string either
+        assert str(DEFAULT_REHEARSAL_DIR) not in text
 
 
 @pytest.mark.browser

@@ -17,11 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from testsupport import unavailable
 
 from helpers.core import tasks
 from helpers.core.paths import PROJECT_ROOT
 from helpers.docsite import mermaid, reference, taskpages
 from helpers.docsite.published import reference_dir
+from helpers.rehearse import droplet
 from helpers.runner import cli
 from helpers.runner.ledger import Ledger
 from helpers.runner.plan import Selection
@@ -259,3 +261,57 @@ def test_the_site_has_an_operations_section(bare_site):
         assert "Operations: day two in production" in page  # the navigation's section
     trouble = (bare_site / "troubleshooting" / "index.html").read_text(encoding="utf-8")
     assert 'id="operations-problems"' in trouble and 'id="rollback-refused"' in trouble
+
+
+@pytest.mark.engine
+def test_a_rehearsal_run_reaches_the_phase2_pages_marked_as_such_and_scrubbed(tmp_path):
+    """What ``make docs-rehearsal`` does, on phase 2's first tasks: rehearse, publish, build; read it all."""
+    try:
+        droplet.ensure_image(build=False)
+    except droplet.DropletError as exc:
+        unavailable(f"droplet stand-in image not available: {exc}")
+    first = [t.id for t in tasks.order("phase2")[:2]]
+    work = tmp_path / "rehearsal"
+    env = {k: v for k, v in os.environ.items() if k not in ("DIGITALOCEAN_API_URL", "GITHUB_API_URL")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "helpers.rehearse", "phase2", "--to", first[-1], "--runs", "1", "--keep",
+         "--workdir", str(work)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    secrets = {
+        name: value
+        for name, _, value in (
+            line.partition("=") for line in (work / "secrets.env").read_text(encoding="utf-8").splitlines()
+        )
+        if value and not name.startswith("#")
+    }
+    assert {"DIGITALOCEAN_TOKEN", "GITHUB_TOKEN", "COOLIFY_API_TOKEN"} <= set(secrets)
+    ref = tmp_path / "ref"
+    published = subprocess.run(
+        [sys.executable, "-m", "helpers.docsite", "publish-rehearsal", str(work), "--out", str(ref)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stdout + published.stderr
+    manifest = json.loads((ref / "manifest.json").read_text(encoding="utf-8"))
+    (run,) = manifest["runs"]
+    assert (run["kind"], run["phase"], run["status"]) == ("rehearsal", "phase2", "passed")
+    assert "stand-ins" in run["setting"] and "/path/to/rehearsal" in run["placeholders"]
+
+    site = tmp_path / "site"
+    built = build(site, RUNBOOK_DOCS_REFERENCE=str(ref))
+    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+    for task_id in first:
+        html = page_html(site, tasks.get(task_id))
+        assert "Expected output (rehearsal)" in html and "a rehearsal run executed this notebook" in html
+        assert "the DigitalOcean, Coolify and GitHub APIs were local stand-ins" in html
+        assert "jp-OutputArea-output" in html and "Outputs are not included" not in html
+    assert "Outputs are not included" in page_html(site, tasks.order("phase2")[2])  # not rehearsed here
+    assert "Expected output (rehearsal)" not in page_html(site, tasks.get("1.1"))
+    # nothing of the rehearsal's secrets or workspace in what was published, nor in the site
+    for folder in (ref, site):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix in (".html", ".json", ".ipynb", ".md", ".log", ".txt", ".js"):
+                text = path.read_text(encoding="utf-8", errors="replace")
+                leaked = [name for name, value in secrets.items() if len(value) >= 8 and value in text]
+                assert leaked == [] and str(work) not in text, (path, leaked)

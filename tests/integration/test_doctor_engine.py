@@ -9,7 +9,7 @@ down at the end) and runs the ``runbook doctor`` command as a user would, then r
 * **a container stopped** (``docker stop``);
 * **a port taken by another process** (a listener started by the test, before the services);
 * **``.env`` pointing at the VM** (the Multipass address the app used before phase 1);
-* **the stand-in app stopped** (the sample app's web process, started then killed).
+* **the app stopped** (the sample app's web process, its own ``dev`` script, started then stopped).
 
 A healthy setup is diagnosed ok first (exit 0), so each broken case is a real change of verdict; the
 hints of tasks 1.4 and 1.5 give the same first cause for the same broken state.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,9 +31,11 @@ import pytest
 from services_support import notebook_outputs, run_notebook, services_env
 from testsupport import FIXTURE_APP, ROOT, free_port
 
+from helpers.app import appscripts
 from helpers.core.checks import Checklist
 from helpers.core.poll import poll
-from helpers.services import compose, connectivity, diagnose, health
+from helpers.runner import sampleapp
+from helpers.services import apprun, compose, connectivity, diagnose, health
 
 pytestmark = pytest.mark.engine
 
@@ -70,31 +71,26 @@ def first_cause(report: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def web_app(tmp_path: Path) -> Any:
-    """The sample app's stand-in web process, started from an app folder; yields (start, stop)."""
-    procs: list[subprocess.Popen[bytes]] = []
+def web_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The sample app's web process (its own ``dev`` script, as task 1.15 starts it) in an app folder: the
+    fixture is copied in (the folder keeps its compose file and ``.env``) and installed from the shared pnpm
+    store; yields (start, stop)."""
+    runs: list[apprun.AppRun] = []
+    monkeypatch.setenv("npm_config_store_dir", str(sampleapp.PNPM_STORE))
 
     def start(app_dir: Path, port: int) -> str:
-        shutil.copytree(FIXTURE_APP / "stub", app_dir / "stub", dirs_exist_ok=True)
-        log = (tmp_path / f"web-{port}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "stub/web.py", "--port", str(port)],
-                cwd=app_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+        shutil.copytree(FIXTURE_APP, app_dir, ignore=sampleapp.IGNORE, dirs_exist_ok=True)
+        scripts = appscripts.app_scripts(app_dir)
+        installed = appscripts.install_dependencies(scripts)
+        assert installed.status in ("changed", "ok"), installed.detail
         url = f"http://localhost:{port}/api/health"
-        assert health.wait_healthy(url, timeout=30).ok, (tmp_path / f"web-{port}.log").read_text()
+        web = appscripts.script_commands(scripts, roles=("web",))
+        runs.append(apprun.start(app_dir, web, url, timeout=180, logs=tmp_path / "logs"))
         return url
 
     def stop() -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=15)
+        for run in runs:
+            run.stop()
 
     yield start, stop
     stop()

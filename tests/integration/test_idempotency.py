@@ -89,9 +89,9 @@ def test_phase1_twice_the_second_run_changes_nothing(sandbox: sampleapp.Sandbox,
     app = sandbox.app_dir
     # someone's work in progress, which 1.14 must leave alone
     (app / "notes.txt").write_text("my notes\n")
-    page = app / "src" / "app" / "page.tsx"
+    page = app / "apps" / "web" / "src" / "app" / "page.tsx"
     page.write_text(page.read_text() + "// work in progress\n")
-    unrelated = [gitrepo.Change("??", "notes.txt"), gitrepo.Change(" M", "src/app/page.tsx")]
+    unrelated = [gitrepo.Change(" M", "apps/web/src/app/page.tsx"), gitrepo.Change("??", "notes.txt")]
     baseline = (gitrepo.tree_hash(app), gitrepo.head(app))
 
     first = run_phase(tmp_path / "run1", app, refuse_commit_first=True)
@@ -100,7 +100,7 @@ def test_phase1_twice_the_second_run_changes_nothing(sandbox: sampleapp.Sandbox,
     assert changed, "the first run changed nothing: the comparison below would prove nothing"
     assert after_first != baseline
     assert gitrepo.changes(app) == unrelated, "1.14 committed too much or too little"
-    assert not {"notes.txt", "src/app/page.tsx", ".env"} & set(gitrepo.committed_paths(app))
+    assert not {"notes.txt", "apps/web/src/app/page.tsx", ".env"} & set(gitrepo.committed_paths(app))
 
     second = run_phase(tmp_path / "run2", app)
     not_ok = [

@@ -184,3 +184,20 @@ def test_any_order_gives_the_same_repository(app_copy, tmp_path, warm_kernel):
         assert not any(moved.values()), (tasks, moved)
         results[tuple(tasks)] = tree_hash(app)
     assert len(set(results.values())) == 1, results
+
+
+def test_the_verification_cells_catch_a_false_line_written_by_hand(app_copy, tmp_path, warm_kernel):
+    """After the docs tasks, a line naming a removed script and the VM: 1.11's verification fails
+    with its file:line (the docs checks run in the notebook), and 1.11 run again does not hide it."""
+    for task in TASKS:
+        execute_warm(task, tmp_path, f"first-{task}", warm_kernel, app_dir=str(app_copy))
+    readme = app_copy / "README.md"
+    lines = readme.read_text().splitlines(keepends=True)
+    at = next(n for n, line in enumerate(lines) if line.startswith("## Scripts")) + 2
+    lines.insert(at, "Before anything else, open the VM with `pnpm vm:ssh`.\n\n")
+    readme.write_text("".join(lines))
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        execute_warm("1.11", tmp_path, "false-line", warm_kernel, app_dir=str(app_copy))
+    assert err.value.ename == "VerificationFailed"
+    assert f"README.md:{at + 1}" in err.value.evalue
+    assert "package.json has no script 'vm:ssh'" in err.value.evalue or "vm:ssh" in err.value.evalue

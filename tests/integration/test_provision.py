@@ -50,13 +50,12 @@ def inspect(image: str) -> dict | None:
 
 @pytest.fixture
 def repo_copy() -> Iterator[Path]:
-    """The scripts/ folder in a throwaway tree (world-readable), so .work/ lands there, not in the repo."""
+    """scripts/ (and what its stand-ins build from) in a throwaway tree (world-readable), so .work/ lands
+    there, not in the repo."""
     root = Path(tempfile.mkdtemp(prefix="rb-platform-"))
     root.chmod(0o755)
     shutil.copytree(ROOT / "scripts", root / "scripts")
-    # what the stand-in folders' `context` files bring into their builds (the app image: the fixture's stub)
-    stub = Path("tests/fixtures/sample-app/stub")
-    shutil.copytree(ROOT / stub, root / stub, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".venv").symlink_to(ROOT / ".venv")
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -65,7 +64,7 @@ def test_unknown_item_is_refused_with_the_choices() -> None:
     proc = run(PROVISION, "engines")
     assert proc.returncode == 2
     assert "unknown item 'engines'" in proc.stderr
-    assert "engine compose images browser all" in proc.stderr
+    assert "engine compose images registry browser all" in proc.stderr
 
 
 @pytest.mark.engine

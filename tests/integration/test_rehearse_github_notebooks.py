@@ -117,7 +117,7 @@ def test_2_9_to_2_13_twice_against_the_standin_process(rehearsal: dict[str, Any]
             ["git", "-C", str(app), "status", "--porcelain"], capture_output=True, text=True
         )
         touched = {line[3:] for line in changed.stdout.splitlines()}
-        expected = {"README.md", "CLAUDE.md", "next.config.mjs", ".github/", "docs/production.md"}
+        expected = {"README.md", "CLAUDE.md", "apps/web/next.config.mjs", ".github/", "docs/production.md"}
         expected |= {"docs/production-env.md", "Dockerfile", "Dockerfile.worker", ".dockerignore"}
         assert expected <= touched
 

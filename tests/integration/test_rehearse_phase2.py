@@ -53,7 +53,7 @@ def droplet_image() -> None:
 @pytest.mark.engine
 @pytest.mark.slow
 def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
-    tmp_path: Path, droplet_image: None
+    tmp_path: Path, droplet_image: None, request: pytest.FixtureRequest
 ) -> None:
     tasks = existing_tasks()
     last = settings.env.rehearse_to or tasks[-1]
@@ -64,7 +64,7 @@ def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
     command = ["phase2", "--to", last, "--keep", "--workdir", str(workdir)]
     proc = subprocess.run(
         [sys.executable, "-m", "helpers.rehearse", *command],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=3000,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
@@ -97,7 +97,12 @@ def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
     first = json.loads((workdir / "runs" / "run-1" / "ledger.json").read_text(encoding="utf-8"))
     assert {t["id"]: t for t in first["tasks"]}["2.2"]["steps"].get("changed")  # the droplet was created
     if "2.18" in selected:
-        check_operations(workdir / "runs")
+        shown = [line.strip() for line in output.splitlines() if " pushed " in line or "build " in line]
+        shown += check_operations(workdir / "runs")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")  # CI's log shows them
+        with capture.global_and_fixture_disabled():
+            print("\nthe rehearsal's images, built by its push as the workflow builds them:")
+            print("\n".join(f"  {line}" for line in shown), flush=True)
 
     secrets = _secrets(workdir / "secrets.env")
     for name in ("DIGITALOCEAN_TOKEN", "COOLIFY_API_TOKEN", "GITHUB_TOKEN", "ROOT_USER_PASSWORD"):
@@ -128,7 +133,7 @@ OPERATIONS = [
 ]
 
 
-def check_operations(runs: Path) -> None:
+def check_operations(runs: Path) -> list[str]:
     """The operations after 2.18, read from their run folders and what the rehearsal saw from outside."""
     report = json.loads((runs / "operations.json").read_text(encoding="utf-8"))
     assert [r for r in report["results"] if r["problems"]] == []
@@ -146,10 +151,24 @@ def check_operations(runs: Path) -> None:
     assert "web application" in phase2["first_cause"]["cause"]
     drill = seen["restore_drill"]
     assert drill["tables"] >= 1 and drill["differing"] == [] and drill["backup_age_seconds"] < 3600
-    release = seen["release"]
-    assert release["image"] and release["image"] not in release["before"].values()
-    assert seen["after_rollback"] == release["before"]  # the previous image runs again, on the engine
-    assert set(seen["after_forward"].values()) == {release["image"]}
+    # the first push's images run: the registry's digest of the deployed tag is the running container's
+    first_push = seen["first_push"]
+    assert set(first_push) == {"web", "worker"}
+    for role, entry in first_push.items():
+        assert entry["registry"].startswith("sha256:"), (role, entry)
+        assert entry["registry"] == entry["running"], (role, entry)
+    # a code change pushed: built from the commit, pushed, deployed; new digests, read from outside
+    release, before = seen["release"], seen["release_before"]
+    assert release["workflow_runs"] == ["success"], release["log"]
+    assert {p["app"] for p in release["pushed"]} == {"web", "worker"}
+    for role, entry in release["delivered"].items():
+        assert entry["running"] == entry["registry"] == release["digests"][role], (role, entry)
+        assert entry["running"] != first_push[role]["running"] and release["images"][role] != before[role]
+    shown = ["digests seen in the rehearsal (registry = running container):"]
+    for label, found in (("first push", first_push), ("release", release["delivered"])):
+        shown += [f"  {label} {role}: {e['image']} {e['running']}" for role, e in found.items()]
+    assert seen["after_rollback"] == before  # the previous image runs again, on the engine
+    assert seen["after_forward"] == release["images"]
     first, second = (notebook_steps(f / "monitoring.ipynb") for f in folders[4:6])
     created = {s["name"] for s in first if s["status"] == "changed"}
     assert (
@@ -158,6 +177,7 @@ def check_operations(runs: Path) -> None:
     )
     assert {s["status"] for s in second} <= QUIET_STATUSES  # the second run changes nothing
     assert seen["after_teardown"] and not any(seen["after_teardown"].values()), seen["after_teardown"]
+    return shown
 
 
 def test_refuses_vendor_urls_that_are_not_local() -> None:

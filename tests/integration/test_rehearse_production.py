@@ -1,10 +1,12 @@
 """Tasks 2.14 to 2.18 rehearsed on top of 2.5 to 2.8, with real "production" containers.
 
 The droplet container gets the host's Docker socket (the droplet "has Docker"), so the Coolify stand-in in it
-starts real PostgreSQL/Redis stand-in containers (2.8) and the sample app image (2.17) on a Docker network;
-2.18 probes the published web port, sends a BullMQ job through an SSH tunnel to production Redis, and reads
-the last Actions run from the GitHub stand-in. Twice: the second run changes nothing. Then the worker is
-stopped and 2.18 must fail, loudly; teardown leaves no container behind.
+starts real PostgreSQL/Redis stand-in containers (2.8) and pulls the sample app's own images (2.17) from a
+local registry, where the deploy workflow's build job pushed them (tests/deliverysupport.py); 2.18 probes the
+published web port, sends a BullMQ job through an SSH tunnel to production Redis, compares the digests the
+registry serves with those the containers run, and reads the last Actions run from the GitHub stand-in.
+Twice: the second run changes nothing. Then the worker is stopped, the last run fails, a new image is pushed
+without a deployment: each time 2.18 must fail, loudly; teardown leaves no container behind.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import papermill
 import pytest
-from testsupport import unavailable
+from deliverysupport import REPOSITORY, Delivered, delivered
 
 import tests.integration.test_rehearse_coolify_notebooks as coolify_notebooks
 from helpers.app import workflow
@@ -35,17 +37,21 @@ from tests.integration.test_rehearse_coolify_notebooks import (  # noqa: F401  (
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 CHAIN = ("2.5", "2.6", "2.7", "2.8", "2.14", "2.15", "2.16", "2.17", "2.18")
-REPO = "acme/demo-app"
+REPO = REPOSITORY
 RESOURCE_LABEL = "runbook.coolify.resource"
 
 
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivered]:
+    """The sample app's images, built and pushed by its workflow's build job to a local registry."""
+    with delivered(tmp_path_factory.mktemp("delivery")) as found:
+        yield found
+
+
 @pytest.fixture(autouse=True)
-def production_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
-    """The Docker socket for the droplet, and a GitHub stand-in whose deploy workflow ran once on main."""
-    if subprocess.run(
-        ["docker", "image", "inspect", "runbook-standin/app:latest"], capture_output=True
-    ).returncode:
-        unavailable("runbook-standin/app:latest is missing: scripts/standins/build.sh app")
+def production_env(monkeypatch: pytest.MonkeyPatch, delivery: Delivered) -> Iterator[GitHubStandIn]:
+    """The Docker socket for the droplet, the registry, a GitHub stand-in whose deploy workflow ran once."""
+    monkeypatch.setenv("RUNBOOK_IMAGE_REGISTRY", delivery.registry)
     monkeypatch.setattr(coolify_notebooks, "PREFIX", "rb-prod2-")  # containers: rb-droplet-rb-prod2-*
     monkeypatch.setenv("RUNBOOK_DROPLET_DOCKER_SOCKET", "1")
     for name in ("APP_SECRET", "RUNBOOK_FINGERPRINT_SECRET", "RUNBOOK_DOMAIN", "RUNBOOK_CHECK_GITHUB"):
@@ -77,6 +83,7 @@ def _coolify_containers(name: str) -> list[str]:
 def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
     droplet: dict[str, Any],  # noqa: F811
     production_env: GitHubStandIn,
+    delivery: Delivered,
 ) -> None:
     from helpers.core import state
     from helpers.rehearse import droplet as droplets
@@ -94,7 +101,7 @@ def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
     url = record["coolify"]["url"]
     apps, dbs = record["applications"], record["coolify_databases"]
 
-    # real containers: both databases healthy, web and worker from the stand-in app image
+    # real containers: both databases healthy, web and worker from the app's own images, pulled
     names = set(_coolify_containers(droplet["name"]))
     wanted = {apps["web"]["uuid"], apps["worker"]["uuid"], dbs["postgresql"]["uuid"], dbs["redis"]["uuid"]}
     assert wanted <= names, (wanted, names)
@@ -109,13 +116,25 @@ def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
     ).stdout.strip()
     assert port.startswith("127.0.0.1:"), port
     body = httpx.get(f"http://{port}/api/health", timeout=10).json()
-    assert body["database"] == "connected" and body["redis"] == "connected", body
+    assert body == {"db": "ok", "redis": "ok"}, body  # the sample app's own health answer
     worker_ports = subprocess.run(
         ["docker", "port", apps["worker"]["uuid"]], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert worker_ports == ""
     text = first["2.18"].read_text()
     assert "BullMQ job completed" in text and "last GitHub Actions run on main succeeded" in text
+    digests = [c for c in checks(first["2.18"]) if "runs the image pushed as" in c["name"]]
+    assert [c["ok"] for c in digests] == [True, True], digests
+    for role in ("web", "worker"):  # from outside: the container's image is the pushed digest
+        image = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Image}}", apps[role]["uuid"]], capture_output=True, text=True
+        ).stdout.strip()
+        repo_digests = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{json .RepoDigests}}", image],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert f"{delivery.images[role]}@{delivery.digests[role]}" in repo_digests, (role, repo_digests)
 
     before = len(standin_log(url))
     github_before = len(production_env.mutating_requests())
@@ -154,6 +173,23 @@ def test_2_14_to_2_18_twice_then_a_stopped_worker_fails(
     production_env.push(REPO, "main")
     with pytest.raises(papermill.PapermillExecutionError, match=r"GitHub Actions run .*completed/failure"):
         run("2.18", tmp / "2.18-failed-run.ipynb")
+
+    # a new image pushed as main, not deployed: 2.18 sees that web runs another digest than the registry's
+    production_env.forced_conclusion = None
+    production_env.push(REPO, "main")
+    other = f"{delivery.images['worker']}@{delivery.digests['worker']}"
+    subprocess.run(["docker", "pull", other], capture_output=True, check=True)
+    subprocess.run(
+        ["docker", "tag", other, f"{delivery.images['web']}:main"], capture_output=True, check=True
+    )
+    pushed = subprocess.run(
+        ["docker", "push", f"{delivery.images['web']}:main"], capture_output=True, text=True
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    with pytest.raises(
+        papermill.PapermillExecutionError, match="web: the container runs the image pushed as"
+    ):
+        run("2.18", tmp / "2.18-not-deployed.ipynb")
 
     assert droplets.stop_droplet(droplet["name"])
     assert _coolify_containers(droplet["name"]) == []

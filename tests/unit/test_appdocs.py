@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -88,11 +89,82 @@ def test_markers_refresh_an_outdated_block():
 
 
 def test_templates_have_no_references_and_cover_the_workflow():
+    facts = appdocs.Facts.defaults()
     for target in (README, CLAUDE):
-        block = appdocs.managed_block(target)
-        assert not vmtext.find_in_text(block)
-        missing = [n for n, rx in appdocs.REQUIRED.items() if not re.search(rx, block)]
+        block = appdocs.managed_block(target, 2, facts)
+        assert not vmtext.find_in_text(block) and "{{" not in block
+        missing = [n for n, rx in appdocs.required(target, facts).items() if not re.search(rx, block)]
         assert not missing, (target.path, missing)
+
+
+def _app(tmp_path, scripts: dict, env: str = "", **manifest) -> appdocs.Facts:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "package.json").write_text(
+        json.dumps({"name": "x", "packageManager": "pnpm@8.15.4", "scripts": scripts, **manifest})
+    )
+    (tmp_path / ".env.example").write_text(env)
+    return appdocs.Facts.of(tmp_path)
+
+
+def test_sections_name_only_the_app_s_own_commands(tmp_path):
+    """Per-process scripts, db:push, no worker script: never `pnpm db:migrate` or `pnpm worker`."""
+    facts = _app(
+        tmp_path / "a",
+        {"dev:web": "next dev", "dev:worker": "tsx watch src/worker/main.ts", "db:push": "drizzle-kit push"},
+        "DATABASE_URL=postgresql://demo:demo@192.168.64.2:5432/queue_demo\nREDIS_HOST=192.168.64.2\nREDIS_DB=1\n",
+        engines={"node": ">=20"},
+    )
+    readme = appdocs.managed_block(README, 2, facts)
+    assert "pnpm dev:web" in readme and "pnpm dev:worker" in readme and "pnpm db:push" in readme
+    assert "pnpm db:migrate" not in readme and not re.search(r"pnpm (?:dev|worker)\b(?!:)", readme)
+    assert "Node.js 20 or newer and pnpm 8 (`corepack enable`)" in readme
+    claude = appdocs.managed_block(CLAUDE, 2, facts)
+    assert "`DATABASE_URL` and `REDIS_HOST` point at `localhost`" in claude
+    assert "the database is `queue_demo` (user\n  `demo`); Redis uses db 1" in claude
+    # the worker started by `dev`, no migration script: one command, and no schema step at all
+    both = _app(tmp_path / "b", {"dev": 'concurrently "next dev" "tsx watch worker/index.ts"'})
+    block = appdocs.managed_block(README, 2, both)
+    assert "pnpm dev              # the web app and the worker" in block
+    assert "migrat" not in block and "push" not in block
+    assert appdocs.required(README, both) == {
+        "Docker as the prerequisite": r"\bDocker\b",
+        "cp .env.example .env": r"cp \.env\.example \.env",
+        "link to docs/troubleshooting-docker.md": r"docs/troubleshooting-docker\.md",
+        **{
+            c: re.escape(c) + r"(?![\w:-])"
+            for c in ("pnpm docker:up", "pnpm docker:logs", "pnpm docker:reset", "pnpm dev")
+        },
+    }
+
+
+def test_the_guide_is_rendered_for_the_app(tmp_path):
+    facts = _app(
+        tmp_path,
+        {"dev": "next dev", "worker": "tsx src/worker.ts", "db:push": "drizzle-kit push"},
+        "DATABASE_URL=postgresql://demo:demo@192.168.64.2:5433/queue_demo\nREDIS_URL=redis://192.168.64.2:6379/3\n",
+    )
+    guide = appdocs.rendered(appdocs.GUIDE_TEMPLATE, facts)
+    assert "pg_dump -U demo queue_demo" in guide and "## Port 5433 or 6379 already in use" in guide
+    assert "`DATABASE_URL=postgresql://demo:demo@localhost:5433/queue_demo`" in guide
+    assert "`REDIS_URL=redis://localhost:6379/3`" in guide
+    assert "recreate the schema with `pnpm db:push`" in guide
+    assert "db:migrate" not in guide and "{{" not in guide
+    problems = appdocs.parse_guide(guide)
+    assert len(problems) == len(appdocs.TOPICS) and all(not p.missing for p in problems)
+
+
+def test_fill_leaves_out_a_line_without_a_value_and_refuses_an_unknown_name():
+    assert appdocs.fill("a {{x}}\nb {{y}}\nc", {"x": "1", "y": None}) == "a 1\nc"
+    with pytest.raises(KeyError, match="'z'"):
+        appdocs.fill("{{z}}", {})
+
+
+def test_a_why_heading_is_not_the_setup_section():
+    doc = "# App\n\nrun it.\n\n### scripts\n\n* `pnpm dev`\n\n### why a VM?\n\nparity.\n"
+    assert appdocs.find_section(doc.splitlines(keepends=True)) is None
+    out = appdocs.render(doc, README)
+    assert out.index("docker-workflow:start") < out.index("### scripts") and "### why a VM?" in out
+    assert "### Local development with Docker" in out, "the level of the file's first section"
 
 
 def test_sections_on_the_fixture_and_their_checks(app_copy):
@@ -125,10 +197,11 @@ def test_section_check_notices_a_lost_heading_and_a_gutted_block(app_copy):
 
 
 def test_the_runbook_guide_is_complete():
-    problems = appdocs.parse_guide(appdocs.template(appdocs.GUIDE_TEMPLATE))
+    guide = appdocs.rendered(appdocs.GUIDE_TEMPLATE)
+    problems = appdocs.parse_guide(guide)
     assert len(problems) == len(appdocs.TOPICS) == 10
     assert all(not p.missing for p in problems)
-    assert not vmtext.find_in_text(appdocs.template(appdocs.GUIDE_TEMPLATE))
+    assert not vmtext.find_in_text(guide)
 
 
 def test_guide_written_checked_and_idempotent(app_copy):
@@ -145,7 +218,7 @@ def test_guide_written_checked_and_idempotent(app_copy):
 def test_guide_check_fails_on_a_missing_part_or_topic(app_copy):
     path = app_copy / appdocs.GUIDE
     path.parent.mkdir(exist_ok=True)
-    text = appdocs.template(appdocs.GUIDE_TEMPLATE)
+    text = appdocs.rendered(appdocs.GUIDE_TEMPLATE)
     text = text.replace("**Cause**: on Linux the socket", "On Linux the socket")  # no Cause label
     text = text[: text.index("## Disk full")]  # drop the last four problems
     path.write_text(text)
@@ -160,7 +233,7 @@ def test_guide_check_fails_on_a_missing_part_or_topic(app_copy):
         "covers: disk full",
         "covers: images not pulling",
         "covers: container unhealthy",
-        "covers: DATABASE_URL still on the VM",
+        "covers: the app's settings still on the VM",
     } <= set(failed)
 
 
@@ -172,7 +245,7 @@ def test_different_guide_is_kept_unless_overwrite(app_copy):
     assert changes == [] and kept[0].status == "skipped" and "+## Docker engine not running" in kept[0].diff
     changes, _ = appdocs.plan_guide(app_copy, overwrite=True)
     appfiles.apply(app_copy, changes)
-    assert path.read_text() == appdocs.template(appdocs.GUIDE_TEMPLATE)
+    assert path.read_text() == appdocs.rendered(appdocs.GUIDE_TEMPLATE, appdocs.Facts.of(app_copy))
 
 
 @pytest.mark.parametrize("label", ["**Symptom**:", "**Symptom:**", "**Symptom**"])

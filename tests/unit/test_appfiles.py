@@ -210,7 +210,8 @@ def test_different_compose_is_kept_without_overwrite(app_copy):
     assert "-    image: mysql:8" in extra[0].diff
     assert (app_copy / "docker-compose.yml").read_text() == own
     failed = {r.name for r in _checks(appfiles.check_compose_file, app_copy).failures}
-    assert "same as the runbook's docker-compose.yml" in failed and "a postgres service" in failed
+    assert "same as the runbook's docker-compose.yml (with the app's defaults)" in failed
+    assert "a postgres service" in failed
 
     changes, extra = appfiles.plan_compose(app_copy, overwrite=True)
     appfiles.apply(app_copy, changes)

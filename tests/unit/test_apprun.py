@@ -162,3 +162,11 @@ def test_stop_recorded_never_signals_a_foreign_process(tmp_path: Path) -> None:
 def test_missing_app_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="RUNBOOK_APP_DIR"):
         apprun.start(tmp_path / "nope", ["true"], "http://127.0.0.1:9/api/health")
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("http://localhost:4123/api/health", 4123), ("http://x/h", 80), ("https://x/h", 443)],
+)
+def test_port_of(url: str, port: int) -> None:
+    assert apprun.port_of(url) == port

@@ -279,6 +279,90 @@ def test_2_17_deploys_through_the_webhook_once_then_ok(world: dict[str, Any]) ->
     assert url == f"http://203.0.113.7:8000/api/v1/deploy?uuid={made['web'][1]['uuid']}&force=false"
 
 
+def deployed_once(world: dict[str, Any]) -> dict[str, Any]:
+    """Apps with their variables, as 2.14 to 2.16 leave them (nothing deployed)."""
+    made = apps(world)
+    coolify_apps.ensure_app_secret()
+    for role in ("web", "worker"):
+        wanted = coolify_apps.wanted_env(role, "http://x:3000")
+        coolify_apps.ensure_envs(world["client"], made[role][1], role, wanted)
+    return made
+
+
+def deploy_requests(fake: CoolifyStandIn) -> list[Any]:
+    return fake.requests("POST", "/api/v1/deploy")
+
+
+def test_2_17_rerun_adopts_the_push_deployment_in_flight_and_queues_none(world: dict[str, Any]) -> None:
+    """Issue 12: a re-run of 2.17 while the push's webhook deployment is in progress waits for that one."""
+    client, fake = world["client"], world["fake"]
+    made = deployed_once(world)
+    for role in ("web", "worker"):
+        step, _ = coolify_apps.ensure_deployed(client, role, made[role][1], interval=0)
+        assert step.status == "changed", step
+    fake.clear_log()
+    # The workflow's deploy job calls both webhooks after the push (as the GitHub stand-in's run does).
+    pushed = raw(fake).post(
+        "/deploy", params={"uuid": f"{made['web'][1]['uuid']},{made['worker'][1]['uuid']}"}
+    )
+    in_flight = {d["resource_uuid"]: d["deployment_uuid"] for d in pushed.json()["deployments"]}
+    fake.deploy_after_polls = 4  # reads of a deployment (simulated runtime) before it finishes
+    dry, _ = coolify_apps.ensure_deployed(client, "web", made["web"][1], dry_run=True, interval=0)
+    assert dry.status == "would change" and "would wait for it" in dry.detail, dry
+    lines: list[str] = []
+    for role in ("web", "worker"):
+        step, dep = coolify_apps.ensure_deployed(
+            client, role, made[role][1], progress=lines.append, interval=0
+        )
+        assert step.status == "ok" and "already under way" in step.detail, step
+        assert dep is not None and dep["deployment_uuid"] == in_flight[made[role][1]["uuid"]]
+        assert dep["status"] == "finished"
+    assert any("waiting for it instead of queuing another" in line for line in lines)
+    # Read from the stand-in's request log: exactly one deploy request since the push, the webhook's.
+    sent = deploy_requests(fake)
+    assert len(sent) == 1 and sent[0].query["uuid"] == [
+        f"{made['web'][1]['uuid']},{made['worker'][1]['uuid']}"
+    ]
+    assert len(fake.deployments) == 4
+    again, _ = coolify_apps.ensure_deployed(client, "web", made["web"][1], interval=0)
+    assert again.status == "ok" and len(deploy_requests(fake)) == 1
+
+
+def test_2_17_adopts_a_deployment_whose_answer_was_lost_only_when_it_started_after_the_variables() -> None:
+    now = [1_700_000_000.0]
+    fake = CoolifyStandIn({TOKEN: ("read", "write", "deploy")}, clock=lambda: now[0])
+    client = coolify.Client(TOKEN, BASE, transport=fake.transport(), sleep=lambda s: None)
+    project = client.create_project("demo")
+    target = coolify_setup.resolve_target(client, "localhost", client.project(project["uuid"]), "production")
+    made = deployed_once({"client": client, "project": project["uuid"], "target": target})
+    web = made["web"][1]
+    # 2.17's webhook call reached Coolify, its answer did not: Coolify queued a deployment, 2.17 failed.
+    now[0] += 5
+    fake.inject("/api/v1/deploy", 500, method="POST", when="after")
+    with pytest.raises(errors.ServerError):
+        coolify_apps.ensure_deployed(client, "web", web, interval=0)
+    assert len(deploy_requests(fake)) == 1 and len(fake.deployments) == 1
+    lost = next(iter(fake.deployments))
+    while client.deployment(lost)["status"] != "finished":  # it finished meanwhile
+        pass
+    # The re-run takes that deployment as its own: no second deploy request.
+    step, dep = coolify_apps.ensure_deployed(client, "web", web, interval=0)
+    assert step.status == "ok" and "started after the variables were set" in step.detail, step
+    assert len(deploy_requests(fake)) == 1 and dep is not None and dep["status"] == "finished"
+    # A deployment from before the variables last changed does not count: it ran other values.
+    wanted = coolify_apps.wanted_env("worker", "http://x:3000")
+    worker = made["worker"][1]
+    raw(fake).post("/deploy", params={"uuid": worker["uuid"]})
+    now[0] += 5
+    raw(fake).patch(
+        f"/applications/{worker['uuid']}/envs/bulk", json={"data": [{"key": "EXTRA", "value": "1"}]}
+    )
+    client.deployment(next(iter(fake.deployments)))  # the simulated runtime moves on when read
+    step, _ = coolify_apps.ensure_deployed(client, "worker", worker, interval=0)
+    assert step.status == "changed" and len(deploy_requests(fake)) == 3, step
+    assert set(wanted) <= {e["key"] for e in client.envs(worker["uuid"])}
+
+
 def test_the_apps_use_the_images_task_2_9_recorded() -> None:
     with pytest.raises(LookupError, match=r"run task 2\.9 first"):
         coolify_apps.web_spec("demo-web")
@@ -306,10 +390,7 @@ def test_bad_input_says_what_to_do() -> None:
         assert secrets_missing  # APP_SECRET is not set yet
 
 
-def test_app_image_is_built_from_the_fixture_stub_itself() -> None:
-    folder = PROJECT_ROOT / "scripts" / "standins" / "app"
-    assert not (folder / "stub").exists(), "no copy: ./context brings the fixture's stub into the build"
-    text = (folder / "context").read_text()
-    lines = [ln.split() for ln in text.splitlines() if ln and not ln.startswith("#")]
-    assert ["tests/fixtures/sample-app/stub", "stub"] in lines
-    assert (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub" / "worker.py").is_file()
+def test_no_app_stand_in_image_is_left() -> None:
+    """The rehearsal runs the app's own images, built and pushed as its workflow does: no stand-in."""
+    assert not (PROJECT_ROOT / "scripts" / "standins" / "app").exists()
+    assert not (PROJECT_ROOT / "tests" / "fixtures" / "sample-app" / "stub").exists()

@@ -73,3 +73,14 @@ def test_layers_are_ordered_bottom_up_for_both_phases() -> None:
     order = diagnose.LAYERS.index
     assert order("engine") < order("containers") < order("ports") < order("env") < order("app")
     assert order("dns") < order("droplet") < order("ssh") < order("coolify") < order("apps") < order("url")
+
+
+def test_a_server_that_answered_with_an_error_is_not_a_refused_connection() -> None:
+    answered = (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  password authentication failed for user "postgres"'
+    )
+    assert not diagnose.is_refused(answered)
+    assert not diagnose.is_refused('connection failed: ... FATAL:  database "x" does not exist')
+    assert diagnose.is_refused('connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+                               "Connection refused")  # fmt: skip

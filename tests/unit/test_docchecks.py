@@ -364,3 +364,79 @@ def test_uncommitted_lists_what_the_commit_left_out(tmp_path):
     docchecks.check_docs(checklist, app, committed=True)
     row = next(r for r in checklist.results if r.name == docchecks.CHECKS["clean"])
     assert not row.ok and "docs/a.md" in row.detail
+
+
+# --------------------------------------------------------------------------- more of what the checks catch
+
+
+def test_a_removed_script_named_in_an_env_comment_is_a_finding(tmp_path):
+    env = (
+        "# Get the address with `pnpm vm:ip`.\nDATABASE_URL=postgresql://a:b@localhost:5432/x\n# `pnpm dev`\n"
+    )
+    app = repo(tmp_path, {"package.json": MANIFEST, ".env.example": env})
+    assert [(f.where, f.why) for f in docchecks.commands(app)] == [
+        (".env.example:1", "package.json has no script 'vm:ip'")
+    ]
+
+
+def test_a_superseded_decision_record_is_history_not_vm_text(tmp_path):
+    adr = "# 2. Services in a Multipass VM\n\n## Status\n\n{}\n\n## Decision\n\nWe run a VM.\n"
+    app = repo(tmp_path, {"package.json": MANIFEST, "docs/adr/0002.md": adr.format("Accepted")})
+    assert where(docchecks.vm_text(app)) == ["docs/adr/0002.md:1", "docs/adr/0002.md:9"]
+    (app / "docs/adr/0002.md").write_text(adr.format("Superseded by Docker Compose."))
+    assert docchecks.vm_text(app) == []
+
+
+def test_findings_scoped_to_a_task_with_what_other_tasks_add(tmp_path):
+    readme = "Run `pnpm docker:up`; see [the guide](docs/troubleshooting-docker.md).\n"
+    app = repo(tmp_path, {"package.json": MANIFEST, "README.md": readme, "docs/x.md": "In the VM.\n"})
+    assert {f.check for f in docchecks.findings(app)} == {"commands", "links", "vm-text"}
+    scoped = docchecks.findings(
+        app,
+        paths=lambda rel: rel == "README.md",
+        planned_scripts=["docker:up"],
+        planned_files=["docs/troubleshooting-docker.md"],
+    )
+    assert scoped == []
+
+
+def test_the_runbook_identity_chosen_on_purpose_is_no_finding_but_a_lost_key_is(tmp_path):
+    before = profile.read(
+        repo(
+            tmp_path / "b",
+            {"package.json": MANIFEST, ".env.example": "DATABASE_URL=postgresql://d:d@h/q\nA=1\n"},
+        )
+    )
+    app = repo(
+        tmp_path / "a",
+        {"package.json": MANIFEST, ".env.example": "DATABASE_URL=postgresql://p:p@localhost/app\n"},
+    )
+    assert {f.why for f in docchecks.identity(app, before)} >= {"the key A was dropped"}
+    assert [f.why for f in docchecks.identity(app, before, keep=False)] == ["the key A was dropped"]
+
+
+def test_check_scope_fails_on_what_is_left_and_passes_once_accepted(tmp_path):
+    import subprocess
+
+    from helpers.app import appfiles, references
+
+    ops = "# Ops\n\n## Local database\n\nThe local database lives in the dev VM.\n\nDone.\n"
+    app = repo(tmp_path, {"package.json": MANIFEST, "docs/ops.md": ops})
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        subprocess.run(cmd, cwd=app, check=True, capture_output=True, env={
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin",
+        })  # fmt: skip
+    ctx = references.context(app, references.rules_for(app))
+    checklist = Checklist("1.6")
+    left = docchecks.check_scope(checklist, app, "docs", ctx)
+    failed = {r.name: r.detail for r in checklist.failures}
+    assert "docs/ops.md:5" in failed["every line about the VM was rewritten by a sure rule, or accepted"]
+    assert "docs/ops.md:5" in failed[docchecks.CHECKS["vm-text"]]
+    assert [u.where for u in left.unsure] == ["docs/ops.md:5"]
+    plan = references.plan(app, ctx.rules, "docs", ("docs/ops.md:5",), ctx)
+    appfiles.apply(app, plan.changes)
+    assert "The local database lives in Docker." in (app / "docs/ops.md").read_text()
+    checklist = Checklist("1.6 again")
+    docchecks.check_scope(checklist, app, "docs", ctx)
+    assert not checklist.failures, checklist.failures

@@ -580,3 +580,40 @@ def test_a_partial_reference_run_is_named_after_its_part(tmp_path):
     assert run_name(setting, "phase2", Selection(only=("2.18",))) == "rehearsal-phase2-only-2.18"
     assert run_name(setting, "phase2", Selection(stop="2.17")) == "rehearsal-phase2-start-to-2.17"
     how("rehearsal-phase2-start-to-2.17").check()  # a name publishing accepts
+
+
+def rehearsal_workspace(project: Path, name: str, plant: str = "") -> Path:
+    """A workspace as ``python -m helpers.rehearse phase2 --runs 1 --keep`` leaves it (by hand)."""
+    work = project / name
+    run = fake_run(project, {"1.1": "passed"}, folder=work / "runs" / "run-1")
+    (run / "runner.log").write_text(f"app in {work / 'app'}; workspace {work}\n{plant}\n", encoding="utf-8")
+    (work / "secrets.env").write_text(
+        "GITHUB_TOKEN=ghp_" + "Zz9" * 12 + "\nROOT_USER_PASSWORD=Root-Aa1Bb2Cc3Dd4\n"
+    )
+    record = {
+        "setting": "in a rehearsal: the APIs were local stand-ins",
+        "runs": ["run-1"],
+        "paths": {"workspace": str(work), "app": str(work / "app")},
+        "secrets_file": str(work / "secrets.env"),
+    }
+    (work / "runs" / "rehearsal.json").write_text(json.dumps(record), encoding="utf-8")
+    return work
+
+
+def test_a_rehearsal_is_published_as_one_with_its_paths_hidden_and_its_own_secrets_known(project):
+    from helpers.docsite import reference
+
+    ref = project / "ref"
+    with pytest.raises(DocsiteError, match=r"rehearsal\.json is missing.*python -m helpers\.rehearse phase2"):
+        reference.publish_rehearsal(project / "nowhere", ref)
+    # a value of the rehearsal's secrets file (not a token shape) left in a file: nothing is published
+    leaky = rehearsal_workspace(project, "leaky", plant="password Root-Aa1Bb2Cc3Dd4")
+    with pytest.raises(DocsiteError, match=r"runner\.log: a secret value"):
+        reference.publish_rehearsal(leaky, ref)
+    assert not (ref / "manifest.json").exists()
+    work = rehearsal_workspace(project, "clean")
+    (entry,) = reference.publish_rehearsal(work, ref)
+    assert (entry["name"], entry["kind"]) == ("rehearsal-phase2", "rehearsal")
+    assert entry["setting"] == "in a rehearsal: the APIs were local stand-ins"
+    log = (ref / entry["folder"] / "runner.log").read_text(encoding="utf-8")
+    assert "app in /path/to/app; workspace /path/to/rehearsal" in log and str(work) not in log

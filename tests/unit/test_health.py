@@ -43,6 +43,13 @@ def server() -> Iterator[str]:
             503,
             json.dumps({"status": "error", "database": "error: refused", "redis": "connected"}).encode(),
         ),
+        "/sample-ok": (200, json.dumps({"db": "ok", "redis": "ok"}).encode()),
+        "/sample-redis-down": (
+            503,
+            json.dumps({"db": "ok", "redis": "error: connect ECONNREFUSED"}).encode(),
+        ),
+        "/status-error": (200, json.dumps({"status": "error", "db": "ok", "redis": "ok"}).encode()),
+        "/silent": (200, json.dumps({"uptime": 12}).encode()),
         "/html": (200, b"<html>hello</html>"),
         "/list": (200, b"[1, 2]"),
     }
@@ -63,8 +70,32 @@ def test_ok_answer_reports_both_parts_connected(server: str) -> None:
 def test_503_names_the_failing_part(server: str) -> None:
     result = health.probe(server + "/db-down")
     assert not result.ok and result.answered and result.status_code == 503
-    assert not result.connected("database") and result.part("database") == "error: refused"
+    assert not result.connected("database") and result.part("database") == "database: error: refused"
     assert result.connected("redis")
+
+
+def test_the_sample_apps_spelling_is_read_too(server: str) -> None:
+    result = health.probe(server + "/sample-ok")
+    assert result.ok and result.connected("database") and result.connected("redis")
+    assert result.part("database") == "db: ok"
+    down = health.probe(server + "/sample-redis-down")
+    assert not down.ok and down.connected("database") and not down.connected("redis")
+    assert down.part("redis") == "redis: error: connect ECONNREFUSED"
+
+
+def test_a_200_that_says_error_or_reports_no_part_fails_the_checks(server: str) -> None:
+    from helpers.core.checks import Checklist
+
+    assert not health.probe(server + "/status-error").ok
+    silent = health.probe(server + "/silent")
+    assert (
+        silent.ok
+        and not silent.connected("database")
+        and "not reported under database/db" in silent.part("database")
+    )
+    check = Checklist("1.15")
+    health.check_health(check, server + "/silent")
+    assert [f.name for f in check.failures] == ["the app reports database ok", "the app reports redis ok"]
 
 
 def test_non_json_and_non_object_answers_are_not_ok(server: str) -> None:

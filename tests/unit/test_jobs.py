@@ -59,3 +59,9 @@ def test_run_sync_works_inside_a_running_loop() -> None:
 
     assert jobs.run_sync(inner()) == 42
     assert asyncio.run(cell()) == 42
+
+
+def test_worker_connections_are_recognised_in_the_node_and_the_python_spelling() -> None:
+    # Node BullMQ 5 names its connections bull:<base64 of the queue>; Python's bullmq bull:<queue>
+    assert jobs.worker_client_names("jobs") == ("bull:am9icw==", "bull:jobs")
+    assert jobs.worker_client_names("emails", prefix="app") == ("app:ZW1haWxz", "app:emails")

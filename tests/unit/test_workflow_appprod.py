@@ -79,7 +79,7 @@ def test_a_readme_without_deployment_section_gets_it_appended(app: Path) -> None
 def test_env_page_documents_every_variable_the_app_reads(app: Path) -> None:
     used = appprod.app_variables(app)
     assert {"DATABASE_URL", "REDIS_URL", "SESSION_SECRET", "QUEUE_NAME", "WORKER_CONCURRENCY"} <= set(used)
-    assert "src/lib/env.ts" in used["SESSION_SECRET"]
+    assert "packages/core/src/env.ts" in used["SESSION_SECRET"]  # a workspace package's src/ counts
     changes, _ = appprod.plan_env_page(app)
     apply(app, changes)
     assert failures(appprod.check_env_page, app) == set()
@@ -90,17 +90,17 @@ def test_env_page_documents_every_variable_the_app_reads(app: Path) -> None:
 
 def test_env_check_names_an_undocumented_variable(app: Path) -> None:
     apply(app, appprod.plan_env_page(app)[0])
-    env_ts = app / "src" / "lib" / "env.ts"
+    env_ts = app / "packages" / "core" / "src" / "env.ts"
     env_ts.write_text(
-        env_ts.read_text().replace("  LOG_LEVEL:", "  STRIPE_API_KEY: z.string(),\n  LOG_LEVEL:")
+        env_ts.read_text().replace("    LOG_LEVEL:", "    STRIPE_API_KEY: z.string(),\n    LOG_LEVEL:")
     )
-    (app / "src" / "worker" / "extra.ts").write_text("export const x = process.env['SENTRY_DSN'];\n")
+    (app / "apps" / "worker" / "src" / "extra.ts").write_text("export const x = process.env['SENTRY_DSN'];\n")
     check = Checklist("t")
     appprod.check_env_page(check, app)
     [failure] = check.failures
     assert (
-        "STRIPE_API_KEY (src/lib/env.ts)" in failure.detail
-        and "SENTRY_DSN (src/worker/extra.ts)" in failure.detail
+        "STRIPE_API_KEY (packages/core/src/env.ts)" in failure.detail
+        and "SENTRY_DSN (apps/worker/src/extra.ts)" in failure.detail
     )
 
 
@@ -119,29 +119,87 @@ def test_secret_leaks_ignores_placeholders_but_not_values(monkeypatch: pytest.Mo
 def test_images_plan_for_the_sample_app(app: Path) -> None:
     changes, kept = appprod.plan_images(app)
     by_path = {c.path: c for c in changes}
-    assert set(by_path) == {"Dockerfile", "Dockerfile.worker", ".dockerignore", "next.config.mjs"}
+    assert set(by_path) == {"Dockerfile", "Dockerfile.worker", ".dockerignore", "apps/web/next.config.mjs"}
+    assert kept == []  # the workspace has its lockfile
     web = by_path["Dockerfile"].after
-    assert "pnpm install\n" in web and "--frozen-lockfile" not in web  # the fixture has no lockfile...
-    assert kept[0].status == "skipped" and "pnpm-lock.yaml" in kept[0].detail  # ...and says so
-    assert "COPY --from=build --chown=node:node /app/public" not in web  # the fixture has no public/
-    worker = by_path["Dockerfile.worker"].after
+    assert "ARG NODE_IMAGE=node:20-alpine" in web and "FROM ${NODE_IMAGE} AS build" in web  # overridable
+    assert "COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./\nRUN pnpm fetch\n" in web
     assert (
-        "drizzle-kit migrate && exec node_modules/.bin/tsx src/worker/index.ts" in worker
+        "RUN pnpm install --offline --frozen-lockfile" in web and "pnpm --filter @demo-app/web build" in web
+    )
+    assert "/app/apps/web/.next/standalone ./" in web and 'CMD ["node", "apps/web/server.js"]' in web
+    assert "/public" not in web  # the fixture has no public/
+    worker = by_path["Dockerfile.worker"].after
+    assert "pnpm --filter @demo-app/worker deploy --prod /deploy/worker" in worker  # tsx is a dependency
+    assert (
+        "pnpm --filter @demo-app/core deploy /deploy/migrate" in worker
+    )  # with drizzle-kit (a dev dependency)
+    assert (
+        "cd /app/migrate && node_modules/.bin/drizzle-kit migrate && cd /app/worker && "
+        "exec node_modules/.bin/tsx src/index.ts" in worker
     )  # migrations first
-    assert "COPY --chown=node:node drizzle ./drizzle" in worker
-    assert 'output: "standalone"' in by_path["next.config.mjs"].after
-    assert "experimental" in by_path["next.config.mjs"].after  # the rest of the config is kept
+    assert "WORKDIR /app/worker" in worker and "USER node" in worker
+    config = by_path["apps/web/next.config.mjs"].after
+    assert 'output: "standalone"' in config and "transpilePackages" in config  # the rest is kept
     assert failures(appprod.check_images, view(app, changes, dry_run=True)) == set()
+    apply(app, changes)
+    assert not any(c.needed for c in appprod.plan_images(app)[0])
+    assert failures(appprod.check_images, app) == set()
+
+
+def test_images_plan_for_a_single_package_app_without_lockfile(tmp_path: Path) -> None:
+    app = tmp_path / "single"
+    (app / "src" / "worker").mkdir(parents=True)
+    (app / "src" / "app" / "api" / "health").mkdir(parents=True)
+    (app / "src" / "app" / "api" / "health" / "route.ts").write_text("export async function GET() {}\n")
+    (app / "src" / "worker" / "index.ts").write_text("console.log('worker')\n")
+    (app / "drizzle.config.ts").write_text('export default { out: "./migrations" };\n')
+    (app / "package.json").write_text(
+        '{"name": "single", "packageManager": "pnpm@9.15.9", "dependencies": {"next": "14.2.35"},\n'
+        ' "scripts": {"build": "next build", "worker": "tsx src/worker/index.ts",'
+        ' "db:migrate": "drizzle-kit migrate"}}\n'
+    )
+    changes, kept = appprod.plan_images(app)
+    by_path = {c.path: c.after for c in changes}
+    assert (
+        kept[0].status == "skipped" and "pnpm-lock.yaml" in kept[0].detail
+    )  # says what a lockfile would fix
+    assert (
+        "COPY . .\nRUN pnpm install\n" in by_path["Dockerfile"]
+        and "    pnpm build\n" in by_path["Dockerfile"]
+    )
+    assert "/app/.next/standalone ./" in by_path["Dockerfile"] and '"server.js"]' in by_path["Dockerfile"]
+    worker = by_path["Dockerfile.worker"]
+    assert "COPY --from=build --chown=node:node /app ./" in worker and " deploy " not in worker
+    assert "drizzle-kit migrate && exec node_modules/.bin/tsx src/worker/index.ts" in worker
+    assert "next.config.mjs" in by_path  # created, with the standalone output
     apply(app, changes)
     (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
     (app / "public").mkdir()
     (app / "public" / "favicon.ico").write_bytes(b"\0")
     changes, kept = appprod.plan_images(app)
     web = next(c for c in changes if c.path == "Dockerfile").after
-    assert "COPY package.json pnpm-lock.yaml ./" in web and "pnpm install --frozen-lockfile" in web
-    assert "/app/public ./public" in web and kept == []
+    assert "COPY package.json pnpm-lock.yaml ./" in web and "--frozen-lockfile" in web and kept == []
+    assert "COPY --from=build --chown=node:node /app/public ./public" in web
     apply(app, changes)
-    assert not any(c.needed for c in appprod.plan_images(app)[0])
+    assert failures(appprod.check_images, app) == set()
+
+
+def test_scripts_that_delegate_to_workspace_packages_are_followed(app: Path) -> None:
+    pkgs = appprod.packages(Tree(app))
+    assert [p.dir for p in pkgs] == ["", "apps/web", "apps/worker", "packages/core"]
+    assert appprod.resolve_script(pkgs, "worker") == (pkgs[2], "tsx src/index.ts")
+    assert appprod.resolve_script(pkgs, "db:migrate") == (pkgs[3], "drizzle-kit migrate")
+    assert appprod.resolve_script(pkgs, "nope") is None
+    root = pkgs[0]
+    for command in (
+        "pnpm -F ./apps/worker start",
+        "pnpm --dir apps/worker run start",
+        "npm run start -w apps/worker",
+    ):
+        other = appprod.Package("", "x", {"scripts": {"worker": command}})
+        assert appprod.resolve_script([other, *pkgs[1:]], "worker") == (pkgs[2], "tsx src/index.ts"), command
+    assert root.name == "demo-app"
 
 
 @pytest.mark.parametrize(
@@ -194,13 +252,13 @@ def test_foreign_dockerfile_is_kept_and_bad_inputs_are_clear(app: Path) -> None:
     assert any(k.name == "update Dockerfile" and k.status == "skipped" for k in kept)
     with pytest.raises(ValueError, match="health_path"):
         appprod.plan_images(app, health_path="api/health")
-    pkg = app / "package.json"
-    pkg.write_text(
-        pkg.read_text().replace('"worker": "tsx src/worker/index.ts"', '"worker": "node dist/w.js"')
-    )
+    pkg = app / "apps" / "worker" / "package.json"  # where the root's `worker` script leads
+    pkg.write_text(pkg.read_text().replace('"start": "tsx src/index.ts"', '"start": "node dist/w.js"'))
     with pytest.raises(ValueError, match="worker_entry"):
         appprod.plan_images(app)
-    assert appprod.plan_images(app, worker_entry_file="src/worker/index.ts")[0]
+    changes, _ = appprod.plan_images(app, worker_entry_file="apps/worker/src/index.ts")
+    worker = next(c for c in changes if c.path == "Dockerfile.worker").after
+    assert "exec node_modules/.bin/tsx src/index.ts" in worker and "WORKDIR /app/worker" in worker
 
 
 def test_parse_dockerfile_joins_continuations_and_counts_stages() -> None:
@@ -222,10 +280,11 @@ def test_parse_dockerfile_joins_continuations_and_counts_stages() -> None:
 
 def test_without_drizzle_migrations_the_worker_just_starts(app: Path) -> None:
     pkg = app / "package.json"
-    pkg.write_text(pkg.read_text().replace('"db:migrate": "drizzle-kit migrate",\n', ""))
+    pkg.write_text(pkg.read_text().replace('"db:migrate": "pnpm --filter @demo-app/core db:migrate",\n', ""))
     changes, _ = appprod.plan_images(app)
     worker = next(c for c in changes if c.path == "Dockerfile.worker").after
-    assert 'CMD ["node_modules/.bin/tsx", "src/worker/index.ts"]' in worker and "drizzle" not in worker
+    assert 'CMD ["node_modules/.bin/tsx", "src/index.ts"]' in worker and "drizzle" not in worker
+    assert "/deploy/migrate" not in worker
     docs = next(c for c in appprod.plan_docs(app)[0] if c.path == "docs/production.md").after
     assert "drizzle-kit migrate" not in docs and "results to PostgreSQL.\n" in docs
     apply(app, changes)
