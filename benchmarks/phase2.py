@@ -10,7 +10,8 @@ in a temporary workspace, and reads from its run folders how long each part took
 * ``second run``  — the same again: everything is already done (``ok``/``skipped`` only);
 * ``operations``  — backup, restore drill, rollback and forward, monitoring, logs, doctor, teardown
   (``operations.json``; ``--no-operations`` leaves them out);
-* ``the rest``    — the stand-ins' and the droplet container's start and removal, the audits between
+* ``the rest``    — the stand-ins', the registry's and the droplet container's start and removal, the
+  simulated pushes (the workflow's image builds and pushes), the audits between
   runs (the whole command's time minus the parts above).
 
 It writes them as ``benchmarks/phase2.md`` (date, machine, load, Docker engine; ``--no-record``: print
@@ -37,7 +38,10 @@ LABELS = {
     "first run": "first run (2.1 to 2.18: droplet, SSH, hardening, Coolify, pipeline, deploy)",
     "second run": "second run (the same; must change nothing)",
     "operations": "operations after 2.18 (backup and drill, rollback, monitoring, logs, doctor, teardown)",
-    "the rest": "stand-ins and droplet container: start, audits, removal",
+    "the rest": (
+        "the rest: stand-ins, registry and droplet start, the simulated pushes (image builds and pushes), "
+        "audits, removal"
+    ),
     "the whole rehearsal": "**the whole rehearsal** (`python -m helpers.rehearse phase2`)",
 }
 
