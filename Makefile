@@ -6,7 +6,7 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install provision test lint phase1 docs
+.PHONY: help install provision test test-fast lint phase1 docs
 
 VENV := .venv
 STAMP := $(VENV)/.install-stamp
@@ -17,6 +17,10 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	&& { echo $$p; break; }; done)
 # Extra arguments: make test ARGS="-k compose", make phase1 ARGS="--dry-run"
 ARGS ?=
+# Test workers (pytest-xdist): auto = one per core; 0 runs the tests in this process, one after another.
+# What runs together on one worker (the notebooks, an engine module's tests) is conftest.py's work_unit.
+TEST_WORKERS ?= auto
+PARALLEL := -n $(TEST_WORKERS)
 
 # Export the service images chosen by `scripts/provision.sh images` (POSTGRES_IMAGE=..., REDIS_IMAGE=...),
 # unless the environment already sets them.
@@ -51,10 +55,14 @@ $(STAMP): pyproject.toml
 provision: ## Docker engine, compose plugin and service images (scripts/provision.sh; the browser: provision.sh browser)
 	scripts/provision.sh engine compose images
 
-test: install ## run the tests (.venv/bin/pytest; ARGS="-k ..." to choose)
-	@$(load_images_env); rc=0; $(VENV)/bin/pytest $(ARGS) || rc=$$?; \
+test: install ## run the tests on every core, the slowest 15 listed (ARGS="-k ..." to choose; TEST_WORKERS=0: serially)
+	@$(load_images_env); rc=0; $(VENV)/bin/pytest $(PARALLEL) --durations=15 $(ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "make test: pytest collected no tests (exit code 5): nothing was tested" >&2; fi; \
 	exit $$rc
+
+test-fast: install ## the inner loop (under 2 minutes): the unit tests, then the smoke tests (runner, compose)
+	@$(load_images_env); $(VENV)/bin/pytest $(PARALLEL) --durations=5 tests/unit $(ARGS) \
+		&& $(VENV)/bin/pytest $(PARALLEL) --durations=5 -m smoke tests/integration $(ARGS)
 
 lint: install ## ruff check, ruff format --check, and the package's import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
@@ -94,3 +102,11 @@ rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twic
 	scripts/provision.sh engine compose images registry
 	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)
+
+.PHONY: benchmark
+benchmark: install ## time phase 1 (5 rounds) and the phase-2 rehearsal: benchmarks/*.md, then README's tables from them
+	scripts/provision.sh engine compose images registry
+	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
+	@$(load_images_env); $(VENV)/bin/python benchmarks/phase1.py $(ARGS)
+	@$(load_images_env); $(VENV)/bin/python benchmarks/phase2.py
+	$(VENV)/bin/python benchmarks/record.py

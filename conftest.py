@@ -20,8 +20,12 @@ variables. This file:
 * needs the Docker engine like ``@pytest.mark.engine`` tests: without one the notebooks are skipped
   with the reason, or fail when ``RUNBOOK_REQUIRE_ENGINE=1``;
 * skips the rest of a notebook after a failed cell, and the notebooks of tasks that need a failed one;
-* at the end of the session stops the app processes 1.15 started, runs ``docker compose down -v`` for
-  its own project only, and removes the temporary folder.
+* after the last notebook cell (or at the end of an interrupted session) stops the app processes 1.15
+  started, runs ``docker compose down -v`` for its own project only, restores the environment and
+  removes the temporary folder;
+* under pytest-xdist (``make test``: ``-n auto``) hands the tests out in work units (:func:`work_unit`):
+  every notebook cell in one, so one worker runs them all, in this order, against one sandbox, while the
+  other workers run the rest.
 
 A developer's own ``RUNBOOK_APP_DIR`` and services are never touched: the variables are replaced
 while the notebooks run (the other tests run before, without them) and restored afterwards.
@@ -162,10 +166,57 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    sandbox = session.config.stash.get(_RUN_KEY, None)
+def _teardown(config: pytest.Config) -> None:
+    sandbox = config.stash.get(_RUN_KEY, None)
     if sandbox is None:
         return
-    del session.config.stash[_RUN_KEY]
+    del config.stash[_RUN_KEY]
     for problem in sandbox.teardown():
         print(f"\nnbval harness teardown: {problem}", file=sys.stderr)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last notebook cell: the sandbox goes, and its variables with it. Under pytest-xdist
+    the worker that ran the notebooks may run other tests afterwards; they must not see them."""
+    if _notebook_cells([item]) and (nextitem is None or not _notebook_cells([nextitem])):
+        _teardown(item.config)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _teardown(session.config)  # an interrupted session still cleans up
+
+
+# -- pytest-xdist: what goes to one worker -----------------------------------------------------------
+
+NOTEBOOKS_UNIT = "the task notebooks (nbval)"
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to under pytest-xdist; a unit runs on one worker, in order.
+
+    * every notebook cell: one unit (they build on each other, in the registry's order, in one sandbox);
+    * a unit test: itself alone (the most parallel);
+    * any other test: its module (tests of an engine module share module fixtures, a built site, a
+      phase-1 world, a droplet: made once on one worker).
+    """
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        return NOTEBOOKS_UNIT
+    if path.startswith("tests/unit/"):
+        return nodeid
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scope scheduling with :func:`work_unit` as the scope; the units go out in
+    collection order (tests/conftest.py puts the slow ones first), not by their number of tests."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RunbookScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return RunbookScheduling(config, log)

@@ -1,6 +1,6 @@
 """Benchmark: phase 1 through the runner against the same work done raw, side by side in one run.
 
-    .venv/bin/python benchmarks/phase1.py [--repeat N] [--fresh] [--keep]
+    .venv/bin/python benchmarks/phase1.py [--repeat N] [--fresh] [--keep] [--no-record]
 
 Needs the Docker engine and the service images (official or the local stand-ins). Each round starts
 from the same state (a fresh copy of the sample app at its baseline commit, services down, images
@@ -15,9 +15,12 @@ present: a *warm* run) and times:
 * ``runner fresh`` — with ``--fresh``: ``runbook run phase1 --fresh-kernels`` (papermill's
   one-kernel-per-notebook isolation), to show what the warm engine saves.
 
-It prints each time (median over the rounds), and the ratios runner / raw phase 1 (the runner's own
-overhead; target ≤ 1.5) and runner / raw compose. This is a benchmark, not a test: nothing asserts a
-time. Every round uses its own compose project (``rb-runner-bench-*``), free ports, and is torn down.
+It prints each time (median over the rounds, 5 by default), the runner's start-up, and the ratios runner /
+raw phase 1 (the runner's own overhead; target ≤ 1.15) and runner / raw compose, each the median of the
+rounds' own ratios, and writes them as ``benchmarks/phase1.md`` with the date, the machine, its load and
+the Docker engine's version (``--no-record``: print only). ``benchmarks/record.py`` copies that table
+into README.md. This is a benchmark, not a test: nothing asserts a time. Every round uses its own compose
+project (``rb-runner-bench-*``), free ports, and is torn down.
 """
 
 from __future__ import annotations
@@ -216,21 +219,30 @@ def breakdown(world: World) -> dict[str, float]:
     starts = [stamp(t["started"]) for t in ledger["tasks"] if t["started"]]
     ends = [stamp(t["finished"]) for t in ledger["tasks"] if t["finished"]]
     cells = 0.0
+    first_cell = None
     for task in ledger["tasks"]:
         nb = json.loads((run_dir / task["output"]).read_text())
-        took = sum(
-            c["metadata"]["papermill"].get("duration") or 0 for c in nb["cells"] if c["cell_type"] == "code"
-        )
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        took = sum(c["metadata"]["papermill"].get("duration") or 0 for c in code)
+        began = [
+            stamp(c["metadata"]["papermill"]["start_time"])
+            for c in code
+            if c["metadata"]["papermill"].get("start_time")
+        ]
+        if began:
+            first_cell = min(began) if first_cell is None else min(first_cell, min(began))
         world.cells[task["id"]] = took
         cells += took
     durations = sum(t["duration"] or 0 for t in ledger["tasks"])
-    logged = {}
+    logged: dict[str, float] = {}
+    markers = (("finished", " finished: "), ("stopped", "kernels stopped"), ("handed", " handed to "))
     for line in (run_dir / "runner.log").read_text().splitlines():
-        for key, marker in (("finished", " finished: "), ("stopped", "kernels stopped")):
-            if marker in line:
+        for key, marker in markers:
+            if marker in line and not (key == "handed" and key in logged):  # the first hand-over
                 logged[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return {
-        "start until the first notebook (imports, checks, kernel boot)": min(starts) - world.began,
+        STARTUP: logged.get("handed", min(starts)) - world.began,
+        FIRST_CELL: (first_cell or min(starts)) - world.began,
         "notebook cells (the work, in the kernel)": cells,
         "per notebook: papermill, clean slate, files": durations - cells,
         "between notebooks (ledger, scheduling)": (max(ends) - min(starts)) - durations,
@@ -240,12 +252,87 @@ def breakdown(world: World) -> dict[str, float]:
     }
 
 
+STARTUP = "start until the first notebook is handed to the kernel (interpreter, imports, checks)"
+FIRST_CELL = "start until its first cell runs (the same, and the kernel ready)"
+LABELS = {
+    "raw compose": "raw compose (`docker compose up -d --wait`, a PostgreSQL query, Redis PING/SET/GET)",
+    "raw phase 1": "raw phase 1 (the fifteen notebooks' code, `exec`-ed by one plain Python process)",
+    "runner": "runner (`runbook run phase1`, one warm kernel: the default)",
+    "runner fresh": "runner, a fresh kernel per notebook (`--fresh-kernels`)",
+}
+
+
+def _range(values: list[float], unit: str = " s") -> str:
+    return f"{min(values):.2f}–{max(values):.2f}{unit}" if len(values) > 1 else f"{values[0]:.2f}{unit}"
+
+
+def render(
+    times: dict[str, list[float]],
+    parts: dict[str, list[float]],
+    per_task: dict[str, dict[str, list[float]]],
+    heading: str,
+) -> tuple[str, str]:
+    """The record's summary (README's table) and its details, as Markdown."""
+    med = {side: statistics.median(values) for side, values in times.items()}
+    rows = [
+        f"| {LABELS.get(side, side)} | {med[side]:.2f} s | {_range(values)} |"
+        for side, values in times.items()
+    ]
+    if STARTUP in parts:
+        for label in (STARTUP, FIRST_CELL):
+            rows.append(
+                f"| runner: {label} | {statistics.median(parts[label]):.2f} s | {_range(parts[label])} |"
+            )
+    for other, target in (("raw phase 1", " (target ≤ 1.15×)"), ("raw compose", "")):
+        for side in ("runner", "runner fresh"):
+            if {side, other} <= set(times):
+                ratios = [a / b for a, b in zip(times[side], times[other], strict=True)]
+                bold = "**" if (side, other) == ("runner", "raw phase 1") else ""
+                rows.append(
+                    f"| {bold}{side} ÷ {other}{bold}{target if side == 'runner' else ''} | "
+                    f"{bold}{statistics.median(ratios):.2f}×{bold} | {_range(ratios, '×')} |"
+                )
+    summary = "\n".join(
+        [
+            heading,
+            "",
+            "| measured | median | rounds |",
+            "| --- | --- | --- |",
+            *rows,
+        ]
+    )
+    details = []
+    if parts:
+        details += ["## Where the runner's time goes (medians)", "", "| part | time |", "| --- | --- |"]
+        details += [f"| {name} | {statistics.median(values):.2f} s |" for name, values in parts.items()]
+        details.append("")
+    if per_task["raw"] and per_task["runner"]:
+        details += [
+            "## Per task: raw `exec` against the same cells in the runner's kernel (medians)",
+            "",
+            "| task | raw | kernel |",
+            "| --- | --- | --- |",
+        ]
+        for task_id, values in per_task["raw"].items():
+            ran = statistics.median(per_task["runner"].get(task_id, [0.0]))
+            details.append(f"| {task_id} | {statistics.median(values):.2f} s | {ran:.2f} s |")
+        details.append("")
+    details += ["## Every round", "", "| side | rounds (s) |", "| --- | --- |"]
+    details += [f"| {side} | {', '.join(f'{t:.2f}' for t in values)} |" for side, values in times.items()]
+    return summary, "\n".join(details)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import record
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (the median is reported)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (the median is reported; default 5)")
     parser.add_argument("--fresh", action="store_true", help="also time --fresh-kernels")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (run folders)")
     parser.add_argument("--sides", help="comma-separated subset to time, e.g. 'raw phase 1,runner'")
+    parser.add_argument(
+        "--no-record", dest="record", action="store_false", help="print only; leave benchmarks/phase1.md"
+    )
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_worker:
@@ -258,59 +345,53 @@ def main(argv: list[str] | None = None) -> int:
     parts: dict[str, list[float]] = {}
     per_task: dict[str, dict[str, list[float]]] = {"raw": {}, "runner": {}}
     base = Path(tempfile.mkdtemp(prefix="rb-runner-bench-"))
+    began = time.time()
+    load = record.LoadSampler()
     try:
-        for n in range(args.repeat):
-            order = sides if n % 2 == 0 else list(reversed(sides))  # alternate, so drift hits both
-            for side in order:
-                world = World(base, f"{side.replace(' ', '-')}-{n}")
-                try:
-                    if side == "raw compose":
-                        took = raw_compose(world)
-                    elif side == "raw phase 1":
-                        took = raw_phase(world)
-                        for task_id, value in raw_tasks(world).items():
-                            per_task["raw"].setdefault(task_id, []).append(value)
-                    else:
-                        took = runner(world, fresh=side == "runner fresh")
-                        if side == "runner":
-                            for name, value in breakdown(world).items():
-                                parts.setdefault(name, []).append(value)
-                            for task_id, value in world.cells.items():
-                                per_task["runner"].setdefault(task_id, []).append(value)
-                finally:
-                    world.down()
-                times[side].append(took)
-                print(f"round {n + 1}: {side:<13} {took:6.2f} s", flush=True)
+        with load.running():
+            for n in range(args.repeat):
+                order = sides if n % 2 == 0 else list(reversed(sides))  # alternate, so drift hits both
+                for side in order:
+                    world = World(base, f"{side.replace(' ', '-')}-{n}")
+                    try:
+                        if side == "raw compose":
+                            took = raw_compose(world)
+                        elif side == "raw phase 1":
+                            took = raw_phase(world)
+                            for task_id, value in raw_tasks(world).items():
+                                per_task["raw"].setdefault(task_id, []).append(value)
+                        else:
+                            took = runner(world, fresh=side == "runner fresh")
+                            if side == "runner":
+                                for name, value in breakdown(world).items():
+                                    parts.setdefault(name, []).append(value)
+                                for task_id, value in world.cells.items():
+                                    per_task["runner"].setdefault(task_id, []).append(value)
+                    finally:
+                        world.down()
+                    times[side].append(took)
+                    print(
+                        f"round {n + 1}: {side:<13} {took:6.2f} s  (load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
     finally:
         if args.keep:
             print(f"kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
 
-    median = {side: statistics.median(values) for side, values in times.items()}
-    load = os.getloadavg()[0]
-    print(
-        f"\nphase 1, warm (images present), {args.repeat} round(s), median; {os.cpu_count()} cores, "
-        f"load average {load:.1f}"
+    what = f"phase 1, images present, {args.repeat} round(s) in alternating order, medians"
+    summary, details = render(
+        times, parts, per_task, record.heading("benchmarks/phase1.py", what, load, began)
     )
-    for side in sides:
-        print(f"  {side:<13} {median[side]:6.2f} s   ({', '.join(f'{t:.2f}' for t in times[side])})")
-    if parts:
-        print("  where the runner's time goes (median):")
-        for name, values in parts.items():
-            print(f"    {statistics.median(values):6.2f} s  {name}")
-    if per_task["raw"] and per_task["runner"]:
-        print("  per task, median: raw exec | the same cells in the runner's kernel")
-        for task_id in per_task["raw"]:
-            raw = statistics.median(per_task["raw"][task_id])
-            ran = statistics.median(per_task["runner"].get(task_id, [0.0]))
-            print(f"    {task_id:<5} {raw:6.2f} s | {ran:6.2f} s")
-    if {"runner", "raw phase 1"} <= set(median):
-        print(f"  runner / raw phase 1  = {median['runner'] / median['raw phase 1']:.2f}x   (target <= 1.5x)")
-    if {"runner", "raw compose"} <= set(median):
-        print(f"  runner / raw compose  = {median['runner'] / median['raw compose']:.2f}x")
-    if {"runner fresh", "raw phase 1"} <= set(median):
-        print(f"  runner fresh / raw phase 1 = {median['runner fresh'] / median['raw phase 1']:.2f}x")
+    print(f"\n{summary}\n\n{details}")
+    if args.record:
+        path = record.write_record(
+            "phase1", "Phase 1: the runner against the same work done raw", summary, details
+        )
+        print(
+            f"\nwritten: {path.relative_to(ROOT)} (README.md's table: .venv/bin/python benchmarks/record.py)"
+        )
     return 0
 
 

@@ -15,7 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from contract_checks import pytest_terminal_summary, stand_in_contracts  # noqa: F401  (issue 12)
+from contract_checks import (  # noqa: F401  (issue 12; the two session hooks add the xdist workers' counts up)
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+    stand_in_contracts,
+)
 from testsupport import FIXTURE_APP, ROOT, free_port  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env
@@ -47,7 +52,17 @@ def browser_problem() -> str | None:
     return None
 
 
+def slow_first(items: list[pytest.Item]) -> None:
+    """For pytest-xdist: the slow tests and the notebooks first, so that no long test starts last and
+    runs alone at the end (the workers hand out work units in this order: root conftest.py)."""
+    heavy = {id(i) for i in items if i.get_closest_marker("slow") or str(i.path).endswith(".ipynb")}
+    items.sort(key=lambda item: id(item) not in heavy)  # stable: the order within each part is kept
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker collects, and orders, the same way
+        slow_first(items)
     for item in items:
         for marker, problem, require in (
             ("engine", engine_problem, env.require_engine),

@@ -7,12 +7,16 @@ logged by the stand-ins the test talked to (in-process :class:`~helpers.rehearse
 the test, naming the operation and the field. Stand-in tests send invalid requests on purpose: a request
 the description forbids and the stand-in refused (4xx) counts as ``rejected``; its answer is validated.
 
+Under pytest-xdist each worker validates its own tests' exchanges and hands its counts to the controller
+(``workeroutput``), which adds them up and prints the one summary.
+
 Without the descriptions (``RUNBOOK_REFS_DIR``, default ``../shared/refs``) nothing is validated and the
 summary says why; with ``RUNBOOK_REQUIRE_REFS=1`` (CI) a test that used a stand-in fails instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -67,8 +71,45 @@ def stand_in_contracts() -> Iterator[None]:
         )
 
 
+_FROM_WORKERS: list[int] = []  # exchanges validated in pytest-xdist's workers (counted by the controller)
+
+
+def _export() -> dict[str, Any]:
+    """The counts, as plain data a pytest-xdist worker can hand to the controller."""
+    tallies = {
+        side: {vendor: dataclasses.asdict(tally) for vendor, tally in getattr(TOTAL, side).items()}
+        for side in ("requests", "responses")
+    }
+    return {**tallies, "outcomes": len(TOTAL.outcomes), "missing": list(_MISSING)}
+
+
+def _merge(data: dict[str, Any]) -> None:
+    for side in ("requests", "responses"):
+        for vendor, counts in data.get(side, {}).items():
+            tally = getattr(TOTAL, side).setdefault(vendor, contracts.Tally())
+            for name, value in counts.items():
+                setattr(tally, name, getattr(tally, name) + value)
+    _FROM_WORKERS.append(int(data.get("outcomes", 0)))
+    _MISSING.extend(data.get("missing", []))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand this worker's counts to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["stand_in_contracts"] = _export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In pytest-xdist's controller: add a finished worker's counts to the summary's."""
+    data = (getattr(node, "workeroutput", None) or {}).get("stand_in_contracts")
+    if data:
+        _merge(data)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not TOTAL.outcomes and not _MISSING:
+    if not TOTAL.outcomes and not sum(_FROM_WORKERS) and not _MISSING:
         return
     terminalreporter.section("stand-in contracts (exchanges validated against the vendors' descriptions)")
     for line in TOTAL.lines():

@@ -142,6 +142,20 @@ class Pool:
         for worker in self.workers:
             worker.start()
 
+    def wait_launched(self, timeout: float = 30) -> None:
+        """Until every worker's kernel process exists (or failed to start): the caller's own imports
+        then no longer compete with the kernels' launch for this process's interpreter."""
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            session = worker.session
+            while session is None and worker.thread is not None and worker.thread.is_alive():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)
+                session = worker.session
+            if session is not None:
+                session.launched.wait(max(0.0, deadline - time.monotonic()))
+
     def close(self) -> list[threading.Thread]:
         """Tell every worker to stop (its kernel shuts down); returns the threads to join."""
         for worker in self.workers:
@@ -191,6 +205,7 @@ def run_chain(
         )
     ui.run_started(ledger, total)
     ledger.save(redactor)
+    client_loaded = False
     try:
         while True:
             idle = [w for w in pool.workers if w.current is None]
@@ -201,6 +216,11 @@ def run_chain(
                 ledger.save(redactor)
                 ui.task_started(record, schedule.numbers[tid], total)
                 worker.inbox.put(jobs_for(record))
+                log.info("task %s handed to worker %s", tid, worker.number)
+            if not client_loaded:  # while the first kernel boots: its notebook needs papermill next
+                import papermill  # noqa: F401
+
+                client_loaded = True
             if schedule.over():
                 break
             try:

@@ -137,7 +137,10 @@ params.yaml (for -f):
       commit: true"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(rehearse: bool = True) -> argparse.ArgumentParser:
+    """The ``runbook`` parser; ``rehearse=False`` leaves out ``runbook rehearse``, whose module (the
+    stand-ins and the vendors' descriptions) takes a noticeable time to import: :func:`main` only
+    imports it when the command line may need it."""
     parser = argparse.ArgumentParser(
         prog="runbook",
         formatter_class=_formatter,
@@ -242,12 +245,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
-    from helpers.rehearse.__main__ import add_subcommand as add_rehearse
     from helpers.runner.doctor import add_subcommand as add_doctor
 
-    add_rehearse(sub)
+    if rehearse:
+        from helpers.rehearse.__main__ import add_subcommand as add_rehearse
+
+        add_rehearse(sub)
     add_doctor(sub)
     return parser
+
+
+LIGHT_COMMANDS = ("list", "run", "plan", "resume", "lab", "doctor")  # need no stand-ins to parse
+
+
+def _needs_rehearse(argv: list[str]) -> bool:
+    """Whether the command line may be ``runbook rehearse`` (or a top-level help that lists it)."""
+    words = [w for w in argv if not w.startswith("-")]
+    return not words or words[0] not in LIGHT_COMMANDS
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -420,9 +434,11 @@ def cmd_run(args: argparse.Namespace, console: Any, mode: str = "run") -> int:
             ignore_failed_needs=True,
         )
     ledger, plan = runs.new_ledger(catalog, request, redactor)  # bad input exits here, before any kernel
-    # The kernels boot on the other core while this process imports papermill.
+    # The kernels boot on the other core while this process hands out the first task (once they are
+    # launched: until then this process's interpreter is theirs) and loads papermill (run_chain).
     pool = runs.prestart(catalog, args.phase, options, redactor)
-    import papermill  # noqa: F401
+    if pool is not None:
+        pool.wait_launched()
 
     if mode == "plan":
         _print_plan_head(console, ledger)
@@ -530,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     # import time (about 1.5 s on these machines) for URI formats notebooks never use. The runner's
     # process does without it; kernels are not affected.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(rehearse=_needs_rehearse(words)).parse_args(words)
     console = _console()
     from helpers.core.tasks import RegistryError
     from helpers.runner.params import ParameterError

@@ -51,9 +51,10 @@ OnCell = Callable[[int, int, str], None]  # (code cell number, code cells, first
 class RunbookExecutionManager(NotebookExecutionManager):
     """papermill's execution manager with a cell callback and fewer writes.
 
-    papermill saves the notebook at the start and the end of every cell; here a save happens at
-    notebook start, on an exception, at the end, and otherwise at most every ``save_every``
-    seconds, which still leaves a readable partial notebook when a run is interrupted.
+    papermill saves the notebook at its start and at the start and end of every cell; here a save
+    happens on an exception, at the end, and otherwise at most every ``save_every`` seconds (a notebook
+    that runs longer is on disk, partly executed, by then), which still leaves a readable partial
+    notebook when a run is interrupted (the interrupted cell's exception saves it).
     """
 
     def __init__(
@@ -84,9 +85,6 @@ class RunbookExecutionManager(NotebookExecutionManager):
             method(*args, **kwargs)
         finally:
             self._force = False
-
-    def notebook_start(self, **kwargs: Any) -> None:
-        self._forced(super().notebook_start, **kwargs)
 
     def notebook_complete(self, save: bool = True, **kwargs: Any) -> None:
         if save:

@@ -7,6 +7,7 @@ kernels first and import papermill while they start: the kernel process boots on
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import logging
 import os
@@ -24,6 +25,10 @@ from helpers.runner import kernel_side
 log = logging.getLogger("runbook.engine")
 
 
+FAST_EXIT = "import os as _o, weakref as _w\n_w.finalize._exitfunc()\n_o._exit(0)\n"
+EXIT_WAIT = 3.0  # seconds the kernel gets to end that way before jupyter_client's own shutdown
+
+
 class KernelSetupError(RuntimeError):
     """The kernel could not be started or prepared for the next notebook."""
 
@@ -36,6 +41,39 @@ def _pump(stream: Any) -> None:
         if line and "running over TCP without encryption" not in line:
             kernel_log.info("%s", line)
     stream.close()
+
+
+def _spec_manager() -> Any:
+    """jupyter_client's kernel spec manager with its search folders given, as its default computes them
+    (Jupyter's data paths, then ``$IPYTHONDIR`` or ``~/.ipython``, each with ``kernels/``): its
+    default imports IPython into this process only to find the IPython folder, a third of a second
+    before the kernel can even be launched."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    ipython = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    return KernelSpecManager(kernel_dirs=[*jupyter_path("kernels"), os.path.join(ipython, "kernels")])
+
+
+# ipykernel_launcher as a -c program, without the debugger: ipykernel imports debugpy (and pydevd) at
+# start-up only to offer Jupyter's debugger, which a runner never asks for: a third of a second of every
+# kernel start. With ``debugpy`` unimportable ipykernel starts as it does where debugpy is not installed.
+LAUNCH_WITHOUT_DEBUGGER = (
+    "import sys\n"
+    "if sys.path[0] == '':\n"  # as ipykernel_launcher: not the working folder while ipykernel loads
+    "    del sys.path[0]\n"
+    "sys.modules['debugpy'] = None\n"
+    "from ipykernel import kernelapp\n"
+    "kernelapp.launch_new_instance()\n"
+)
+
+
+def _without_debugger(spec: Any) -> None:
+    """Launch an ipykernel spec (``python -m ipykernel_launcher ...``) through
+    :data:`LAUNCH_WITHOUT_DEBUGGER`; any other kernel's command stays as it is."""
+    argv = list(spec.argv)
+    if len(argv) >= 3 and argv[1:3] == ["-m", "ipykernel_launcher"]:
+        spec.argv = [argv[0], "-c", LAUNCH_WITHOUT_DEBUGGER, *argv[3:]]
 
 
 def _bootstrap_code(modules: list[str]) -> str:
@@ -78,6 +116,7 @@ class KernelSession:
         self.last_reset: dict[str, Any] = {}
         self._pid: int | None = None
         self._pgid: int | None = None
+        self.launched = threading.Event()  # set once the kernel process exists (or its start failed)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -85,13 +124,18 @@ class KernelSession:
         return self._pid
 
     def start(self) -> None:
-        run_sync(self._astart)()
+        try:
+            run_sync(self._astart)()
+        finally:
+            self.launched.set()
 
     async def _astart(self) -> None:
         from jupyter_client.manager import AsyncKernelManager
 
         began = time.monotonic()
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        km = AsyncKernelManager(kernel_name=self.kernel_name, kernel_spec_manager=_spec_manager())
+        km.ip = "127.0.0.1"  # its default asks the network interfaces for the loopback address
+        _without_debugger(km.kernel_spec)
         # The kernel's own stdout/stderr (C-level writes, subprocesses not captured by a cell,
         # its start-up warnings) go to the log through a scrubbing formatter, not to the terminal.
         await km.start_kernel(
@@ -99,6 +143,7 @@ class KernelSession:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self.launched.set()  # the kernel boots on the other core from here on
         process = getattr(getattr(km, "provisioner", None), "process", None)
         if process is not None and process.stdout is not None:
             threading.Thread(target=_pump, args=(process.stdout,), daemon=True, name="kernel-output").start()
@@ -137,6 +182,16 @@ class KernelSession:
         self._pid = self._pgid = None
 
     async def _ashutdown(self, now: bool) -> None:
+        if not now and self.kc is not None and await self.km.is_alive():
+            # The kernel runs the finalizers meant for exit (weakref.finalize: temporary folders...), then
+            # ends without tearing its interpreter down, which takes half a second with the libraries
+            # loaded (ipykernel's own atexit handlers wait for the loop this cell holds: not those);
+            # jupyter_client then finds it gone and cleans up as after any shutdown.
+            self.kc.execute(FAST_EXIT, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + EXIT_WAIT
+            while time.monotonic() < deadline and await self.km.is_alive():
+                await asyncio.sleep(0.01)
+            now = not await self.km.is_alive()  # gone: nothing to ask politely any more
         if self.kc is not None:
             self.kc.stop_channels()
         await self.km.shutdown_kernel(now=now)
@@ -183,7 +238,19 @@ class KernelSession:
         except Exception as exc:
             self.dirty = True
             raise KernelSetupError(f"could not reset the kernel for the next notebook: {exc}") from exc
-        leftover = self.last_reset.get("state", {}).get("leftover_threads") or []
+        state = self.last_reset.get("state", {})
+        if state.get("adopted_modules"):
+            log.info(
+                "clean slate: %s project module(s) first imported by a notebook, now warm",
+                state["adopted_modules"],
+            )
+        if state.get("reimported"):
+            log.info(
+                "clean slate: the project's modules imported afresh (changed at module level: %s; new: %s)",
+                ", ".join(state.get("changed_modules") or []) or "none",
+                state.get("new_modules", 0),
+            )
+        leftover = state.get("leftover_threads") or []
         if leftover:
             log.warning("threads left running by an earlier notebook: %s", ", ".join(leftover))
         return self.last_reset

@@ -36,6 +36,7 @@ import socket
 import sys
 import sysconfig
 import threading
+import types
 import warnings
 
 _baseline: dict = {}
@@ -74,10 +75,17 @@ def _is_local(module: object) -> bool:
 
 
 def _fingerprint(module: object) -> tuple:
-    """Identity of every module-level value, and the size of every top-level container."""
+    """Identity of every module-level value, and the size of every top-level container.
+
+    A package's submodules are left out: importing ``helpers.core.display`` binds ``display`` in
+    ``helpers.core``, which is no change of the package's state (the submodule has its own print).
+    """
     items = []
+    prefix = f"{getattr(module, '__name__', '')}."
     for key, value in list(vars(module).items()):
         if key.startswith("__") and key.endswith("__"):
+            continue
+        if isinstance(value, types.ModuleType) and value.__name__ == prefix + key:
             continue
         size = len(value) if isinstance(value, dict | list | set | bytearray) else -1
         items.append((key, id(value), size))
@@ -95,31 +103,60 @@ def _record() -> None:
         _modules[name] = (sys.modules[name], _fingerprint(sys.modules[name]))
 
 
+def _drop(name: str) -> None:
+    """Forget a module: out of ``sys.modules``, and unbound from its package, as before its import."""
+    module = sys.modules.pop(name, None)
+    parent_name, _, child = name.rpartition(".")
+    parent = sys.modules.get(parent_name)
+    if parent is not None and module is not None and getattr(parent, child, None) is module:
+        delattr(parent, child)
+
+
 def _reset_modules(strict: bool) -> dict:
-    """Drop the project modules a notebook imported or changed; re-import the warm ones if needed."""
+    """Drop the project modules a notebook imported or changed; re-import the warm ones if needed.
+
+    A module of the warm packages that a notebook imported first (a helper's import inside a function,
+    say) is dropped, then imported afresh here and kept warm from now on: the next notebooks find it
+    loaded and pristine instead of importing it again each time. Other new modules (one beside the
+    notebook) are only dropped.
+    """
     changed = [
         name
         for name, (mod, fp) in _modules.items()
         if sys.modules.get(name) is not mod or _fingerprint(mod) != fp
     ]
     new = [name for name in _local_modules() if name not in _modules]
-    for name in new:
-        sys.modules.pop(name, None)
+    for name in sorted(new, key=lambda n: -n.count(".")):
+        _drop(name)
+    packages = {name.partition(".")[0] for name in _warm_list}
+    adopted = [name for name in new if name.partition(".")[0] in packages and name not in _warm_list]
+    _warm_list.extend(adopted)
     if changed or strict:
-        for name in _local_modules():
-            sys.modules.pop(name, None)
+        for name in sorted(_local_modules(), key=lambda n: -n.count(".")):
+            _drop(name)
         importlib.invalidate_caches()
-        warm(_warm_list)
+        _import_all(_warm_list)
         _record()
     elif new:
         importlib.invalidate_caches()
-    return {"new_modules": len(new), "changed_modules": changed[:20], "reimported": bool(changed or strict)}
+        if adopted:
+            _import_all(adopted)
+            _record()
+    return {
+        "new_modules": len(new),
+        "adopted_modules": len(adopted),
+        "changed_modules": changed[:20],
+        "reimported": bool(changed or strict),
+    }
 
 
 def warm(modules: list[str]) -> list[str]:
     """Import ``modules`` so the libraries they pull in are loaded once per kernel; returns failures."""
-    if modules is not _warm_list:
-        _warm_list[:] = modules
+    _warm_list[:] = modules
+    return _import_all(modules)
+
+
+def _import_all(modules: list[str]) -> list[str]:
     failed = []
     for name in modules:
         try:

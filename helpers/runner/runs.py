@@ -35,7 +35,7 @@ from helpers.runner.ledger import (
     runs_dir,
 )
 from helpers.runner.plan import Plan, Selection, SelectionError, make_plan
-from helpers.runner.redact import RedactingFormatter, Redactor, activate, register_io_handler
+from helpers.runner.redact import RedactingFormatter, Redactor, activate
 
 log = logging.getLogger("runbook")
 
@@ -65,6 +65,20 @@ def prestart(catalog: Catalog, phase: str, options: Options, redactor: Redactor)
     return Pool(options.engine, jobs, warm_modules(notebooks), redactor, options.timeout)
 
 
+def _submodule(package: str, name: str) -> str | None:
+    """``package.name`` when ``from package import name`` imports a module (``from helpers.services
+    import compose``), else None (a function or a constant)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None  # not a package: ``name`` is an attribute
+        return f"{package}.{name}" if importlib.util.find_spec(f"{package}.{name}") else None
+    except (ImportError, ValueError):
+        return None
+
+
 def warm_modules(notebooks: list[Path]) -> list[str]:
     """Modules the notebooks import (statically found), to import once when a kernel starts."""
     found: list[str] = []
@@ -88,7 +102,8 @@ def warm_modules(notebooks: list[Path]) -> list[str]:
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    names = [node.module]
+                    subs = (_submodule(node.module, a.name) for a in node.names if a.name != "*")
+                    names = [node.module, *filter(None, subs)]
                 for name in names:
                     if name not in found:
                         found.append(name)
@@ -281,8 +296,7 @@ def execute(
     pool: Pool | None = None,
 ) -> Ledger:
     """Run the ledger's pending tasks, then write the summaries and scrub the run folder."""
-    activate(redactor)
-    register_io_handler()
+    activate(redactor)  # papermill's writes go through it (execute.run_notebook registers the handler)
     run_dir = ledger.run_dir
     ledger.attempts.append(
         {

@@ -12,11 +12,13 @@ Task 1.4 calls :func:`check_preflight`, :func:`up`, :func:`show_ps` and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from helpers.services import diagnose
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 DEFAULT_WAIT_TIMEOUT = 180
+HEALTH_LOG_KEPT = 5  # the engine keeps a container's last five healthcheck results
 # Which app variable carries a service's address, for messages (by image name).
 URL_KEYS = (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"))
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
@@ -186,24 +189,26 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-_LOADED: dict[tuple[Any, ...], Project] = {}
-
-
 def load(app_dir: str | Path) -> Project:
     """Resolve the app's compose project as compose sees it (environment and ``.env`` applied).
 
     Remembered while the file, the folder's ``.env`` and this process's environment stay the same,
-    so a notebook's several steps ask ``docker compose config`` once.
+    so a notebook's several steps ask ``docker compose config`` once. (A function's cache, not a
+    module-level dict: the runner's warm kernel reads a grown dict as changed module state and
+    imports every project module afresh before the next notebook.)
     """
     file = find_compose_file(app_dir)
     folder = file.parent.resolve()
-    key = (str(file.resolve()), _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
-    if key not in _LOADED:
-        if len(_LOADED) > 16:
-            _LOADED.clear()
-        raw = _config(folder, file, "--no-interpolate")
-        _LOADED[key] = parse_config(_config(folder, file), raw, folder, file)
-    return _LOADED[key]
+    return _resolved(file, folder, _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(
+    file: Path, folder: Path, file_stamp: Any, env_stamp: Any, environ: frozenset[tuple[str, str]]
+) -> Project:
+    """The project of ``file``; the stamps and the environment are part of the cache's key."""
+    raw = _config(folder, file, "--no-interpolate")
+    return parse_config(_config(folder, file), raw, folder, file)
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:
@@ -371,10 +376,51 @@ def up(
             )
         elif s in waiting:
             verb = "recreated" if why[s].startswith("recreate") else "started"
-            results.append(steps.changed(f"service {s}", f"{verb}: {_state_text(state)}"))
+            took = healthy_after(state.container) if project.services[s].healthcheck else None
+            results.append(steps.changed(f"service {s}", f"{verb}: {_state_text(state)}{took or ''}"))
         else:
             results.append(steps.ok(f"service {s}", _state_text(state)))
     return results
+
+
+def _instant(stamp: str) -> datetime:
+    """An engine timestamp (RFC 3339 with nanoseconds, ``Z``) as an aware datetime."""
+    head, _, rest = stamp.strip().partition(".")
+    digits = "".join(c for c in rest if c.isdigit())
+    zone = rest[len(digits) :] if rest else head[19:]
+    head = head[:19]
+    zone = "+00:00" if zone in ("Z", "") else zone
+    return datetime.fromisoformat(f"{head}.{(digits or '0')[:6].ljust(6, '0')}{zone}")
+
+
+def health_delay(state: dict[str, Any]) -> tuple[float, bool] | None:
+    """Seconds from a container's start to the end of its first passing healthcheck, from ``docker
+    inspect``'s ``State``; the flag is False when the engine's log (its last probes only) may no longer
+    hold the ones before it (the time is then an upper bound). None: no passing probe (yet)."""
+    log = (state.get("Health") or {}).get("Log") or []
+    started = state.get("StartedAt") or ""
+    passing = [n for n, probe in enumerate(log) if probe.get("ExitCode") == 0]
+    if not passing or not started or started.startswith("0001-"):
+        return None
+    first = passing[0]
+    seconds = (_instant(log[first]["End"]) - _instant(started)).total_seconds()
+    exact = first > 0 or len(log) < HEALTH_LOG_KEPT
+    return max(0.0, seconds), exact
+
+
+def healthy_after(container: str) -> str:
+    """``", healthy 1.6 s after its start"`` (read from the engine), or "" when it cannot tell."""
+    res = run_cli("inspect", "--format", "{{json .State}}", container)
+    if not res.ok:
+        return ""
+    try:
+        found = health_delay(json.loads(res.stdout))
+    except (ValueError, KeyError, TypeError):
+        return ""
+    if found is None:
+        return ""
+    seconds, exact = found
+    return f", healthy {'' if exact else 'within '}{seconds:.1f} s after its start"
 
 
 def _state_text(state: ServiceState | None) -> str:

@@ -189,6 +189,8 @@ def test_compose_config_validates_with_documented_defaults(tmp_path: Path) -> No
     assert [(p["host_ip"], p["published"], p["target"]) for p in rd["ports"]] == [("127.0.0.1", "6379", 6379)]
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
     assert "redis-cli ping" in " ".join(rd["healthcheck"]["test"])
+    for hc in (pg["healthcheck"], rd["healthcheck"]):  # readiness seen within a second, on any engine
+        assert hc["interval"] == "1s" and "start_interval" not in hc, hc  # Docker 20.10 refuses the key
     # named volumes (not bind mounts) at the images' data folders
     assert [(m["type"], m["source"], m["target"]) for m in pg["volumes"]] == [
         ("volume", "postgres-data", "/var/lib/postgresql/data")

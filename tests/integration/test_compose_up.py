@@ -6,6 +6,7 @@ free ports, and removes it with ``down -v`` (tests/integration/services_support.
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -20,6 +21,7 @@ from helpers.services import compose
 pytestmark = pytest.mark.engine
 
 
+@pytest.mark.smoke
 def test_preflight_dry_run_up_and_second_run_is_ok(tmp_path):
     with services_env(tmp_path) as env:
         check = Checklist("pre-flight")
@@ -37,6 +39,8 @@ def test_preflight_dry_run_up_and_second_run_is_ok(tmp_path):
             ("service postgres", "changed"),
             ("service redis", "changed"),
         ]
+        for result in first:  # task 1.4 reports how long each service took to become healthy
+            assert re.search(r", healthy (within )?\d+\.\d s after its start$", result.detail), result.detail
 
         check = Checklist("services")
         compose.check_services(check, env.app_dir)

@@ -51,6 +51,7 @@ def droplet_image() -> None:
 
 
 @pytest.mark.engine
+@pytest.mark.slow
 def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
     tmp_path: Path, droplet_image: None, request: pytest.FixtureRequest
 ) -> None:

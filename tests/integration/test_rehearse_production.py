@@ -35,7 +35,7 @@ from tests.integration.test_rehearse_coolify_notebooks import (  # noqa: F401  (
     step_statuses,
 )
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
 CHAIN = ("2.5", "2.6", "2.7", "2.8", "2.14", "2.15", "2.16", "2.17", "2.18")
 REPO = REPOSITORY
 RESOURCE_LABEL = "runbook.coolify.resource"

@@ -75,6 +75,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.smoke
 def test_a_full_run_passes_and_writes_the_run_folder(demo) -> None:
     proc = runbook(["run", "phase1"], demo["env"])
     assert proc.returncode == 0, proc.stdout + proc.stderr

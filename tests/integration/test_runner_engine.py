@@ -258,3 +258,52 @@ def test_changed_project_modules_are_reimported_for_the_next_notebook(tmp_path) 
         assert session.starts == 1
     finally:
         session.shutdown(now=True)
+
+
+def test_importing_a_submodule_is_no_change_and_a_first_import_stays_warm_and_pristine(tmp_path) -> None:
+    """``from helpers.core import display`` binds ``display`` in ``helpers.core``: not a change of the
+    package (no re-import of everything); a project module first imported by a notebook is imported
+    afresh and kept warm, a module beside the notebook is dropped."""
+    session = KernelSession(warm_modules=["helpers.core"])
+    try:
+        (tmp_path / "besidemod.py").write_text("STATE = []\n")
+        first = notebook(
+            tmp_path / "a.ipynb",
+            "import besidemod\nbesidemod.STATE.append(1)\n"
+            "from helpers.runner import demo\ndemo.PARAMETERS = 'dirty'\nprint(id(demo))",
+        )
+        reader = notebook(
+            tmp_path / "b.ipynb",
+            "import sys\nprint('besidemod' in sys.modules)\n"
+            "from helpers.runner import demo\nprint(id(demo), demo.PARAMETERS[:6])",
+        )
+        dirty_id = outputs(run(first, tmp_path / "o1.ipynb", session)).split()[0]
+        out = outputs(run(reader, tmp_path / "o2.ipynb", session)).split()
+        state = session.last_reset["state"]
+        assert state["reimported"] is False, state  # binding submodules changed no package
+        assert state["adopted_modules"] >= 1  # helpers.runner.demo (and its package): warm from now on
+        assert out[0] == "False"  # the module beside the notebook was dropped
+        assert out[1] != dirty_id and out[2] == "import"  # demo afresh: the notebook's change is gone
+        again = outputs(run(reader, tmp_path / "o3.ipynb", session)).split()
+        assert again[1] == out[1]  # kept warm: the same module object, not imported again
+        assert session.last_reset["state"]["new_modules"] == 0
+        assert session.starts == 1
+    finally:
+        session.shutdown(now=True)
+
+
+def test_shutdown_is_quick_and_still_runs_the_exit_finalizers(tmp_path) -> None:
+    """The kernel ends without tearing its interpreter down, after the finalizers meant for exit: a
+    temporary folder the last notebook kept is removed, the process is gone, its connection file too."""
+    session = KernelSession()
+    keeper = notebook(
+        tmp_path / "k.ipynb", "import tempfile\nkeep = tempfile.TemporaryDirectory()\nprint(keep.name)"
+    )
+    folder = Path(outputs(run(keeper, tmp_path / "o.ipynb", session)).strip())
+    assert folder.is_dir()
+    pid, connection = session.pid, Path(session.km.connection_file)
+    assert connection.is_file()
+    session.shutdown()
+    assert not folder.exists(), "the exit finalizers did not run"
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert not connection.exists()

@@ -179,3 +179,42 @@ def test_drift_compares_image_and_published_ports(tmp_path):
     assert "does not publish 127.0.0.1:15432->5432" in compose.drift(pg, moved)
     other = compose.ServiceState("postgres", "c", "running", "healthy", same.publishers, "postgres:14")
     assert "runs image postgres:14" in compose.drift(pg, other)
+
+
+def _probe(start: str, end: str, code: int) -> dict:
+    return {"Start": start, "End": end, "ExitCode": code, "Output": ""}
+
+
+def test_health_delay_is_the_first_passing_probe_after_the_start():
+    state = {
+        "StartedAt": "2026-12-02T11:59:44.743673915Z",
+        "Health": {
+            "Log": [
+                _probe("2026-12-02T11:59:45.2Z", "2026-12-02T11:59:45.3Z", 2),
+                _probe("2026-12-02T11:59:45.8Z", "2026-12-02T11:59:46.043673Z", 0),
+                _probe("2026-12-02T11:59:46.5Z", "2026-12-02T11:59:46.6Z", 0),
+            ]
+        },
+    }
+    seconds, exact = compose.health_delay(state)
+    assert exact and round(seconds, 3) == 1.3
+
+
+def test_health_delay_is_an_upper_bound_when_the_log_dropped_earlier_probes():
+    log = [_probe(f"2026-12-02T12:00:0{n}Z", f"2026-12-02T12:00:0{n}.5Z", 0) for n in range(5)]
+    seconds, exact = compose.health_delay({"StartedAt": "2026-12-02T11:59:58Z", "Health": {"Log": log}})
+    assert (seconds, exact) == (2.5, False)
+    seconds, exact = compose.health_delay({"StartedAt": "2026-12-02T11:59:58Z", "Health": {"Log": log[:2]}})
+    assert (seconds, exact) == (2.5, True)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"StartedAt": "2026-12-02T11:59:44Z", "Health": {"Log": [_probe("x", "y", 1)]}},
+        {"StartedAt": "2026-12-02T11:59:44Z"},
+        {"StartedAt": "0001-01-01T00:00:00Z", "Health": {"Log": [_probe("x", "2026-12-02T11:59:45Z", 0)]}},
+    ],
+)
+def test_health_delay_is_none_without_a_passing_probe_or_a_start(state):
+    assert compose.health_delay(state) is None

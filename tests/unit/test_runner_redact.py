@@ -100,3 +100,19 @@ def test_log_formatter_scrubs_message_and_arguments() -> None:
     formatter = RedactingFormatter(Redactor(["s3cr3tvalue"]))
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value %s", ("s3cr3tvalue",), None)
     assert "s3cr3tvalue" not in formatter.format(record)
+
+
+def test_a_clean_notebook_is_written_as_given_and_a_coloured_one_string_by_string(tmp_path) -> None:
+    """Nothing to scrub: papermill's text is kept (only the handler's own path prefix goes); ANSI colours
+    anywhere send the notebook through the scrubber string by string, which finds a split secret."""
+    activate(Redactor(["topsecretvalue"]))
+    target = tmp_path / "o.ipynb"
+    clean = {"cells": [], "metadata": {"papermill": {"output_path": SCHEME + str(target)}}, "nbformat": 4}
+    text = json.dumps(clean, sort_keys=True, indent=1)
+    RedactingHandler().write(text, SCHEME + str(target))
+    assert target.read_text() == text.replace(SCHEME, "") + "\n"
+    coloured = {**clean, "cells": [{"outputs": [{"traceback": ["\x1b[0;31mtopsecret\x1b[0mvalue"]}]}]}
+    RedactingHandler().write(json.dumps(coloured), SCHEME + str(target))
+    written = json.loads(target.read_text())
+    assert written["cells"][0]["outputs"][0]["traceback"] == ["[REDACTED]"]
+    assert written["metadata"]["papermill"]["output_path"] == str(target)

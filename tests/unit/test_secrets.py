@@ -82,3 +82,22 @@ def test_scrubbing_json_text_keeps_it_valid_json(secrets_file):
     text = json.dumps({"workflow": 'curl -H "Authorization: Bearer ${COOLIFY_API_TOKEN}" --fail-with-body'})
     scrubbed = json.loads(secrets.scrub(text))["workflow"]
     assert scrubbed.startswith('curl -H "Authorization: Bearer [REDACTED]"')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token dop_v1_" + "a" * 64,
+        "x ghp_" + "A" * 36,
+        "github_pat_" + "B" * 40,
+        "Authorization: Bearer abc.def",
+        "BEARER " + "z" * 20,
+        "REDIS_URL=rediss://default:pw@host:6379",
+        "postgresql://app:hunter2@db/app",
+    ],
+)
+def test_every_token_shape_passes_the_quick_check_and_is_scrubbed(text):
+    """scrub() tries the token patterns only where MAY_HOLD_TOKEN matches: it must admit each shape."""
+    assert any(pattern.search(text) for pattern, _ in secrets.TOKEN_PATTERNS), text
+    assert secrets.MAY_HOLD_TOKEN.search(text), text
+    assert secrets.scrub(text, values=[]) != text
