@@ -21,7 +21,7 @@ from contract_checks import (  # noqa: F401  (issue 12; the two session hooks ad
     pytest_testnodedown,
     stand_in_contracts,
 )
-from testsupport import FIXTURE_APP, ROOT, free_port  # noqa: F401  (re-exported for fixtures)
+from testsupport import FIXTURE_APP, ROOT, free_port, slow_first  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env
 
@@ -50,13 +50,6 @@ def browser_problem() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     return None
-
-
-def slow_first(items: list[pytest.Item]) -> None:
-    """For pytest-xdist: the slow tests and the notebooks first, so that no long test starts last and
-    runs alone at the end (the workers hand out work units in this order: root conftest.py)."""
-    heavy = {id(i) for i in items if i.get_closest_marker("slow") or str(i.path).endswith(".ipynb")}
-    items.sort(key=lambda item: id(item) not in heavy)  # stable: the order within each part is kept
 
 
 @pytest.hookimpl(trylast=True)

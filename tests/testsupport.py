@@ -40,3 +40,10 @@ def needs(available: bool, reason: str) -> pytest.MarkDecorator:
     """``@needs(shutil.which("docker") is not None, "...")``: skip without it, unless CI requires it (then the
     test runs and fails on its own)."""
     return pytest.mark.skipif(not available and not env.require_engine, reason=reason)
+
+
+def slow_first(items: list[pytest.Item]) -> None:
+    """For pytest-xdist: the slow tests and the notebooks first, so that no long test starts last and
+    runs alone at the end (the workers hand out work units in this order: root conftest.py)."""
+    heavy = {id(i) for i in items if i.get_closest_marker("slow") or str(i.path).endswith(".ipynb")}
+    items.sort(key=lambda item: id(item) not in heavy)  # stable: the order within each part is kept

@@ -472,6 +472,60 @@ def run_export(world: World, example: Example) -> None:
     assert proc.returncode == 2 and "looks like a secret" in proc.stdout, output(proc)
 
 
+def run_doctor(world: World, example: Example) -> None:
+    """Read-only, and its exit code is what its findings say: 0 nothing wrong, 1 a first cause printed
+    last (``--json``: the findings as JSON). Substitutions: the team's folder in the example
+    (``~/src/implementation-2``) is this world's app, and the JSON is read here instead of through ``jq``."""
+    command = example.command.split(" | ")[0].replace("~/src/implementation-2", "~/src/demo-app")
+    before = world.app_state()
+    proc = world.run(command, world.folder())
+    assert proc.returncode in (0, 1), output(proc)
+    assert world.app_state() == before, "the doctor changed the app"
+    assert world.vendor_changes() == []
+    scope = next((w for w in example.words[2:] if w in ("phase1", "phase2", "all")), "all")
+    scopes = {"all": {"phase1", "phase2"}}.get(scope, {scope})
+    if "--json" in example.words:
+        found = json.loads(proc.stdout)
+        assert {d["scope"] for d in found} <= scopes and found, found
+        assert (proc.returncode == 0) == all(d["ok"] for d in found)
+        for d in found:
+            assert d["ok"] or (d["first_cause"] and d["first_cause"]["fix"]), d
+        return
+    shown = set(re.findall(r"runbook doctor (phase[12])", proc.stdout))
+    assert shown and shown <= scopes, (shown, proc.stdout)
+    if proc.returncode == 1:
+        assert "first cause:" in proc.stdout.rsplit("runbook doctor", 1)[-1], output(proc)
+    else:
+        assert "nothing is wrong" in proc.stdout or "could not run" in proc.stdout, output(proc)
+
+
+# What an operation that needs production says in this world, which has none (no Coolify, no droplet).
+NO_PRODUCTION = {"MissingSecret": "is not set", "VerificationFailed": "checks failed"}
+
+
+def run_operations(world: World, example: Example) -> None:
+    """The operations act on a production this world has none of (the rehearsal runs each of them for real
+    after 2.18: test_rehearse_phase2.py). Here the example goes through the runner as a dry run, with its
+    selection and parameters, and changes nothing; an operation that cannot run without production stops
+    at its first missing prerequisite and names it, and only then is the exit code 1."""
+    plan = example.subcommand == "plan"
+    cwd = world.folder()
+    command = example.command if plan or "--dry-run" in example.words else f"{example.command} --dry-run"
+    before = world.app_state()
+    proc = world.run(command, cwd)
+    assert proc.returncode in (0, 1), output(proc)
+    ledger = ledger_of(run_folder(cwd, plan=plan))
+    assert ledger["phase"] == "operations" and ledger["dry_run"] is True
+    assert world.app_state() == before, "an operation's dry run changed the app"
+    assert world.vendor_changes() == []
+    check_ledger_follows(world, ledger, example.words, cwd)
+    failed = [t for t in ledger["tasks"] if t["selected"] and t["status"] == "failed"]
+    assert (proc.returncode == 1) == bool(failed), output(proc)
+    for task in failed:
+        error = task["error"] or {}
+        assert NO_PRODUCTION.get(error.get("ename"), "\0") in error.get("evalue", ""), (task["id"], error)
+
+
 HANDLERS: dict[tuple[str, str], Callable[[World, Example], None]] = {
     ("runbook", "list"): run_list,
     ("runbook", "plan"): run_plan,
@@ -483,10 +537,13 @@ HANDLERS: dict[tuple[str, str], Callable[[World, Example], None]] = {
     ("papermill", ""): run_papermill,
     ("mkdocs", ""): run_mkdocs,
     ("export", ""): run_export,
+    ("runbook", "doctor"): run_doctor,
 }
 
 
 def handler_of(example: Example) -> tuple[tuple[str, str], Callable[[World, Example], None]]:
+    if example.subcommand in ("plan", "run") and "operations" in example.words[2:3]:
+        return (example.program, "operations"), run_operations
     for key in ((example.program, example.subcommand), (example.program, "")):
         if key in HANDLERS:
             return key, HANDLERS[key]
@@ -536,3 +593,11 @@ def test_the_run_check_fails_on_a_wrong_parameter(world: World) -> None:
 def test_the_make_check_fails_on_a_wrong_target(base: World) -> None:
     with pytest.raises(AssertionError, match="exit 2"):
         run_make(base, Example("make phase-1 APP_DIR=~/src/demo-app"))
+
+
+@pytest.mark.engine
+def test_the_doctor_and_operations_checks_fail_on_a_wrong_scope(world: World) -> None:
+    with pytest.raises(AssertionError, match="exit 2"):
+        run_doctor(world, Example("runbook doctor phase3"))
+    with pytest.raises(AssertionError, match="exit 2"):
+        run_operations(world, Example("runbook run operations --only backups"))

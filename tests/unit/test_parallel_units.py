@@ -1,4 +1,4 @@
-"""How the suite is cut for pytest-xdist (conftest.py `work_unit`, tests/conftest.py `slow_first`)."""
+"""How the suite is cut for pytest-xdist (conftest.py `work_unit`, tests/testsupport.py `slow_first`)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ class _Item:
 
 
 def test_slow_tests_and_notebooks_go_first_and_each_part_keeps_its_order():
-    import conftest as tests_conftest  # tests/conftest.py (tests/ is on sys.path)
+    from testsupport import slow_first
 
     items = [_Item("a.py"), _Item("s1.py", slow=True), _Item("b.py"), _Item("nb.ipynb"), _Item("s2.py", True)]
-    tests_conftest.slow_first(items)
+    slow_first(items)
     assert [i.name for i in items] == ["s1.py", "nb.ipynb", "s2.py", "a.py", "b.py"]
