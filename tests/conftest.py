@@ -13,14 +13,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import contract_checks
+import evidence
 import pytest
-from contract_checks import (  # noqa: F401  (issue 12; the two session hooks add the xdist workers' counts up)
-    pytest_sessionfinish,
-    pytest_terminal_summary,
-    pytest_testnodedown,
-    stand_in_contracts,
-)
+from contract_checks import stand_in_contracts  # noqa: F401  (the fixture, issue 12)
 from testsupport import FIXTURE_APP, ROOT, free_port, slow_first  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env
@@ -101,3 +99,23 @@ def app_copy(tmp_path: Path) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
+
+
+# -- the session's summary: the stand-ins' contract counts, and the evidence the CI log must show ------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: its counts and records go to the controller, which prints them."""
+    contract_checks.hand_over(session)
+    evidence.hand_over(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    contract_checks.take_from(node)
+    evidence.take_from(node)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    contract_checks.write(terminalreporter)
+    evidence.write(terminalreporter)

@@ -93,22 +93,21 @@ def _merge(data: dict[str, Any]) -> None:
     _MISSING.extend(data.get("missing", []))
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def hand_over(session: pytest.Session) -> None:
     """In a pytest-xdist worker: hand this worker's counts to the controller, which prints the summary."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["stand_in_contracts"] = _export()
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
+def take_from(node: Any) -> None:
     """In pytest-xdist's controller: add a finished worker's counts to the summary's."""
     data = (getattr(node, "workeroutput", None) or {}).get("stand_in_contracts")
     if data:
         _merge(data)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def write(terminalreporter: Any) -> None:
     if not TOTAL.outcomes and not sum(_FROM_WORKERS) and not _MISSING:
         return
     terminalreporter.section("stand-in contracts (exchanges validated against the vendors' descriptions)")

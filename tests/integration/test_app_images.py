@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import evidence
 import psycopg
 import pytest
 from testsupport import ROOT
@@ -38,9 +39,7 @@ def docker(*args: str, check: bool = True) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[dict[str, sampleapp.BuiltImage]]:
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, sampleapp.BuiltImage]]:
     try:
         sampleapp.node_image()
     except sampleapp.SampleAppError:  # neither the official base nor the stand-in: build the stand-in
@@ -56,11 +55,9 @@ def images(
         assert proc.returncode == 0, proc.stderr
     prefix = f"rb-images-{uuid.uuid4().hex[:8]}-"
     built = sampleapp.build_images(tmp_path_factory.mktemp("images") / "app", prefix)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")  # shown in CI's log, not captured
-    with capture.global_and_fixture_disabled():
-        print("\nimages built from the sample app with task 2.12's Dockerfiles:")
-        for image in built:
-            print(f"  {image.summary()}")
+    evidence.record(
+        "images built from the sample app with task 2.12's Dockerfiles:", [i.summary() for i in built]
+    )
     yield {image.role: image for image in built}
     for image in built:
         docker("image", "rm", "-f", image.tag, check=False)

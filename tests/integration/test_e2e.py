@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import evidence
 import httpx
 import psycopg
 import pytest
@@ -82,7 +83,7 @@ def test_install_and_migrate_left_their_marks_and_a_second_time_change_nothing(
 
 
 def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
-    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path, request: pytest.FixtureRequest
+    services: ServicesEnv, app: appscripts.AppScripts, tmp_path: Path
 ) -> None:
     port = free_port()
     commands = appscripts.script_commands(app)
@@ -120,10 +121,10 @@ def test_the_whole_path_passes_with_the_apps_own_web_and_worker(
     assert row == (outcome.data["probe"],) and web_row == ({"n": 7},)
     assert not redis.Redis.from_url(services.redis_url()).exists(f"bull:jobs:{outcome.job_id}")
     assert all(p.exited() is not None for p in run.processes)  # stopped, with their process groups
-    capture = request.config.pluginmanager.get_plugin("capturemanager")  # shown in CI's log, not captured
-    with capture.global_and_fixture_disabled():
-        print(f"\nthe app's own Node worker ({commands[1]}) completed the jobs:")
-        print("\n".join(f"  {line}" for line in log.splitlines() if "job_results.id" in line), flush=True)
+    evidence.record(
+        f"the app's own Node worker ({commands[1]}) completed the jobs:",
+        [line for line in log.splitlines() if "job_results.id" in line],
+    )
 
 
 def test_an_app_that_names_its_scripts_otherwise_is_started_the_same_way(

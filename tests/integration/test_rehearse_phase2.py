@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import evidence
 import pytest
 from testsupport import unavailable
 
@@ -53,7 +54,7 @@ def droplet_image() -> None:
 @pytest.mark.engine
 @pytest.mark.slow
 def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
-    tmp_path: Path, droplet_image: None, request: pytest.FixtureRequest
+    tmp_path: Path, droplet_image: None
 ) -> None:
     tasks = existing_tasks()
     last = settings.env.rehearse_to or tasks[-1]
@@ -99,10 +100,7 @@ def test_phase2_rehearsal_twice_second_run_changes_nothing_and_leaks_nothing(
     if "2.18" in selected:
         shown = [line.strip() for line in output.splitlines() if " pushed " in line or "build " in line]
         shown += check_operations(workdir / "runs")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")  # CI's log shows them
-        with capture.global_and_fixture_disabled():
-            print("\nthe rehearsal's images, built by its push as the workflow builds them:")
-            print("\n".join(f"  {line}" for line in shown), flush=True)
+        evidence.record("the rehearsal's images, built by its push as the workflow builds them:", shown)
 
     secrets = _secrets(workdir / "secrets.env")
     for name in ("DIGITALOCEAN_TOKEN", "COOLIFY_API_TOKEN", "GITHUB_TOKEN", "ROOT_USER_PASSWORD"):
