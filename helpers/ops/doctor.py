@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from helpers.app import appscripts
 from helpers.clients.errors import ApiError, NotFound, Unauthorized
 from helpers.cloud import coolify_apps, production_checks, server, ssh
 from helpers.core import secrets, state
@@ -326,13 +327,25 @@ def diagnose_production(admin_user: str = "", api_url: str = "") -> Diagnosis:
     return d
 
 
+def start_commands(app_dir: str) -> list[str]:
+    """The commands that start the app's web process and worker, as its ``package.json`` says (one when a
+    script starts both); none when the folder is no app repository (phase 1's checks say so)."""
+    try:
+        scripts = appscripts.app_scripts(app_dir) if app_dir else None
+    except (OSError, ValueError):
+        return []
+    picks = [scripts.pick(role) for role in ("web", "worker")] if scripts else []
+    return list(dict.fromkeys(p.command for p in picks if p and p.command))
+
+
 def diagnose(scope: str, app_dir: str = "", env_file: str = "", admin_user: str = "") -> list[Diagnosis]:
     """``phase1``, ``phase2`` or ``all`` (phase 2 only when phase 2 has made something here)."""
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
     out = []
     if scope in ("phase1", "all"):
-        out.append(local_doctor.diagnose_local(app_dir, env_file))
+        start = start_commands(local_doctor.find_app_dir(app_dir))
+        out.append(local_doctor.diagnose_local(app_dir, env_file, start_commands=start))
     if scope == "phase2" or (scope == "all" and started()):
         out.append(diagnose_production(admin_user))
     return out

@@ -13,6 +13,7 @@ Tasks 1.4, 1.5 and 1.15 give the same causes in the hints of their failed checks
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,8 +57,13 @@ ABOVE_ENGINE = [
 ]
 
 
-def diagnose_local(app_dir: str | Path = "", env_file: str = "", health_url: str = "") -> Diagnosis:
-    """The phase-1 diagnosis (see the module docstring); never raises for what it finds."""
+def diagnose_local(
+    app_dir: str | Path = "", env_file: str = "", health_url: str = "", start_commands: Sequence[str] = ()
+) -> Diagnosis:
+    """The phase-1 diagnosis (see the module docstring); never raises for what it finds.
+
+    ``start_commands``: the commands that start the app's web process and worker, as the app's own
+    scripts say (read by the caller from its ``package.json``); the fix for a silent app names them."""
     d = Diagnosis("phase1")
     engine = d.add(diagnose.engine_finding())
     if not engine.ok:
@@ -96,7 +102,7 @@ def diagnose_local(app_dir: str | Path = "", env_file: str = "", health_url: str
     states = compose.states(project)
     containers_ok = _containers(d, project, states)
     _env(d, folder, env_file, project, containers_ok)
-    _app(d, health_url or env.health_url, d.broken)
+    _app(d, health_url or env.health_url, d.broken, start_commands)
     return d
 
 
@@ -292,7 +298,14 @@ def _redis(url: str, app_dir: str) -> Finding:
     return Finding("env", name, True, connectivity.redact(url))
 
 
-def _app(d: Diagnosis, url: str, broken_below: list[Finding]) -> None:
+def start_hint(start_commands: Sequence[str]) -> str:
+    """How to start the app: its own commands when known, else where to find them."""
+    if start_commands:
+        return "start it in the app directory (" + ", then ".join(f"`{c}`" for c in start_commands) + ")"
+    return "start its web process and its worker with the app's own scripts (task 1.6 shows them)"
+
+
+def _app(d: Diagnosis, url: str, broken_below: list[Finding], start_commands: Sequence[str] = ()) -> None:
     if broken_below:
         d.block("app", f"the app answers on {url}", broken_below[0])
         return
@@ -308,8 +321,8 @@ def _app(d: Diagnosis, url: str, broken_below: list[Finding]) -> None:
                 False,
                 result.summary(),
                 cause=f"the web app is not running: nothing answers on {url}",
-                fix="start it in the app directory (`pnpm dev`, and `pnpm worker` for jobs), or run task "
-                "1.15 with its app_commands; RUNBOOK_HEALTH_URL says where it answers",
+                fix=f"{start_hint(start_commands)}, or run task 1.15 with its app_commands; "
+                "RUNBOOK_HEALTH_URL says where it answers",
                 anchor="health-url-down",
             )
         )

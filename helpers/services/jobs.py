@@ -1,7 +1,7 @@
 """BullMQ from Python: enqueue a job on the app's queue and wait for its outcome.
 
 The Python ``bullmq`` package speaks the same Redis protocol as the Node BullMQ the app uses,
-so a job added here is picked up by the app's worker (``pnpm worker``) like any other. The
+so a job added here is picked up by the app's worker (its own script) like any other. The
 functions are synchronous (they run their own event loop, in a thread when called from a
 Jupyter cell, whose loop is already running) and never hide a failure: the outcome says
 whether the job completed, failed (with the worker's reason) or was still waiting.
@@ -85,15 +85,17 @@ class JobOutcome:
             text += f", returned {self.returnvalue!r}"
         return text
 
-    def hint(self) -> str:
+    def hint(self, worker: str = "") -> str:
+        """What to do about a job that did not complete; ``worker`` is the command that starts the app's
+        worker, as its ``package.json`` says ("" when unknown)."""
         if self.completed:
             return ""
         if self.state == "failed":
             return "the worker ran the job and it failed: read the worker's log for the reason above"
         if self.workers == 0:
             return (
-                f"no worker is connected to queue {self.queue!r}: start it (`pnpm worker` in the app "
-                "directory) and check that its QUEUE_NAME and REDIS_URL match"
+                f"no worker is connected to queue {self.queue!r}: {_start_worker(worker)} and check that "
+                "its QUEUE_NAME and REDIS_URL match"
             )
         return (
             f"{self.workers} worker connection(s) open but the job stayed {self.state!r}: "
@@ -211,15 +213,24 @@ def worker_count(redis_url: str, queue_name: str = DEFAULT_QUEUE, prefix: str = 
     return run_sync(_workers(redis_url, queue_name, prefix))
 
 
-def check_job(check: Any, outcome: JobOutcome) -> bool:
-    """Task 1.15: the job went through the app's worker and completed."""
+def _start_worker(worker: str) -> str:
+    if worker:
+        return f"start it (`{worker}` in the app directory)"
+    return "start the app's worker (its script in package.json)"
+
+
+def check_job(check: Any, outcome: JobOutcome, worker: str = "") -> bool:
+    """Task 1.15: the job went through the app's worker and completed. ``worker``: the command that
+    starts it, named in the hints."""
     check(
         f"a worker consumes queue {outcome.queue!r}",
         outcome.workers > 0 or outcome.completed,
         f"{outcome.workers} worker connection(s)",
-        hint=f"start the worker (`pnpm worker`); its QUEUE_NAME must be {outcome.queue!r}",
+        hint=f"{_start_worker(worker)}; its QUEUE_NAME must be {outcome.queue!r}",
     )
-    return check(f"job {outcome.job_id} completed", outcome.completed, outcome.summary(), hint=outcome.hint())
+    return check(
+        f"job {outcome.job_id} completed", outcome.completed, outcome.summary(), hint=outcome.hint(worker)
+    )
 
 
 def worker_row(database_url: str, table: str, outcome: JobOutcome) -> dict[str, Any] | None:

@@ -84,3 +84,33 @@ def test_a_server_that_answered_with_an_error_is_not_a_refused_connection() -> N
     assert not diagnose.is_refused('connection failed: ... FATAL:  database "x" does not exist')
     assert diagnose.is_refused('connection failed: connection to server at "127.0.0.1", port 5432 failed: '
                                "Connection refused")  # fmt: skip
+
+
+def test_the_doctor_starts_a_silent_app_with_its_own_scripts_read_from_package_json(tmp_path) -> None:
+    """Each app names its processes otherwise: the fix is read from its package.json, never guessed."""
+    import json
+
+    from testsupport import FIXTURE_APP, ROOT
+
+    from helpers.ops.doctor import start_commands
+    from helpers.services.doctor import start_hint
+
+    corpus = ROOT / "tests" / "fixtures" / "corpus"
+    assert start_commands(str(FIXTURE_APP)) == ["pnpm dev", "pnpm worker"]
+    assert start_commands(str(corpus / "jobboard")) == ["pnpm dev:web", "pnpm dev:worker"]
+    assert start_commands(str(corpus / "pulse")) == ["pnpm dev"]  # one script starts web and worker
+    npm_app = tmp_path / "npm-app"
+    (npm_app / "src").mkdir(parents=True)
+    scripts = {"start:dev": "next dev", "jobs": "tsx watch src/worker.ts"}
+    (npm_app / "package.json").write_text(json.dumps({"scripts": scripts, "dependencies": {"bullmq": "5"}}))
+    (npm_app / "package-lock.json").write_text("{}")
+    (npm_app / "src" / "worker.ts").write_text(
+        'import { Worker } from "bullmq";\nnew Worker("jobs", async () => 1);\n'
+    )
+    assert start_commands(str(npm_app)) == ["npm run start:dev", "npm run jobs"]
+    assert start_commands(str(ROOT / "docs")) == []  # no package.json: nothing guessed
+    assert start_commands("") == []
+    assert start_hint(["pnpm dev:web", "pnpm dev:worker"]) == (
+        "start it in the app directory (`pnpm dev:web`, then `pnpm dev:worker`)"
+    )
+    assert "pnpm" not in start_hint([])

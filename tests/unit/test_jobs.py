@@ -65,3 +65,19 @@ def test_worker_connections_are_recognised_in_the_node_and_the_python_spelling()
     # Node BullMQ 5 names its connections bull:<base64 of the queue>; Python's bullmq bull:<queue>
     assert jobs.worker_client_names("jobs") == ("bull:am9icw==", "bull:jobs")
     assert jobs.worker_client_names("emails", prefix="app") == ("app:ZW1haWxz", "app:emails")
+
+
+def test_a_missing_worker_is_started_with_the_app_s_own_command_when_known() -> None:
+    waiting = outcome("waiting", workers=0)
+    assert "start it (`pnpm dev:worker` in the app directory)" in waiting.hint("pnpm dev:worker")
+    assert "pnpm worker" not in waiting.hint()  # no command guessed for an app we have not read
+    assert "start the app's worker (its script in package.json)" in waiting.hint()
+    seen: list[tuple[str, bool, str]] = []
+    jobs.check_job(
+        lambda name, ok, detail, hint="": seen.append((name, ok, hint)) or ok, waiting, "yarn jobs"
+    )
+    assert seen[0] == (
+        "a worker consumes queue 'jobs'",
+        False,
+        "start it (`yarn jobs` in the app directory); its QUEUE_NAME must be 'jobs'",
+    )
