@@ -19,7 +19,7 @@ import contract_checks
 import evidence
 import pytest
 from contract_checks import stand_in_contracts  # noqa: F401  (the fixture, issue 12)
-from testsupport import FIXTURE_APP, ROOT, free_port, slow_first  # noqa: F401  (re-exported for fixtures)
+from testsupport import FIXTURE_APP, ROOT, free_port, slow_first, unavailable  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env
 
@@ -48,6 +48,17 @@ def browser_problem() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     return None
+
+
+@pytest.fixture
+def droplet_image() -> None:
+    """The droplet stand-in image is there (built by provisioning; a rehearsal does not build it)."""
+    from helpers.rehearse import droplet
+
+    try:
+        droplet.ensure_image(build=False)
+    except droplet.DropletError as exc:
+        unavailable(f"droplet stand-in image not available: {exc}")
 
 
 @pytest.hookimpl(trylast=True)

@@ -6,6 +6,8 @@ Kept out of ``conftest.py`` on purpose: several folders have a conftest, and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -47,3 +49,17 @@ def slow_first(items: list[pytest.Item]) -> None:
     runs alone at the end (the workers hand out work units in this order: root conftest.py)."""
     heavy = {id(i) for i in items if i.get_closest_marker("slow") or str(i.path).endswith(".ipynb")}
     items.sort(key=lambda item: id(item) not in heavy)  # stable: the order within each part is kept
+
+
+def runbook_cli(
+    args: list[str], env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``runbook ARGS`` as a user runs it: a process of its own, from the project's root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "helpers.runner.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -24,13 +24,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from corpussupport import copy, expectations, names
+from testsupport import runbook_cli
 
 from helpers.app import docchecks, packagejson, profile, references
 from helpers.app.appfiles import newline_of
@@ -89,14 +89,7 @@ def runbook(box: sampleapp.Sandbox, *args: str) -> subprocess.CompletedProcess:
     env.update(box.env, COLUMNS="160")
     for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
         env.pop(name, None)  # the app's own identity, not a developer's
-    return subprocess.run(
-        [sys.executable, "-m", "helpers.runner.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return runbook_cli(list(args), env, timeout=900)
 
 
 def last_ledger(box: sampleapp.Sandbox) -> dict:

@@ -20,23 +20,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from testsupport import unavailable
 
 from helpers.app import workflow
 from helpers.core.paths import PROJECT_ROOT
 
 SEED = 7
 WALL_TIME = 1500  # seconds: a normal run of phase 2 takes about 4 minutes here, this one about 6
-
-
-@pytest.fixture
-def droplet_image() -> None:
-    from helpers.rehearse import droplet
-
-    try:
-        droplet.ensure_image(build=False)
-    except droplet.DropletError as exc:
-        unavailable(f"droplet stand-in image not available: {exc}")
 
 
 def run_within(cmd: list[str], env: dict[str, str], seconds: float) -> tuple[int, str]:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import evidence
 import pytest
-from testsupport import unavailable
 
 from helpers.core import settings
 from helpers.core.paths import PROJECT_ROOT
@@ -39,16 +38,6 @@ def _secrets(path: Path) -> dict[str, str]:
         if sep and not name.startswith("#") and len(value.strip()) >= 8:
             values[name.strip()] = value.strip().strip("'\"")
     return values
-
-
-@pytest.fixture
-def droplet_image() -> None:
-    from helpers.rehearse import droplet
-
-    try:
-        droplet.ensure_image(build=False)
-    except droplet.DropletError as exc:
-        unavailable(f"droplet stand-in image not available: {exc}")
 
 
 @pytest.mark.engine

@@ -11,10 +11,10 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testsupport import runbook_cli
 
 from helpers.runner.demo import PARAMETERS, DemoTask, standard_tasks, write_phase
 
@@ -22,14 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def runbook(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "helpers.runner.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return runbook_cli(args, env, timeout)
 
 
 @pytest.fixture

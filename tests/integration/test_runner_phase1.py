@@ -22,12 +22,12 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testsupport import runbook_cli
 
 from helpers.core import tasks
 from helpers.runner import sampleapp
@@ -69,14 +69,7 @@ def environment(box: sampleapp.Sandbox, runs: Path) -> dict[str, str]:
 
 
 def runbook(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "helpers.runner.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return runbook_cli(args, env, timeout=600)
 
 
 def app_files(app: Path) -> dict[str, str]:
