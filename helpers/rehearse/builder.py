@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +95,13 @@ def run_build_job(
                     "  ", " "
                 )
             )
-            began = time.monotonic()
             try:
-                sampleapp.docker_build(
+                built = sampleapp.docker_build(
                     source / plan.context, str(source / plan.dockerfile), plan.tags, args, labels
                 )
             except sampleapp.SampleAppError as exc:
                 raise BuildFailed(f"build {plan.app}: {exc}") from None
-            seconds = time.monotonic() - began
+            seconds = built.seconds
             info = sampleapp.inspect_image(plan.tags[0])
             for tag in plan.tags if plan.push else ():
                 out = _run(["docker", "push", tag], f"push {plan.app}")

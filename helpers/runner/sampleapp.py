@@ -21,13 +21,15 @@ other POSTGRES_* variables) unless ``--no-env``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,17 +312,48 @@ def image_context(dest: str | os.PathLike[str], source: str | os.PathLike[str] =
     return target
 
 
+BUILD_LOCK = Path(tempfile.gettempdir()) / "runbook-docker-build.lock"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One ``docker build``: its output, how long it built, and how long it waited for its turn."""
+
+    proc: subprocess.CompletedProcess[str]
+    seconds: float
+    waited: float
+
+
+@contextlib.contextmanager
+def build_turn(lock: Path = BUILD_LOCK) -> Iterator[float]:
+    """This machine's turn to build an image (an exclusive ``flock``); yields the seconds waited for it.
+
+    Image builds take turns across processes (the tests' workers, a rehearsal, ``make docs``): two
+    builds of one app at once on a small machine are no faster than one after the other, and the second
+    finds the first one's layers in the engine's cache instead of building them again.
+    """
+    import fcntl
+
+    began = time.monotonic()
+    with open(lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield time.monotonic() - began
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def docker_build(
     context: str | os.PathLike[str],
     dockerfile: str,
     tags: Sequence[str],
     build_args: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
+) -> Build:
     """``docker build`` as the project builds the app's images: the legacy builder (no buildx on these
     machines; the Dockerfiles' ``# syntax`` line is a comment to it) on the host's network (pnpm reaches the
-    npm registry the way this machine does), in ``context`` with ``-f dockerfile``. Raises with the last
-    lines of the build's output when it fails."""
+    npm registry the way this machine does), in ``context`` with ``-f dockerfile``, in this machine's turn
+    (:func:`build_turn`). Raises with the last lines of the build's output when it fails."""
     command = ["docker", "build", "--network", "host"]
     for key, value in (build_args or {}).items():
         command += ["--build-arg", f"{key}={value}"]
@@ -330,13 +363,16 @@ def docker_build(
     for tag in tags:
         command += ["-t", tag]
     command.append(".")
-    proc = subprocess.run(
-        command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
-    )
+    with build_turn() as waited:
+        began = time.monotonic()
+        proc = subprocess.run(
+            command, cwd=context, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+        )
+        seconds = time.monotonic() - began
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
-    return proc
+    return Build(proc, seconds, waited)
 
 
 def inspect_image(ref: str) -> dict[str, Any]:
@@ -355,7 +391,6 @@ def build_images(
     """Build the web and worker images from a copy of the app in ``dest`` with task 2.12's Dockerfiles
     (:func:`docker_build`), FROM ``node`` (default :func:`node_image`). Tags ``<prefix>web:latest`` and
     ``<prefix>worker:latest``."""
-    import time
 
     from helpers.app.workflow import DOCKERFILES
 
@@ -364,9 +399,7 @@ def build_images(
     built = []
     for role, dockerfile in DOCKERFILES.items():
         tag = f"{prefix}{role}:latest"
-        started = time.monotonic()
-        docker_build(context, dockerfile, [tag], {"NODE_IMAGE": base})
-        seconds = time.monotonic() - started
+        seconds = docker_build(context, dockerfile, [tag], {"NODE_IMAGE": base}).seconds
         info = inspect_image(tag)
         config = info.get("Config") or {}
         built.append(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,25 @@ def test_the_fixture_is_the_real_app_without_a_stand_in() -> None:
     app = appscripts.app_scripts(fixture)
     assert (app.web, app.worker, app.migrate) == ("dev", "worker", "db:migrate")
     assert (fixture / "pnpm-lock.yaml").is_file() and (fixture / "pnpm-workspace.yaml").is_file()
+
+
+def test_image_builds_take_turns_and_say_how_long_they_waited(tmp_path: Path) -> None:
+    lock = tmp_path / "build.lock"
+    holding, released = threading.Event(), threading.Event()
+
+    def first_build() -> None:
+        with sampleapp.build_turn(lock) as waited:
+            assert waited < 1
+            holding.set()
+            time.sleep(0.5)
+            released.set()  # letting go now
+
+    thread = threading.Thread(target=first_build)
+    thread.start()
+    assert holding.wait(10)
+    with sampleapp.build_turn(lock) as waited:
+        assert released.is_set()  # only once the first build let go
+    thread.join()
+    assert waited >= 0.3
+    with sampleapp.build_turn(lock) as waited:  # nobody building: at once
+        assert waited < 0.3
