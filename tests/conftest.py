@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,80 @@ def app_copy(tmp_path: Path) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
+
+
+# -- every test module leaves the environment as it found it ------------------------------------------
+# A module that sets a variable (a sandbox's POSTGRES_PORT, a stand-in's URL) and does not restore it steers
+# whatever runs next in the same process: under pytest-xdist, some other module's tests, which then pass or
+# fail depending on the order. The task notebooks are exempt: their sandbox spans all of them, and the
+# root conftest restores it after the last one.
+
+_ENVIRON_AT_MODULE_START = pytest.StashKey[tuple[str, dict[str, str]]]()
+# pytest's own, and Material for MkDocs', which sets NO_MKDOCS_2_WARNING when it is imported
+_ENVIRON_IGNORED = frozenset({"PYTEST_CURRENT_TEST", "NO_MKDOCS_2_WARNING"})
+
+
+# What the compose file and the app's URLs read from a developer's shell: a unit test sees the defaults.
+LOCAL_SERVICE_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_PORT", "REDIS_PORT")
+
+
+@pytest.fixture(autouse=True)
+def _unit_test_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A unit test runs without the local-service variables of the shell, and whatever the code under test
+    puts into ``os.environ`` (``helpers.core.secrets.put`` does, by design) goes when it ends."""
+    if "unit" not in Path(str(request.node.path)).relative_to(ROOT).parts[:2]:
+        yield
+        return
+    saved = dict(os.environ)
+    for name in LOCAL_SERVICE_VARIABLES:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _module_of(item: pytest.Item | None) -> str | None:
+    return None if item is None else str(item.path)
+
+
+def _environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _ENVIRON_IGNORED}
+
+
+def environ_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The variables set, changed or removed between two snapshots, named (values are not shown)."""
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    how = {k: "set" if k not in before else "removed" if k not in after else "changed" for k in changed}
+    return [f"{k} ({how[k]})" for k in changed]
+
+
+def _is_notebook_cell(item: pytest.Item) -> bool:
+    return str(item.path).endswith(".ipynb")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
+    if not _is_notebook_cell(item) and (started is None or started[0] != _module_of(item)):
+        item.config.stash[_ENVIRON_AT_MODULE_START] = (str(item.path), _environ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    result = yield
+    started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
+    if _is_notebook_cell(item) or started is None or _module_of(nextitem) == started[0]:
+        return result
+    del item.config.stash[_ENVIRON_AT_MODULE_START]  # the module's fixtures are torn down: compare
+    changes = environ_changes(started[1], _environ())
+    if changes:
+        raise AssertionError(
+            f"{item.path.name} left os.environ changed after its tests: {', '.join(changes)}; restore it "
+            "(monkeypatch.setenv, or put back in the fixture's teardown what the module set)"
+        )
+    return result
 
 
 # -- the session's summary: the stand-ins' contract counts, and the evidence the CI log must show ------

@@ -6,6 +6,7 @@ free ports, and removes it with ``down -v`` (tests/integration/services_support.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -83,10 +84,10 @@ def test_a_stopped_service_fails_the_check_and_is_started_again(tmp_path):
         ]
 
 
-def test_a_changed_port_is_drift_that_fails_the_check_and_up_recreates(tmp_path, monkeypatch):
+def test_a_changed_port_is_drift_that_fails_the_check_and_up_recreates(tmp_path):
     with services_env(tmp_path, start=True) as env:
         new_port = free_port()
-        monkeypatch.setenv("POSTGRES_PORT", str(new_port))
+        os.environ["POSTGRES_PORT"] = str(new_port)  # services_env puts back what was there before it
         check = Checklist("services")
         compose.check_services(check, env.app_dir)
         assert [r.name for r in check.failures] == [

@@ -62,7 +62,8 @@ def rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DIGITALOCEAN_API_URL", raising=False)
-    return {"token": token, "name": name, "tmp": tmp_path}
+    yield {"token": token, "name": name, "tmp": tmp_path}
+    os.environ.pop("DIGITALOCEAN_API_URL", None)  # start_standin's (monkeypatch then puts back a developer's)
 
 
 def start_standin(args: list[str] = ()) -> StandInProcess:

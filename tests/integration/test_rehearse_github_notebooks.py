@@ -93,15 +93,15 @@ def secret_values(rehearsal: dict[str, Any]) -> list[str]:
     return [*rehearsal["secrets"].values(), *(v for v in stored.values() if v)]
 
 
-def test_2_9_to_2_13_twice_against_the_standin_process(rehearsal: dict[str, Any]) -> None:
+def test_2_9_to_2_13_twice_against_the_standin_process(
+    rehearsal: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     tmp, app = rehearsal["tmp"], rehearsal["app"]
     proc = StandInProcess(
         "helpers.rehearse.github", args=["--repository", REPO], cwd=PROJECT_ROOT, env=rehearsal["secrets"]
     ).start()
     try:
-        import os
-
-        os.environ["GITHUB_API_URL"] = proc.url
+        monkeypatch.setenv("GITHUB_API_URL", proc.url)
         first = {t: run(t, tmp / f"{t}-first.ipynb", app_dir=str(app)) for t in TASKS}
         for t, path in first.items():
             total, bad = checks(path)
