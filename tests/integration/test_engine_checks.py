@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import docker
 import pytest
 from services_support import PREFIX, notebook_outputs, run_notebook, service_images
@@ -18,9 +20,12 @@ def probe_image() -> str:
     return service_images()["REDIS_IMAGE"]
 
 
-def leftover_probes() -> list[str]:
+def leftover_probes(prefix: str = "") -> list[str]:
+    """Probe containers (by the label every probe gets) whose name starts with ``prefix``: another test's
+    probes (tasks 1.3 in other workers) come and go meanwhile."""
     client = docker.from_env()
-    return [c.name for c in client.containers.list(all=True, filters={"label": docker_engine.PROBE_LABEL})]
+    found = client.containers.list(all=True, filters={"label": docker_engine.PROBE_LABEL})
+    return [c.name for c in found if c.name.startswith(prefix)]
 
 
 def test_check_engine_passes_with_cli_and_sdk(monkeypatch):
@@ -38,16 +43,16 @@ def test_check_engine_passes_with_cli_and_sdk(monkeypatch):
 
 def test_check_ready_runs_a_container_and_leaves_nothing(monkeypatch, probe_image):
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    before = leftover_probes()
+    prefix = f"{PREFIX}probe-{uuid.uuid4().hex[:8]}-"
     check = Checklist("1.3")
-    docker_engine.check_ready(check, probe_image=probe_image, name_prefix=f"{PREFIX}probe-")
+    docker_engine.check_ready(check, probe_image=probe_image, name_prefix=prefix)
     assert not check.failures, check.failures
     by_name = {r.name: r.detail for r in check.results}
     assert by_name["probe image present locally"] == probe_image
     assert docker_engine.PROBE_MARKER in by_name["a container runs"]
     assert "GB free" in by_name["at least 4 GB free for Docker's data"]
     assert by_name["docker compose v2 plugin"].startswith("Compose 2.")
-    assert leftover_probes() == before
+    assert leftover_probes(prefix) == []
 
 
 def test_the_default_probe_image_follows_redis_image(monkeypatch, probe_image):
