@@ -61,9 +61,10 @@ def rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DIGITALOCEAN_API_URL", raising=False)
-    yield {"token": token, "name": name, "tmp": tmp_path}
-    os.environ.pop("DIGITALOCEAN_API_URL", None)  # start_standin's (monkeypatch then puts back a developer's)
+    # set, then removed: monkeypatch records the variable either way, so what start_standin sets goes too
+    monkeypatch.setenv("DIGITALOCEAN_API_URL", "")
+    monkeypatch.delenv("DIGITALOCEAN_API_URL")
+    return {"token": token, "name": name, "tmp": tmp_path}
 
 
 def start_standin(args: list[str] = ()) -> StandInProcess:
