@@ -312,7 +312,8 @@ def image_context(dest: str | os.PathLike[str], source: str | os.PathLike[str] =
     return target
 
 
-BUILD_LOCK = Path(tempfile.gettempdir()) / "runbook-docker-build.lock"
+# one per user: a lock file another user created could not be opened here
+BUILD_LOCK = Path(tempfile.gettempdir()) / f"runbook-docker-build-{os.getuid()}.lock"
 
 
 @dataclass(frozen=True)
