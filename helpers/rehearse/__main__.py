@@ -22,7 +22,7 @@ from helpers.core import tasks as registry
 from helpers.core.paths import PROJECT_ROOT, REHEARSAL_RECORD
 from helpers.rehearse import contracts, faults, outside
 from helpers.rehearse.base import end_process
-from helpers.rehearse.session import Rehearsal, RehearsalError
+from helpers.rehearse.session import STANDIN_LOGS, Rehearsal, RehearsalError
 
 STEPS_MIME = "application/vnd.runbook.steps+json"
 QUIET_STATUSES = frozenset({"ok", "skipped"})
@@ -30,7 +30,7 @@ PUSH_BEFORE = "2.18"  # the operator pushes the app repository (CI builds and de
 PUSHES_BEFORE = ("2.17", PUSH_BEFORE)  # and before 2.17 too: the images must exist for Coolify to pull
 PRODUCTION_TASKS = frozenset({"2.14", "2.15", "2.16", "2.17", "2.18"})  # real app containers on the droplet
 # removed after a clean rehearsal
-WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json", "registry")
+WORKSPACE_PARTS = ("secrets.env", "state", "ssh", "app", "github.json", "registry", STANDIN_LOGS)
 # What a rehearsal stands in, and what stays real: said once here, and on the site's rehearsal pages.
 STOOD_IN = (
     "in a rehearsal on one machine: the DigitalOcean, Coolify and GitHub APIs were local stand-ins that "
@@ -570,8 +570,10 @@ def rehearse(args: argparse.Namespace) -> int:
         print(line)
     for line in fault_lines:
         print(line)
+    if failed and rehearsal.standin_failures:
+        print("  the stand-ins reported:", *(f"    {line}" for line in rehearsal.standin_failures), sep="\n")
     if failed or args.keep:
-        print(f"workspace kept: {rehearsal.workdir}")
+        print(f"workspace kept: {rehearsal.workdir} (what the stand-ins printed: {STANDIN_LOGS}/)")
     else:
         for part in WORKSPACE_PARTS:
             path = rehearsal.workdir / part

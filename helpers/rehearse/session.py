@@ -29,6 +29,7 @@ name or ``runbook.rehearsal=<id>`` is removed.
 from __future__ import annotations
 
 import os
+import re
 import secrets as stdlib_secrets
 import shutil
 import signal
@@ -49,6 +50,9 @@ COOLIFY_INSTALLER = Path(__file__).with_name("coolify-install.sh")
 PREFIX = "rb-rehearse-"
 REHEARSAL_LABEL = "runbook.rehearsal"  # stand-ins that start containers may label them with the id
 DROPLET_LABEL = "runbook.droplet.name"  # helpers.rehearse.droplet labels each droplet container
+STANDIN_LOGS = "standins"  # the stand-ins' output, one file each, in the workspace
+# what a stand-in prints when its own machinery fails ("digitalocean stand-in: droplet backend failed ...")
+FAILED_LINE = re.compile(r"^\w+ stand-in: .*\bfailed\b")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 VENDOR_URL_VARS = ("DIGITALOCEAN_API_URL", "GITHUB_API_URL", "COOLIFY_API_URL", "COOLIFY_URL")
 GITHUB_REPOSITORY = "team/demo-app"  # each rehearsal's is this plus its id: its image names are its own
@@ -134,6 +138,7 @@ class Rehearsal:
         self.address_map = ""  # RUNBOOK_ADDRESS_MAP: chosen on entry
         self.env: dict[str, str] = {}
         self.processes: list = []  # helpers.rehearse.base.StandInProcess
+        self.standin_failures: list[str] = []  # FAILED_LINE lines of their output, read when they stop
         self.registry: Any = None  # helpers.rehearse.registry.LocalRegistry, with the GitHub stand-in
         self._previous_sigterm: object = None
 
@@ -433,9 +438,15 @@ class Rehearsal:
         while self.processes:
             proc = self.processes.pop()
             try:
-                proc.stop()
+                output = proc.stop()
             except Exception as exc:  # teardown goes on
                 print(f"rehearsal: stopping {proc.module} failed: {exc}", file=sys.stderr)
+                continue
+            if self.workdir.exists():  # what the stand-in printed (a droplet backend's failure, say)
+                logs = self.workdir / STANDIN_LOGS
+                logs.mkdir(exist_ok=True)
+                (logs / f"{proc.module.rsplit('.', 1)[-1]}.log").write_text(output, encoding="utf-8")
+            self.standin_failures += [line for line in output.splitlines() if FAILED_LINE.search(line)]
         from helpers.rehearse import droplet
 
         try:  # the stand-in removes its droplets on SIGTERM; this catches what a killed one left
