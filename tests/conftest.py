@@ -20,7 +20,7 @@ import contract_checks
 import evidence
 import pytest
 from contract_checks import stand_in_contracts  # noqa: F401  (the fixture, issue 12)
-from testsupport import FIXTURE_APP, ROOT, free_port, slow_first, unavailable  # noqa: F401  (re-exported for fixtures)
+from testsupport import FIXTURE_APP, LOCAL_SERVICE_VARIABLES, ROOT, free_port, slow_first, unavailable  # noqa: F401  (re-exported for fixtures)
 
 from helpers.core.settings import env
 
@@ -124,14 +124,11 @@ _ENVIRON_AT_MODULE_START = pytest.StashKey[tuple[str, dict[str, str]]]()
 _ENVIRON_IGNORED = frozenset({"PYTEST_CURRENT_TEST", "NO_MKDOCS_2_WARNING"})
 
 
-# What the compose file and the app's URLs read from a developer's shell: a unit test sees the defaults.
-LOCAL_SERVICE_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_PORT", "REDIS_PORT")
-
-
 @pytest.fixture(autouse=True)
 def _unit_test_environment(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A unit test runs without the local-service variables of the shell, and whatever the code under test
-    puts into ``os.environ`` (``helpers.core.secrets.put`` does, by design) goes when it ends."""
+    """A unit test runs without the local-service variables of the shell (it sees the defaults), and
+    whatever the code under test puts into ``os.environ`` (``helpers.core.secrets.put`` does, by design)
+    goes when it ends."""
     if "unit" not in Path(str(request.node.path)).relative_to(ROOT).parts[:2]:
         yield
         return
@@ -145,8 +142,8 @@ def _unit_test_environment(request: pytest.FixtureRequest) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _module_of(item: pytest.Item | None) -> str | None:
-    return None if item is None else str(item.path)
+def _module_of(item: pytest.Item) -> str:
+    return str(item.path)
 
 
 def _environ() -> dict[str, str]:
@@ -168,14 +165,14 @@ def _is_notebook_cell(item: pytest.Item) -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
     if not _is_notebook_cell(item) and (started is None or started[0] != _module_of(item)):
-        item.config.stash[_ENVIRON_AT_MODULE_START] = (str(item.path), _environ())
+        item.config.stash[_ENVIRON_AT_MODULE_START] = (_module_of(item), _environ())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     result = yield
     started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
-    if _is_notebook_cell(item) or started is None or _module_of(nextitem) == started[0]:
+    if _is_notebook_cell(item) or started is None or (nextitem and _module_of(nextitem) == started[0]):
         return result
     del item.config.stash[_ENVIRON_AT_MODULE_START]  # the module's fixtures are torn down: compare
     changes = environ_changes(started[1], _environ())

@@ -18,6 +18,8 @@ from helpers.host.ports import free_port  # noqa: F401  (re-exported for the tes
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_APP = ROOT / "tests" / "fixtures" / "sample-app"
+# What the compose file and the app's URLs read from a developer's shell: tests set or clear them.
+LOCAL_SERVICE_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_PORT", "REDIS_PORT")
 
 
 def unavailable(reason: str, requirement: str = "engine") -> NoReturn:

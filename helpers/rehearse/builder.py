@@ -101,6 +101,8 @@ def run_build_job(
                 )
             except sampleapp.SampleAppError as exc:
                 raise BuildFailed(f"build {plan.app}: {exc}") from None
+            if built.waited >= 1:
+                log(f"build {plan.app}: waited {built.waited:.0f} s for its turn (another image build here)")
             seconds = built.seconds
             info = sampleapp.inspect_image(plan.tags[0])
             for tag in plan.tags if plan.push else ():

@@ -318,9 +318,8 @@ BUILD_LOCK = Path(tempfile.gettempdir()) / f"runbook-docker-build-{os.getuid()}.
 
 @dataclass(frozen=True)
 class Build:
-    """One ``docker build``: its output, how long it built, and how long it waited for its turn."""
+    """One ``docker build``: how long it built, and how long it waited for its turn."""
 
-    proc: subprocess.CompletedProcess[str]
     seconds: float
     waited: float
 
@@ -373,7 +372,7 @@ def docker_build(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise SampleAppError(f"`{shlex.join(command)}` failed in {context}:\n{tail}")
-    return Build(proc, seconds, waited)
+    return Build(seconds, waited)
 
 
 def inspect_image(ref: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport import ROOT, free_port
+from testsupport import LOCAL_SERVICE_VARIABLES, ROOT, free_port
 
 PREFIX = "rb-engine-"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -32,11 +32,7 @@ COMPOSE_VARS = (
     "COMPOSE_PROFILES",
     "POSTGRES_IMAGE",
     "REDIS_IMAGE",
-    "POSTGRES_PORT",
-    "REDIS_PORT",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-    "POSTGRES_DB",
+    *LOCAL_SERVICE_VARIABLES,
     "DOCKER_HOST",
 )
 
