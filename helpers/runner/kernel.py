@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import collections
 import inspect
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any
@@ -33,14 +36,37 @@ class KernelSetupError(RuntimeError):
     """The kernel could not be started or prepared for the next notebook."""
 
 
-def _pump(stream: Any) -> None:
-    """Forward a kernel's raw output to the log, line by line (the log's formatter scrubs it)."""
+OUTPUT_KEPT = 20  # a kernel's last lines of output, shown when it dies while starting
+SOCKET_PATH_MAX = 100  # a Unix socket's path must fit in 108 bytes (Linux), with "-N" added
+
+
+def _pump(stream: Any, tail: collections.deque[str] | None = None) -> None:
+    """Forward a kernel's raw output to the log, line by line (the log's formatter scrubs it), keeping the
+    last lines in ``tail``."""
     kernel_log = logging.getLogger("runbook.kernel")
     for raw in iter(stream.readline, b""):
         line = raw.decode("utf-8", "replace").rstrip()
         if line and "running over TCP without encryption" not in line:
             kernel_log.info("%s", line)
+            if tail is not None:
+                tail.append(line)
     stream.close()
+
+
+def _socket_folder() -> str | None:
+    """A private folder for the kernel's Unix sockets, or None where their paths would be too long.
+
+    Over TCP, jupyter_client picks five free ports and writes them down, and the kernel binds them
+    half a second later, once booted: meanwhile any other process on the machine (another run's
+    kernel, a container's published port, a test server) can take one, and the kernel dies with
+    "Address already in use" before it ever answers. Unix sockets in a folder of our own cannot be
+    taken, and nothing outside this user can connect to them.
+    """
+    folder = tempfile.mkdtemp(prefix="rb-kernel-")
+    if len(os.path.join(folder, "k-99")) > SOCKET_PATH_MAX:
+        os.rmdir(folder)
+        return None
+    return folder
 
 
 def _spec_manager() -> Any:
@@ -116,6 +142,7 @@ class KernelSession:
         self.last_reset: dict[str, Any] = {}
         self._pid: int | None = None
         self._pgid: int | None = None
+        self._sockets: str | None = None  # the folder of the kernel's Unix sockets
         self.launched = threading.Event()  # set once the kernel process exists (or its start failed)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -134,7 +161,12 @@ class KernelSession:
 
         began = time.monotonic()
         km = AsyncKernelManager(kernel_name=self.kernel_name, kernel_spec_manager=_spec_manager())
-        km.ip = "127.0.0.1"  # its default asks the network interfaces for the loopback address
+        self._sockets = _socket_folder()
+        if self._sockets:
+            km.transport = "ipc"
+            km.ip = os.path.join(self._sockets, "k")  # the sockets are k-1 ... k-5
+        else:
+            km.ip = "127.0.0.1"  # its default asks the network interfaces for the loopback address
         _without_debugger(km.kernel_spec)
         # The kernel's own stdout/stderr (C-level writes, subprocesses not captured by a cell,
         # its start-up warnings) go to the log through a scrubbing formatter, not to the terminal.
@@ -145,16 +177,23 @@ class KernelSession:
         )
         self.launched.set()  # the kernel boots on the other core from here on
         process = getattr(getattr(km, "provisioner", None), "process", None)
+        tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)
+        pump = None
         if process is not None and process.stdout is not None:
-            threading.Thread(target=_pump, args=(process.stdout,), daemon=True, name="kernel-output").start()
+            pump = threading.Thread(target=_pump, args=(process.stdout, tail), daemon=True, name="kernel-output")
+            pump.start()
         kc = km.client()
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=self.startup_timeout)
-        except Exception:
+        except Exception as exc:
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
-            raise
+            self._remove_sockets()
+            if pump is not None:
+                pump.join(timeout=2)  # its output up to its end
+            said = "\n".join(f"  {line}" for line in tail)
+            raise RuntimeError(f"{exc}; its last output:\n{said}" if said else f"{exc} (no output)") from exc
         kc.allow_stdin = False
         self.km, self.kc = km, kc
         provisioner = getattr(km, "provisioner", None)
@@ -180,6 +219,12 @@ class KernelSession:
             self.kill()
         self.km = self.kc = None
         self._pid = self._pgid = None
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        if self._sockets:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+            self._sockets = None
 
     async def _ashutdown(self, now: bool) -> None:
         if not now and self.kc is not None and await self.km.is_alive():

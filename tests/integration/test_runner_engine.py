@@ -307,3 +307,41 @@ def test_shutdown_is_quick_and_still_runs_the_exit_finalizers(tmp_path) -> None:
     assert not folder.exists(), "the exit finalizers did not run"
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert not connection.exists()
+
+
+def test_the_kernel_listens_on_unix_sockets_of_its_own_not_on_ports_others_can_take(tmp_path) -> None:
+    """Over TCP, a port jupyter_client picked can be taken by another process before the kernel binds it
+    (the kernel then dies before it answers): the kernel's five channels are Unix sockets in a private
+    folder instead, removed with the kernel."""
+    import stat
+
+    session = KernelSession()
+    run(notebook(tmp_path / "a.ipynb", "print('up')"), tmp_path / "o.ipynb", session)
+    info = session.km.get_connection_info()
+    assert info["transport"] == "ipc"
+    folder = Path(info["ip"]).parent
+    sockets = sorted(folder.iterdir())
+    assert len(sockets) == 5 and all(stat.S_ISSOCK(p.stat().st_mode) for p in sockets), sockets
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # nobody else can reach them
+    session.shutdown()
+    assert not folder.exists()
+
+
+def test_a_kernel_that_dies_while_starting_shows_its_last_output(tmp_path, monkeypatch) -> None:
+    """'Kernel died before replying' alone says nothing: the error carries what the kernel printed."""
+    from helpers.runner.kernel import KernelSetupError
+
+    spec = tmp_path / "jupyter" / "kernels" / "broken"
+    spec.mkdir(parents=True)
+    dies = "import sys; print('loading the kernel'); sys.exit('cannot bind: Address already in use')"
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": [sys.executable, "-c", dies, "{connection_file}"], "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    session = KernelSession(kernel_name="broken", startup_timeout=20)
+    with pytest.raises(KernelSetupError) as failed:
+        session.prepare(cwd=str(tmp_path))
+    message = str(failed.value)
+    assert "the broken kernel did not start" in message
+    assert "loading the kernel" in message and "Address already in use" in message, message
+    assert session._sockets is None  # its socket folder is gone too
