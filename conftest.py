@@ -23,6 +23,9 @@ variables. This file:
 * after the last notebook cell (or at the end of an interrupted session) stops the app processes 1.15
   started, runs ``docker compose down -v`` for its own project only, restores the environment and
   removes the temporary folder;
+* starts nbval's kernels on Unix sockets in a private folder, as the runner starts its own
+  (:func:`helpers.runner.kernel.socket_folder`): over TCP, a port picked for a kernel can be taken by
+  another worker's container or server before the kernel binds it, and the kernel dies;
 * under pytest-xdist (``make test``: ``-n auto``) hands the tests out in work units (:func:`work_unit`):
   every notebook cell in one, so one worker runs them all, in this order, against one sandbox, while the
   other workers run the rest.
@@ -57,6 +60,38 @@ def _tests_conftest():
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def _unix_socket_kernels() -> None:
+    """nbval's kernels on Unix sockets (see the module's docstring)."""
+    try:
+        import nbval.kernel
+    except ImportError:  # nbval not installed: nothing to do
+        return
+    import shutil
+
+    from jupyter_client.manager import KernelManager
+
+    from helpers.runner.kernel import socket_folder
+
+    class UnixSocketKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._socket_folder = socket_folder()
+            if self._socket_folder:
+                self.transport = "ipc"
+                self.ip = os.path.join(self._socket_folder, "k")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart and self._socket_folder:
+                shutil.rmtree(self._socket_folder, ignore_errors=True)
+
+    nbval.kernel.KernelManager = UnixSocketKernelManager
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _unix_socket_kernels()
 
 
 def _notebook_cells(items: list[pytest.Item]) -> list[pytest.Item]:

@@ -53,7 +53,7 @@ def _pump(stream: Any, tail: collections.deque[str] | None = None) -> None:
     stream.close()
 
 
-def _socket_folder() -> str | None:
+def socket_folder() -> str | None:
     """A private folder for the kernel's Unix sockets, or None where their paths would be too long.
 
     Over TCP, jupyter_client picks five free ports and writes them down, and the kernel binds them
@@ -161,7 +161,7 @@ class KernelSession:
 
         began = time.monotonic()
         km = AsyncKernelManager(kernel_name=self.kernel_name, kernel_spec_manager=_spec_manager())
-        self._sockets = _socket_folder()
+        self._sockets = socket_folder()
         if self._sockets:
             km.transport = "ipc"
             km.ip = os.path.join(self._sockets, "k")  # the sockets are k-1 ... k-5
@@ -180,7 +180,9 @@ class KernelSession:
         tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)
         pump = None
         if process is not None and process.stdout is not None:
-            pump = threading.Thread(target=_pump, args=(process.stdout, tail), daemon=True, name="kernel-output")
+            pump = threading.Thread(
+                target=_pump, args=(process.stdout, tail), daemon=True, name="kernel-output"
+            )
             pump.start()
         kc = km.client()
         kc.start_channels()

@@ -78,5 +78,36 @@ def test_a_failing_task_skips_its_dependents_and_the_run_cleans_up(tmp_path: Pat
     passed = int(re.search(r"(\d+) passed", out).group(1))
     assert passed > 40  # 1.1-1.3 and 1.6-1.13 ran
     assert leftovers(project) == []
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("rb-nbval-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rb-nbval-", "rb-kernel-"))]
     assert list(mine.iterdir()) == []
+
+
+def test_nbval_kernels_listen_on_unix_sockets_of_their_own(tmp_path: Path) -> None:
+    """As the runner's kernels (test_runner_engine): no TCP port another worker could take first, and the
+    socket folder gone with the kernel."""
+    import nbformat
+
+    check = (
+        "from ipykernel.connect import get_connection_info\n"
+        "info = get_connection_info(unpack=True)\n"
+        "assert info['transport'] == 'ipc', info['transport']\n"
+        "print(info['ip'])"
+    )
+    notebook = tmp_path / "sockets.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(check)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebook)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "--nbval-lax", str(notebook), "-p", "no:cacheprovider", "-q"),
+            # the root conftest.py by name: pytest loads conftest files only beside and above the tests
+            *("-o", "addopts=", "-p", "no:xdist", "-p", "conftest"),
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rb-nbval-", "rb-kernel-"))]
