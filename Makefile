@@ -107,9 +107,10 @@ rehearse-phase2: install ## rehearse phase 2 locally against the stand-ins, twic
 	@$(load_images_env); $(VENV)/bin/python -m helpers.rehearse phase2 $(ARGS)
 
 .PHONY: benchmark
-benchmark: install ## time phase 1 (5 rounds) and the phase-2 rehearsal: benchmarks/*.md, then README's tables from them
+benchmark: install ## time phase 1 (5 rounds), the phase-2 rehearsal and the healthchecks: benchmarks/*.md, README's tables
 	scripts/provision.sh engine compose images registry
 	STANDIN_QUIET=1 scripts/standins/build.sh droplet node
 	@$(load_images_env); $(VENV)/bin/python benchmarks/phase1.py $(ARGS)
 	@$(load_images_env); $(VENV)/bin/python benchmarks/phase2.py
 	$(VENV)/bin/python benchmarks/record.py
+	@$(load_images_env); $(VENV)/bin/python benchmarks/healthcheck.py

@@ -383,7 +383,7 @@ def up(
     return results
 
 
-def _instant(stamp: str) -> datetime:
+def engine_instant(stamp: str) -> datetime:
     """An engine timestamp (RFC 3339 with nanoseconds, ``Z``) as an aware datetime."""
     head, _, rest = stamp.strip().partition(".")
     digits = "".join(c for c in rest if c.isdigit())
@@ -403,7 +403,7 @@ def health_delay(state: dict[str, Any]) -> tuple[float, bool] | None:
     if not passing or not started or started.startswith("0001-"):
         return None
     first = passing[0]
-    seconds = (_instant(log[first]["End"]) - _instant(started)).total_seconds()
+    seconds = (engine_instant(log[first]["End"]) - engine_instant(started)).total_seconds()
     exact = first > 0 or len(log) < HEALTH_LOG_KEPT
     return max(0.0, seconds), exact
 

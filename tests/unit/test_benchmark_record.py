@@ -57,3 +57,32 @@ def test_the_check_command_fails_when_readme_differs(record, monkeypatch, tmp_pa
     assert record.main([]) == 0
     assert record.main(["--check"]) == 0
     assert "new" in readme.read_text()
+
+
+@pytest.fixture(scope="module")
+def healthcheck():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_healthcheck", ROOT / "benchmarks" / "healthcheck.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_healthcheck_benchmark_changes_only_the_interval_of_the_project_s_compose_file(
+    healthcheck, tmp_path
+):
+    import yaml
+
+    ours = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    variant = yaml.safe_load(healthcheck.compose_with_interval("250ms", tmp_path).read_text(encoding="utf-8"))
+    probed = [name for name, body in ours["services"].items() if "healthcheck" in body]
+    assert probed == ["postgres", "redis"]
+    for name in probed:
+        assert variant["services"][name]["healthcheck"]["interval"] == "250ms"
+        variant["services"][name]["healthcheck"]["interval"] = ours["services"][name]["healthcheck"][
+            "interval"
+        ]
+    assert variant == ours
+    assert (ROOT / "benchmarks" / "healthcheck.md").is_file(), "run benchmarks/healthcheck.py"
