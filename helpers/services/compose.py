@@ -17,6 +17,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -189,17 +190,42 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
+_COMPOSE_OWN = ("COMPOSE_", "DOCKER_")  # Compose's own settings (project name, files, profiles, engine)
+_NESTED = re.compile(r"^\s*(include|extends)\s*:", re.MULTILINE)  # other files, with variables of their own
+
+
+def environment_key(text: str, environ: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    """The part of ``environ`` that can change what ``docker compose config`` says of a file whose text
+    (with its folder's ``.env``) is ``text``: the variables it names (``${POSTGRES_PORT:-5432}``) and
+    Compose's own ``COMPOSE_*`` / ``DOCKER_*``; all of it when the file pulls in other files
+    (``include``, ``extends``)."""
+    if _NESTED.search(text):
+        return frozenset(environ.items())
+    named = set(_VAR.findall(text))
+    return frozenset((k, v) for k, v in environ.items() if k in named or k.startswith(_COMPOSE_OWN))
+
+
 def load(app_dir: str | Path) -> Project:
     """Resolve the app's compose project as compose sees it (environment and ``.env`` applied).
 
-    Remembered while the file, the folder's ``.env`` and this process's environment stay the same,
-    so a notebook's several steps ask ``docker compose config`` once. (A function's cache, not a
-    module-level dict: the runner's warm kernel reads a grown dict as changed module state and
-    imports every project module afresh before the next notebook.)
+    Remembered while the file, the folder's ``.env`` and the variables that matter to the file
+    (:func:`environment_key`) stay the same, so the steps of a run ask ``docker compose config``
+    once: the runner sets ``RUNBOOK_TASK_ID`` for each notebook, which no compose file reads.
+    (A function's cache, not a module-level dict: the runner's warm kernel reads a grown dict as
+    changed module state and imports every project module afresh before the next notebook.)
     """
     file = find_compose_file(app_dir)
     folder = file.parent.resolve()
-    return _resolved(file, folder, _stamp(file), _stamp(folder / ".env"), frozenset(os.environ.items()))
+    texts = []
+    for path in (file, folder / ".env"):  # .env's own values can name variables too (X=${Y})
+        try:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            texts.append("include:")  # unreadable here: compose will say why; key on everything meanwhile
+    key = environment_key("\n".join(texts), os.environ)
+    return _resolved(file, folder, _stamp(file), _stamp(folder / ".env"), key)
 
 
 @functools.lru_cache(maxsize=16)

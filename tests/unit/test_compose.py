@@ -68,6 +68,42 @@ def test_load_resolves_environment_and_maps_variables(tmp_path, monkeypatch):
     assert args[-3:] == ["-p", "rb-engine-unit", "ps"] and str(tmp_path / "docker-compose.yml") in args
 
 
+def test_the_cache_keys_on_the_variables_the_files_name_and_compose_s_own():
+    environ = {
+        "POSTGRES_PORT": "1",
+        "RUNBOOK_TASK_ID": "1.4",
+        "COMPOSE_PROFILES": "x",
+        "DOCKER_HOST": "h",
+        "Y": "2",
+    }
+    assert compose.environment_key("ports: ['${POSTGRES_PORT:-5432}:5432']", environ) == {
+        ("POSTGRES_PORT", "1"),
+        ("COMPOSE_PROFILES", "x"),
+        ("DOCKER_HOST", "h"),
+    }
+    assert ("Y", "2") in compose.environment_key("image: $Y", environ)  # the short form too
+    for nested in ("include:\n  - other.yml", "services:\n  web:\n    extends:\n      file: base.yml"):
+        assert compose.environment_key(nested, environ) == frozenset(environ.items())
+
+
+@needs_compose
+def test_load_asks_compose_again_only_when_a_variable_that_matters_changes(tmp_path, monkeypatch):
+    """The runner sets RUNBOOK_TASK_ID for every notebook: that must not cost another `compose config`;
+    a variable the file names, directly or through its folder's .env, must."""
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    (tmp_path / ".env").write_text("REDIS_PORT=${RB_UNIT_REDIS_PORT:-6379}\n")
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", "rb-engine-unit-cache")
+    asked = []
+    real = compose._config
+    monkeypatch.setattr(compose, "_config", lambda *a: asked.append(a) or real(*a))
+    compose._resolved.cache_clear()
+    first = compose.load(tmp_path)
+    monkeypatch.setenv("RUNBOOK_TASK_ID", "1.14")
+    assert compose.load(tmp_path) is first and len(asked) == 2  # one project: config, then --no-interpolate
+    monkeypatch.setenv("RB_UNIT_REDIS_PORT", "26379")
+    assert compose.load(tmp_path).services["redis"].ports[0].published == 26379 and len(asked) == 4
+
+
 @needs_compose
 def test_an_invalid_file_is_reported_with_compose_own_error(tmp_path):
     (tmp_path / "docker-compose.yml").write_text("services:\n  db:\n    image: [not, a, string]\n")
