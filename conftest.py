@@ -95,11 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _notebook_cells(items: list[pytest.Item]) -> list[pytest.Item]:
-    try:
-        from nbval.plugin import IPyNbCell
-    except ImportError:  # nbval not installed: nothing to do
-        return []
-    return [item for item in items if isinstance(item, IPyNbCell)]
+    return [item for item in items if _tests_conftest().is_notebook_cell(item)]
 
 
 def _notebook_of(item: pytest.Item) -> Path:

@@ -157,14 +157,19 @@ def environ_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return [f"{k} ({how[k]})" for k in changed]
 
 
-def _is_notebook_cell(item: pytest.Item) -> bool:
-    return str(item.path).endswith(".ipynb")
+def is_notebook_cell(item: pytest.Item) -> bool:
+    """A cell nbval runs (the root conftest's harness handles those; they share their kernel's state)."""
+    try:
+        from nbval.plugin import IPyNbCell
+    except ImportError:  # nbval not installed: no notebook cells
+        return False
+    return isinstance(item, IPyNbCell)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
-    if not _is_notebook_cell(item) and (started is None or started[0] != _module_of(item)):
+    if not is_notebook_cell(item) and (started is None or started[0] != _module_of(item)):
         item.config.stash[_ENVIRON_AT_MODULE_START] = (_module_of(item), _environ())
 
 
@@ -172,7 +177,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     result = yield
     started = item.config.stash.get(_ENVIRON_AT_MODULE_START, None)
-    if _is_notebook_cell(item) or started is None or (nextitem and _module_of(nextitem) == started[0]):
+    if is_notebook_cell(item) or started is None or (nextitem and _module_of(nextitem) == started[0]):
         return result
     del item.config.stash[_ENVIRON_AT_MODULE_START]  # the module's fixtures are torn down: compare
     changes = environ_changes(started[1], _environ())
