@@ -54,7 +54,7 @@ def _pump(stream: Any, tail: collections.deque[str] | None = None) -> None:
 
 
 def socket_folder() -> str | None:
-    """A private folder for the kernel's Unix sockets, or None where their paths would be too long.
+    """A private folder for the kernel's Unix sockets; None where their paths would be too long (TCP then).
 
     Over TCP, jupyter_client picks five free ports and writes them down, and the kernel binds them
     half a second later, once booted: meanwhile any other process on the machine (another run's
@@ -62,6 +62,8 @@ def socket_folder() -> str | None:
     "Address already in use" before it ever answers. Unix sockets in a folder of our own cannot be
     taken, and nothing outside this user can connect to them.
     """
+    if os.name != "posix":  # no Unix sockets for ZeroMQ there: TCP on the loopback address
+        return None
     folder = tempfile.mkdtemp(prefix="rb-kernel-")
     if len(os.path.join(folder, "k-99")) > SOCKET_PATH_MAX:
         os.rmdir(folder)
