@@ -163,20 +163,24 @@ class KernelSession:
 
         began = time.monotonic()
         km = AsyncKernelManager(kernel_name=self.kernel_name, kernel_spec_manager=_spec_manager())
+        _without_debugger(km.kernel_spec)  # an unknown kernel name fails here, before any folder exists
         self._sockets = socket_folder()
         if self._sockets:
             km.transport = "ipc"
             km.ip = os.path.join(self._sockets, "k")  # the sockets are k-1 ... k-5
         else:
             km.ip = "127.0.0.1"  # its default asks the network interfaces for the loopback address
-        _without_debugger(km.kernel_spec)
         # The kernel's own stdout/stderr (C-level writes, subprocesses not captured by a cell,
         # its start-up warnings) go to the log through a scrubbing formatter, not to the terminal.
-        await km.start_kernel(
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            await km.start_kernel(
+                extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        except BaseException:  # the kernel's command could not be launched
+            self._remove_sockets()
+            raise
         self.launched.set()  # the kernel boots on the other core from here on
         process = getattr(getattr(km, "provisioner", None), "process", None)
         tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)

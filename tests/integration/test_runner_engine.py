@@ -345,3 +345,25 @@ def test_a_kernel_that_dies_while_starting_shows_its_last_output(tmp_path, monke
     assert "the broken kernel did not start" in message
     assert "loading the kernel" in message and "Address already in use" in message, message
     assert session._sockets is None  # its socket folder is gone too
+
+
+@pytest.mark.parametrize("kernel", ["rb-no-such-kernel", "unlaunchable"])
+def test_a_kernel_that_cannot_be_launched_leaves_no_socket_folder(tmp_path, monkeypatch, kernel) -> None:
+    import tempfile
+
+    from helpers.runner.kernel import KernelSetupError
+
+    spec = tmp_path / "jupyter" / "kernels" / "unlaunchable"
+    spec.mkdir(parents=True)
+    missing = str(tmp_path / "no-such-python")
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": [missing, "{connection_file}"], "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    session = KernelSession(kernel_name=kernel, startup_timeout=20)
+    with pytest.raises(KernelSetupError, match=f"the {kernel} kernel did not start"):
+        session.prepare(cwd=str(tmp_path))
+    assert not list(scratch.glob("rb-kernel-*"))  # (jupyter_client may leave its own tmp*.json there)
