@@ -58,8 +58,21 @@ def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def running_image(container: str) -> str:
-    """The image id the container runs, read on the engine."""
-    return _docker("inspect", "--format", "{{.Image}}", container).stdout.strip()
+    """The image id the container runs, read on the engine; "" while there is no such container (a deploy
+    replaces an app's container: for a moment the engine has none by that name)."""
+    proc = _docker("inspect", "--format", "{{.Image}}", container)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def repo_digests(image: str) -> list[str]:
+    """The registry digests (``name@sha256:...``) of a local image; none for no image or one the engine no
+    longer has (the Docker CLI then prints an empty line, which is not JSON)."""
+    if not image:
+        return []
+    proc = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", image)
+    if proc.returncode != 0:
+        return []
+    return [str(digest) for digest in json.loads(proc.stdout) or []]
 
 
 def _state(rehearsal: Rehearsal, name: str) -> dict[str, Any]:
@@ -171,7 +184,8 @@ class Operations:
 
     def delivered(self) -> dict[str, dict[str, str]]:
         """Per app: the image it deploys, the digest the registry serves for it, the registry digest of the
-        running container's image and that image's id; read from the registry's API and the engine."""
+        running container's image and that image's id; read from the registry's API and the engine. While a
+        deploy replaces an app's container, that app has no running digest and no image id ("")."""
         from helpers.clients import errors, registry
 
         found: dict[str, dict[str, str]] = {}
@@ -184,9 +198,7 @@ class Operations:
             except errors.ApiError as exc:
                 pushed = f"({exc})"
             image = running_image(uuid)
-            digests = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", image).stdout
-            repo_digests = json.loads(digests or "[]") or []
-            running = next((d.split("@", 1)[1] for d in repo_digests if d.startswith(f"{name}@")), "")
+            running = next((d.split("@", 1)[1] for d in repo_digests(image) if d.startswith(f"{name}@")), "")
             found[role] = {"image": ref, "registry": pushed, "running": running, "image_id": image}
         return found
 
