@@ -416,9 +416,10 @@ def rehearse_operations(rehearsal: Rehearsal, runner_args: Sequence[str], audit:
     try:
         ops.run()
     except Exception as exc:  # a crash of the sequence itself is a problem of the rehearsal, reported
+        from helpers.core.errors import crash_line
         from helpers.rehearse.operations import OpResult
 
-        ops.results.append(OpResult("operations", None, 0.0, [f"{type(exc).__name__}: {exc}"]))
+        ops.results.append(OpResult("operations", None, 0.0, [crash_line(exc)]))
     print(f"operations: what was seen is in {ops.write()}", flush=True)
     return ops.results
 

@@ -103,3 +103,18 @@ def test_the_rehearsal_droplet_publishes_what_the_address_map_says(monkeypatch: 
     assert droplet.forwards() == {8000: 41001, 3000: 41002}  # only the droplet's own address (127.0.0.1)
     monkeypatch.delenv("RUNBOOK_ADDRESS_MAP")
     assert droplet.forwards() == {}
+
+
+def test_a_reported_crash_says_where_in_the_project_it_was_raised() -> None:
+    import json
+
+    from helpers.core.errors import crash_line
+
+    try:
+        json.loads("\n")  # what the Docker CLI prints for an image it does not have
+    except ValueError as exc:
+        line = crash_line(exc)
+    here = "tests/unit/test_dryrun_addresses_errors.py"
+    assert line.startswith("JSONDecodeError: Expecting value: line 2 column 1 (char 1) (" + here + ":")
+    assert line.endswith(" in test_a_reported_crash_says_where_in_the_project_it_was_raised)")
+    assert crash_line(KeyError()) == "KeyError"  # never raised: no frame to name
