@@ -441,6 +441,9 @@ DOCKERFILE_WORKER = workflow.DOCKERFILES["worker"]
 DOCKERIGNORE = ".dockerignore"
 NEXT_CONFIGS = ("next.config.mjs", "next.config.js", "next.config.ts", "next.config.cjs")
 IGNORED_REQUIRED = (".env", "node_modules", ".git", ".next")
+# Never in the image builds' context anyway: a mention of a root document there does not keep it
+_OUTSIDE_CONTEXT = ("docs/", ".github/", ".git/", "node_modules/")
+_BUILD_FILES = ("Dockerfile", DOCKERIGNORE, "docker-compose.yml")  # they tell the build, the app never reads
 
 
 @dataclass(frozen=True)
@@ -744,7 +747,7 @@ def plan_images(
     for rel, text in (
         (DOCKERFILE_WEB, web),
         (DOCKERFILE_WORKER, worker),
-        (DOCKERIGNORE, template("dockerignore")),
+        (DOCKERIGNORE, dockerignore(tree)),
     ):
         c, k = _managed_page(tree, rel, text, overwrite)
         changes += c
@@ -777,6 +780,30 @@ def plan_images(
             )
         )
     return changes, kept
+
+
+def root_docs_read(tree: Tree) -> dict[str, str]:
+    """The Markdown files at the repository's root that something the image builds see names (a source
+    file, a package.json, a script): by name, the first file that names it. ``.dockerignore`` keeps these
+    in the build context; the other root documents stay out, so a change to them rebuilds nothing."""
+    docs = [rel for rel in tree.files() if "/" not in rel and rel.endswith(".md")]
+    read: dict[str, str] = {}
+    if not docs:
+        return read
+    for rel, text in tree.text_files():
+        if rel.endswith(".md") or rel.startswith(_OUTSIDE_CONTEXT) or rel.startswith(_BUILD_FILES):
+            continue
+        for doc in docs:
+            if doc not in read and doc in text:
+                read[doc] = rel
+    return read
+
+
+def dockerignore(tree: Tree) -> str:
+    """Task 2.12's ``.dockerignore`` for this repository: the template, with a ``!NAME.md`` line (and
+    where it is read) for each root document the app reads (:func:`root_docs_read`)."""
+    keep = "".join(f"# named in {where}\n!{doc}\n" for doc, where in sorted(root_docs_read(tree).items()))
+    return template("dockerignore").replace("@@KEEP_DOCS@@\n", keep)  # a comment has a line of its own
 
 
 def _worker_parts(parts: Layout) -> dict[str, str]:

@@ -171,3 +171,23 @@ def test_the_images_serve_health_and_the_worker_image_completes_a_job(
     assert down.status_code == 503 and down.connected("database") and "error" in down.part("redis"), down.body
     with pytest.raises(VerificationFailed, match="the app reports redis ok"), verify("health") as check:
         health.check_health(check, url, timeout=15)
+
+
+def test_a_change_to_the_root_documents_rebuilds_nothing(
+    images: dict[str, sampleapp.BuiltImage], tmp_path: Path
+) -> None:
+    """Task 2.9's docs tasks and everyday commits edit README.md and CLAUDE.md: with ``*.md`` in 2.12's
+    ``.dockerignore`` the build finds every layer in its cache and ends with the very same image, in
+    seconds (the tests' and ``make docs``' builds of differently documented copies share their layers)."""
+    context = sampleapp.image_context(tmp_path / "app")
+    for name in ("README.md", "CLAUDE.md"):
+        with (context / name).open("a", encoding="utf-8") as handle:
+            handle.write("\nA line the production docs task could have written.\n")
+    tag = f"rb-images-docs-{uuid.uuid4().hex[:8]}:latest"
+    try:
+        sampleapp.docker_build(
+            context, images["web"].dockerfile, [tag], {"NODE_IMAGE": sampleapp.node_image()}
+        )
+        assert docker("image", "inspect", "-f", "{{.Id}}", tag) == images["web"].image_id
+    finally:
+        docker("image", "rm", tag, check=False)

@@ -147,6 +147,27 @@ def test_images_plan_for_the_sample_app(app: Path) -> None:
     assert failures(appprod.check_images, app) == set()
 
 
+def test_dockerignore_keeps_root_documents_out_unless_the_app_names_one(app: Path) -> None:
+    ignore = next(c for c in appprod.plan_images(app)[0] if c.path == ".dockerignore").after
+    assert ignore.endswith("\n*.md\n") and "!" not in ignore.split("*.md", 1)[1]  # README.md, CLAUDE.md out
+    assert appprod.root_docs_read(Tree(app)) == {}
+    (app / "CHANGELOG.md").write_text("# Changes\n")
+    (app / "NOTES.md").write_text("see CHANGELOG.md\n")  # a document naming another keeps nothing
+    (app / "docs" / "x.txt").write_text("CHANGELOG.md NOTES.md\n")  # docs/ is not in the build context
+    assert appprod.root_docs_read(Tree(app)) == {}
+    about = app / "apps" / "web" / "lib" / "about.ts"
+    about.parent.mkdir(parents=True, exist_ok=True)
+    about.write_text("export const changes = readFileSync('CHANGELOG.md', 'utf8')\n")
+    assert appprod.root_docs_read(Tree(app)) == {"CHANGELOG.md": "apps/web/lib/about.ts"}
+    changes, _ = appprod.plan_images(app)
+    ignore = next(c for c in changes if c.path == ".dockerignore").after
+    assert ignore.endswith(
+        "\n*.md\n# named in apps/web/lib/about.ts\n!CHANGELOG.md\n"
+    )  # the exception follows
+    apply(app, changes)
+    assert all(not c.needed for c in appprod.plan_images(app)[0])  # the second run changes nothing
+
+
 def test_images_plan_for_a_single_package_app_without_lockfile(tmp_path: Path) -> None:
     app = tmp_path / "single"
     (app / "src" / "worker").mkdir(parents=True)
