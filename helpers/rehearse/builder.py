@@ -61,10 +61,13 @@ def _run(command: list[str], what: str, timeout: float = 900) -> str:
 
 
 def checkout(repo_dir: Path, sha: str, dest: Path) -> Path:
-    """The committed tree of ``sha`` in ``dest`` (``git archive``)."""
+    """The committed tree of ``sha`` in ``dest`` (``git archive``), with the modes a ``git clone`` gives
+    (``actions/checkout`` clones): 644 and 755. ``git archive`` alone writes 664, and root's ``tar`` keeps
+    it; the classic builder's cache compares modes, so such a checkout shared no layer with other builds."""
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest.with_suffix(".tar")
-    _run(["git", "-C", str(repo_dir), "archive", "--format=tar", "-o", str(archive), sha], "checkout")
+    git = ["git", "-C", str(repo_dir), "-c", "tar.umask=0022", "archive", "--format=tar"]
+    _run([*git, "-o", str(archive), sha], "checkout")
     _run(["tar", "-xf", str(archive), "-C", str(dest)], "checkout")
     archive.unlink()
     return dest
