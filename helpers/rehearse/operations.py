@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.paths import PROJECT_ROOT
+from helpers.rehearse.dockerapi import Docker
 from helpers.rehearse.session import Rehearsal
 
 ROLES = ("web", "worker")
@@ -60,19 +61,15 @@ def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 def running_image(container: str) -> str:
     """The image id the container runs, read on the engine; "" while there is no such container (a deploy
     replaces an app's container: for a moment the engine has none by that name)."""
-    proc = _docker("inspect", "--format", "{{.Image}}", container)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
+    info = Docker().inspect(container)
+    return str(info["Image"]) if info else ""
 
 
 def repo_digests(image: str) -> list[str]:
     """The registry digests (``name@sha256:...``) of a local image; none for no image or one the engine no
-    longer has (the Docker CLI then prints an empty line, which is not JSON)."""
-    if not image:
-        return []
-    proc = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", image)
-    if proc.returncode != 0:
-        return []
-    return [str(digest) for digest in json.loads(proc.stdout) or []]
+    longer has."""
+    info = Docker().image(image) if image else None
+    return [str(digest) for digest in (info or {}).get("RepoDigests") or []]
 
 
 def _state(rehearsal: Rehearsal, name: str) -> dict[str, Any]:
