@@ -22,6 +22,7 @@ diff, idempotent, dry-run aware (``appfiles.apply`` / ``appfiles.view``).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
@@ -441,9 +442,6 @@ DOCKERFILE_WORKER = workflow.DOCKERFILES["worker"]
 DOCKERIGNORE = ".dockerignore"
 NEXT_CONFIGS = ("next.config.mjs", "next.config.js", "next.config.ts", "next.config.cjs")
 IGNORED_REQUIRED = (".env", "node_modules", ".git", ".next")
-# Never in the image builds' context anyway: a mention of a root document there does not keep it
-_OUTSIDE_CONTEXT = ("docs/", ".github/", ".git/", "node_modules/")
-_BUILD_FILES = ("Dockerfile", DOCKERIGNORE, "docker-compose.yml")  # they tell the build, the app never reads
 
 
 @dataclass(frozen=True)
@@ -785,18 +783,45 @@ def plan_images(
 def root_docs_read(tree: Tree) -> dict[str, str]:
     """The Markdown files at the repository's root that something the image builds see names (a source
     file, a package.json, a script): by name, the first file that names it. ``.dockerignore`` keeps these
-    in the build context; the other root documents stay out, so a change to them rebuilds nothing."""
+    in the build context; the other root documents stay out, so a change to them rebuilds nothing. What the
+    template leaves out of the builds (docs/, .github/, the Dockerfiles...) names nothing they read."""
     docs = [rel for rel in tree.files() if "/" not in rel and rel.endswith(".md")]
     read: dict[str, str] = {}
     if not docs:
         return read
+    patterns = ignore_patterns(template("dockerignore"))
     for rel, text in tree.text_files():
-        if rel.endswith(".md") or rel.startswith(_OUTSIDE_CONTEXT) or rel.startswith(_BUILD_FILES):
+        if rel.endswith(".md") or not in_build_context(rel, patterns):
             continue
         for doc in docs:
             if doc not in read and doc in text:
                 read[doc] = rel
     return read
+
+
+def ignore_patterns(text: str) -> list[tuple[bool, list[str]]]:
+    """A ``.dockerignore``'s patterns, in order: (re-included by ``!``, the pattern's path segments)."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            negated = line.startswith("!")
+            found.append((negated, line.lstrip("!").strip("/").split("/")))
+    return found
+
+
+def in_build_context(rel: str, patterns: list[tuple[bool, list[str]]]) -> bool:
+    """Whether ``docker build`` sends ``rel`` under these patterns: each one is matched from the context's
+    root, segment by segment, against the path and each of its parent folders; the last match decides."""
+    parts = rel.split("/")
+    excluded = False
+    for negated, pattern in patterns:
+        prefix = parts[: len(pattern)]
+        if len(prefix) == len(pattern) and all(
+            fnmatch.fnmatchcase(a, b) for a, b in zip(prefix, pattern, strict=True)
+        ):
+            excluded = not negated
+    return not excluded
 
 
 def dockerignore(tree: Tree) -> str:

@@ -168,6 +168,24 @@ def test_dockerignore_keeps_root_documents_out_unless_the_app_names_one(app: Pat
     assert all(not c.needed for c in appprod.plan_images(app)[0])  # the second run changes nothing
 
 
+def test_the_build_context_is_read_from_the_dockerignore_as_docker_reads_it() -> None:
+    patterns = appprod.ignore_patterns(
+        "# c\n.env\n.env.*\n!.env.example\ndocs\n*.md\n!KEEP.md\nDockerfile*\n"
+    )
+    sent = {rel: appprod.in_build_context(rel, patterns) for rel in (
+        ".env", ".env.local", ".env.example", "docs/a/b.txt", "apps/docs/x.ts", "README.md", "KEEP.md",
+        "sub/x.md", "Dockerfile.worker", "apps/web/Dockerfile", "package.json",
+    )}  # fmt: skip
+    assert [rel for rel, yes in sent.items() if yes] == [
+        ".env.example",
+        "apps/docs/x.ts",
+        "KEEP.md",
+        "sub/x.md",
+        "apps/web/Dockerfile",
+        "package.json",
+    ]  # a pattern without a folder matches at the root only (docker build sends sub/x.md; tried)
+
+
 def test_images_plan_for_a_single_package_app_without_lockfile(tmp_path: Path) -> None:
     app = tmp_path / "single"
     (app / "src" / "worker").mkdir(parents=True)
